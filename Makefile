@@ -1,0 +1,99 @@
+# lambda-microvms — every target is documented by `make help`.
+# Only Python >= 3.11 is needed up front: `make test` installs uv (from PyPI) and the locked environment.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+STACK ?= local
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --locked --no-sync
+# Policy config per environment: local shares dev's.
+POLICY_ENV = $(if $(filter local,$(STACK)),dev,$(STACK))
+POLICY_CONFIG ?= policies/config/$(POLICY_ENV).json
+PYTEST_ARGS ?=
+PREVIEW_JSON ?= preview.json
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	@echo "uv not found: installing uv $(UV_VERSION) from PyPI into .tools/"
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.PHONY: sync
+sync: $(UV) ## Install the locked environment into .venv (uv sync --locked)
+	$(UV) sync --locked
+
+.PHONY: test
+test: sync lint ## Run every test tier (unit, emulator, protocol) after lint
+	$(RUN) pytest tests $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: sync ## Unit tier: pure functions and Pulumi mocks, no network
+	$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-emulator
+test-emulator: sync ## Emulator tier: boto3 and the CLI against the local lambda-microvms emulator
+	$(RUN) pytest tests/emulator $(PYTEST_ARGS)
+
+.PHONY: test-protocol
+test-protocol: sync ## Protocol tier: dynamic provider and policy pack over the SDK's gRPC servers
+	$(RUN) pytest tests/protocol $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: sync ## ruff check + ruff format --check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+.PHONY: format
+format: sync ## Apply ruff fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+define require_pulumi
+	@command -v pulumi >/dev/null 2>&1 || { \
+	  echo "error: the Pulumi CLI is not installed (needed for '$(1)')."; \
+	  echo "  install it:  curl -fsSL https://get.pulumi.com | sh -s -- --version 3.272.0"; \
+	  echo "  or see https://www.pulumi.com/docs/install/ ; then re-run 'make $(1) STACK=$(STACK)'."; \
+	  echo "  without the CLI, 'make policy-check STACK=$(STACK)' and 'make test' still run offline."; \
+	  exit 3; }
+endef
+
+.PHONY: up
+up: sync ## Deploy STACK (default local: starts the emulators, no AWS account needed)
+ifeq ($(STACK),local)
+	$(RUN) python -m scripts.local_stack up
+else
+	$(call require_pulumi,up)
+	pulumi up --stack $(STACK) --diff --policy-pack policies --policy-pack-config $(POLICY_CONFIG)
+endif
+
+.PHONY: down
+down: sync ## Destroy STACK (local: also stops the emulators)
+ifeq ($(STACK),local)
+	$(RUN) python -m scripts.local_stack down
+else
+	$(call require_pulumi,down)
+	pulumi destroy --stack $(STACK)
+endif
+
+.PHONY: preview
+preview: sync ## pulumi preview --diff with the policy pack and STACK's policy config
+	$(call require_pulumi,preview)
+	pulumi preview --stack $(STACK) --diff --policy-pack policies --policy-pack-config $(POLICY_CONFIG)
+
+.PHONY: policy-check
+policy-check: sync ## Offline policy gate: evaluate STACK's program and run the pack (no cloud, no CLI)
+	$(RUN) python -m scripts.policy_check --stack $(STACK) --config-file $(POLICY_CONFIG)
+
+.PHONY: review-summary
+review-summary: sync ## Markdown PR summary from `pulumi preview --json` output (PREVIEW_JSON=file)
+	$(RUN) python -m scripts.review_summary $(PREVIEW_JSON)
+
+.PHONY: bench
+bench: sync ## Benchmarks: print figures and ratios (policy pack, image provider, smoke runs)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(RUN) python $$b || exit $$?; done

@@ -1,0 +1,564 @@
+"""The one typed, validated settings model for a stack.
+
+Every stack setting is read here, once, from Pulumi config (``Pulumi.yaml`` defaults +
+``Pulumi.<stack>.yaml``), validated once, and handed to the components as a frozen
+:class:`Settings`. A bad value fails ``pulumi preview`` immediately with a :class:`ConfigError`
+that names the key, the bad value and the allowed values.
+
+The parsing itself is a pure function (:func:`parse_settings`) over the raw string values the
+engine hands the program (``PULUMI_CONFIG``), so it is tested without mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+NAMESPACE = "lambda-microvms"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOOKS_FILE = REPO_ROOT / "image" / "hooks.json"
+
+ENVIRONMENTS = ("dev", "staging", "prod", "local")
+# Launch regions of the service (facts §11).
+SUPPORTED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1")
+# The only baseline memory sizes the live service accepts (facts §4.1, §14).
+MEMORY_SIZES = (512, 1024, 2048, 4096, 8192)
+ARCHITECTURES = ("ARM_64",)
+# CloudWatch Logs accepts only these retention values.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+MANAGED_CONNECTORS = (
+    "HTTP_INGRESS",
+    "SHELL_INGRESS",
+    "ALL_INGRESS",
+    "NO_INGRESS",
+    "INTERNET_EGRESS",
+)
+ENDPOINT_KEYS = ("microvms", "proxy", "s3", "iam", "sts", "logs")
+# Leave room for the stable random suffix the provider appends ("-" + 8 hex) within 64 chars.
+IMAGE_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,40}$")
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+MAX_DURATION_SECONDS = 28800
+
+
+class ConfigError(pulumi.RunError):
+    """A stack setting is missing or invalid. The message names the key and the allowed values."""
+
+
+@dataclass(frozen=True)
+class IdlePolicy:
+    """Idle policy for MicroVMs (all three members are required by the API)."""
+
+    max_idle_duration_seconds: int
+    suspended_duration_seconds: int
+    auto_resume_enabled: bool
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "maxIdleDurationSeconds": self.max_idle_duration_seconds,
+            "suspendedDurationSeconds": self.suspended_duration_seconds,
+            "autoResumeEnabled": self.auto_resume_enabled,
+        }
+
+
+@dataclass(frozen=True)
+class SmokeTestSettings:
+    """The throwaway MicroVM run, probed and terminated after each new image version."""
+
+    enabled: bool = True
+    path: str = "/health"
+    expected_status: int = 200
+    timeout_seconds: int = 300
+    ingress_connectors: tuple[str, ...] = ("HTTP_INGRESS",)
+    egress_connectors: tuple[str, ...] = ("INTERNET_EGRESS",)
+
+
+@dataclass(frozen=True)
+class SessionRunSettings:
+    """An optional long-lived MicroVM for the stack (e.g. a dev sandbox with a shell)."""
+
+    enabled: bool = False
+    ingress_connectors: tuple[str, ...] = ("SHELL_INGRESS", "HTTP_INGRESS")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Endpoint overrides (local stack only); ``None`` means the real AWS endpoint."""
+
+    microvms: str | None = None
+    proxy: str | None = None
+    s3: str | None = None
+    iam: str | None = None
+    sts: str | None = None
+    logs: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return any(getattr(self, k) for k in ENDPOINT_KEYS)
+
+
+@dataclass(frozen=True)
+class ArtifactBucketSettings:
+    force_destroy: bool = False
+    noncurrent_version_expiration_days: int = 30
+    kms_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stack decides, validated. Field docs give the config key and default."""
+
+    project: str
+    stack: str
+    environment: str
+    region: str
+    allowed_account_ids: tuple[str, ...]
+    image_name: str = "agent-sandbox"
+    memory_mib: int = 2048
+    architecture: str = "ARM_64"
+    base_image_version: str = "1"
+    hooks: dict[str, Any] | None = None
+    idle_policy: IdlePolicy | None = None
+    maximum_duration_seconds: int = 900
+    smoke_test: SmokeTestSettings = field(default_factory=SmokeTestSettings)
+    session_run: SessionRunSettings = field(default_factory=SessionRunSettings)
+    tags: dict[str, str] = field(default_factory=dict)
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    artifact_bucket: ArtifactBucketSettings = field(default_factory=ArtifactBucketSettings)
+    log_retention_days: int = 30
+    bedrock_model_arns: tuple[str, ...] = ()
+    execution_role_extra_statements: tuple[dict[str, Any], ...] = ()
+    attach_read_only_access: bool = False
+    ecr_repository_arns: tuple[str, ...] = ()
+    keep_versions: int = 3
+    build_timeout_minutes: int = 30
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    secret_environment_variable_names: tuple[str, ...] = ()
+    terminate_microvms_on_delete: bool = False
+    account_id: str | None = None
+
+    @property
+    def common_tags(self) -> dict[str, str]:
+        """Tags for every taggable resource: project, stack, environment, plus config ``tags``."""
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "environment": self.environment,
+            **self.tags,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parsing
+
+
+def _key(name: str) -> str:
+    return name if ":" in name else f"{NAMESPACE}:{name}"
+
+
+class _Reader:
+    """Typed access to raw config strings, raising ConfigError that names the key."""
+
+    def __init__(self, raw: Mapping[str, str | None]):
+        self.raw = raw
+
+    def _get(self, name: str) -> str | None:
+        value = self.raw.get(_key(name))
+        return None if value is None else str(value)
+
+    def string(
+        self, name: str, default: str | None = None, *, required: bool = False
+    ) -> str | None:
+        value = self._get(name)
+        if value is None or value == "":
+            if required:
+                raise ConfigError(
+                    f"missing required configuration key '{_key(name)}': set it with "
+                    f"`pulumi config set {_key(name)} <value>` or in Pulumi.<stack>.yaml"
+                )
+            return default
+        return value
+
+    def integer(self, name: str, default: int) -> int:
+        value = self._get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"'{_key(name)}' must be an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise ConfigError(f"'{_key(name)}' must be an integer, got {value!r}")
+        return int(number)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name)
+        if value is None or value == "":
+            return default
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise ConfigError(f"'{_key(name)}' must be true or false, got {value!r}")
+
+    def json(self, name: str, default: Any, expected: type | tuple[type, ...]) -> Any:
+        value = self._get(name)
+        if value is None or value == "":
+            return default
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(
+                f"'{_key(name)}' must be valid structured YAML/JSON, got {value!r}"
+            ) from None
+        if not isinstance(parsed, expected):
+            names = (
+                expected.__name__
+                if isinstance(expected, type)
+                else "/".join(t.__name__ for t in expected)
+            )
+            kind = {"dict": "an object", "list": "a list"}.get(names, names)
+            raise ConfigError(f"'{_key(name)}' must be {kind}, got {value!r}")
+        return parsed
+
+
+def _one_of(key: str, value: Any, allowed: tuple, unit: str = "") -> Any:
+    if value not in allowed:
+        shown = ", ".join(str(a) for a in allowed)
+        raise ConfigError(f"'{_key(key)}' is {value!r}{unit}; allowed values: {shown}")
+    return value
+
+
+def _in_range(key: str, value: int, low: int, high: int | None = None) -> int:
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"'{_key(key)}' is {value}; it must be {bound}")
+    return value
+
+
+def _members(key: str, obj: dict, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"'{_key(key)}' has unknown member(s) {', '.join(unknown)}; allowed members: {', '.join(allowed)}"
+        )
+
+
+def _connectors(key: str, values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"'{_key(key)}' must be a list of connector names or ARNs")
+    for v in values:
+        if not v.startswith("arn:") and v.upper() not in MANAGED_CONNECTORS:
+            raise ConfigError(
+                f"'{_key(key)}' has {v!r}; allowed values: a network connector ARN or one of "
+                f"{', '.join(MANAGED_CONNECTORS)}"
+            )
+    return tuple(values)
+
+
+def _idle_policy(r: _Reader) -> IdlePolicy | None:
+    obj = r.json("idlePolicy", None, dict)
+    if obj is None:
+        return None
+    members = ("maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled")
+    _members("idlePolicy", obj, members)
+    missing = [m for m in members if m not in obj]
+    if missing:
+        raise ConfigError(
+            f"'{_key('idlePolicy')}' is missing {', '.join(missing)}; the API requires all of "
+            f"{', '.join(members)}"
+        )
+    max_idle, suspended, resume = (obj[m] for m in members)
+    if not isinstance(max_idle, int) or isinstance(max_idle, bool) or not 60 <= max_idle <= 28800:
+        raise ConfigError(
+            f"'{_key('idlePolicy')}.maxIdleDurationSeconds' is {max_idle!r}; it must be an integer between 60 and 28800"
+        )
+    if not isinstance(suspended, int) or isinstance(suspended, bool) or not 0 <= suspended <= 28800:
+        raise ConfigError(
+            f"'{_key('idlePolicy')}.suspendedDurationSeconds' is {suspended!r}; it must be an integer between 0 and 28800"
+        )
+    if not isinstance(resume, bool):
+        raise ConfigError(
+            f"'{_key('idlePolicy')}.autoResumeEnabled' is {resume!r}; it must be true or false"
+        )
+    return IdlePolicy(max_idle, suspended, resume)
+
+
+def _smoke_test(r: _Reader) -> SmokeTestSettings:
+    obj = r.json("smokeTest", {}, dict)
+    allowed = (
+        "enabled",
+        "path",
+        "expectedStatus",
+        "timeoutSeconds",
+        "ingressConnectors",
+        "egressConnectors",
+    )
+    _members("smokeTest", obj, allowed)
+    d = SmokeTestSettings()
+    enabled = obj.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"'{_key('smokeTest')}.enabled' is {enabled!r}; it must be true or false")
+    path = obj.get("path", d.path)
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError(
+            f"'{_key('smokeTest')}.path' is {path!r}; it must be a path starting with '/'"
+        )
+    status = obj.get("expectedStatus", d.expected_status)
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        raise ConfigError(
+            f"'{_key('smokeTest')}.expectedStatus' is {status!r}; it must be an HTTP status 100-599"
+        )
+    timeout = obj.get("timeoutSeconds", d.timeout_seconds)
+    if not isinstance(timeout, int) or not 10 <= timeout <= 3600:
+        raise ConfigError(
+            f"'{_key('smokeTest')}.timeoutSeconds' is {timeout!r}; it must be between 10 and 3600"
+        )
+    ingress = _connectors(
+        "smokeTest.ingressConnectors", obj.get("ingressConnectors", list(d.ingress_connectors))
+    )
+    egress = _connectors(
+        "smokeTest.egressConnectors", obj.get("egressConnectors", list(d.egress_connectors))
+    )
+    return SmokeTestSettings(enabled, path, status, timeout, ingress, egress)
+
+
+def _session_run(r: _Reader) -> SessionRunSettings:
+    obj = r.json("sessionRun", {}, dict)
+    _members("sessionRun", obj, ("enabled", "ingressConnectors"))
+    d = SessionRunSettings()
+    enabled = obj.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError(
+            f"'{_key('sessionRun')}.enabled' is {enabled!r}; it must be true or false"
+        )
+    ingress = _connectors(
+        "sessionRun.ingressConnectors", obj.get("ingressConnectors", list(d.ingress_connectors))
+    )
+    return SessionRunSettings(enabled, ingress)
+
+
+def _string_map(r: _Reader, name: str) -> dict[str, str]:
+    obj = r.json(name, {}, dict)
+    for k, v in obj.items():
+        if not isinstance(v, str | int | float | bool):
+            raise ConfigError(f"'{_key(name)}.{k}' must be a string, got {v!r}")
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in obj.items()}
+
+
+def _endpoints(r: _Reader) -> Endpoints:
+    obj = r.json("endpoints", {}, dict)
+    _members("endpoints", obj, ENDPOINT_KEYS)
+    for k, v in obj.items():
+        if not isinstance(v, str) or not re.match(r"^https?://", v):
+            raise ConfigError(f"'{_key('endpoints')}.{k}' is {v!r}; it must be an http(s):// URL")
+    return Endpoints(**{k: obj.get(k) for k in ENDPOINT_KEYS})
+
+
+def _artifact_bucket(r: _Reader) -> ArtifactBucketSettings:
+    obj = r.json("artifactBucket", {}, dict)
+    _members(
+        "artifactBucket", obj, ("forceDestroy", "noncurrentVersionExpirationDays", "kmsKeyArn")
+    )
+    d = ArtifactBucketSettings()
+    force = obj.get("forceDestroy", d.force_destroy)
+    if not isinstance(force, bool):
+        raise ConfigError(
+            f"'{_key('artifactBucket')}.forceDestroy' is {force!r}; it must be true or false"
+        )
+    days = obj.get("noncurrentVersionExpirationDays", d.noncurrent_version_expiration_days)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
+        raise ConfigError(
+            f"'{_key('artifactBucket')}.noncurrentVersionExpirationDays' is {days!r}; it must be between 1 and 3650"
+        )
+    kms = obj.get("kmsKeyArn")
+    if kms is not None and (not isinstance(kms, str) or not re.match(r"^arn:aws[a-z-]*:kms:", kms)):
+        raise ConfigError(
+            f"'{_key('artifactBucket')}.kmsKeyArn' is {kms!r}; it must be a KMS key ARN"
+        )
+    return ArtifactBucketSettings(force, days, kms)
+
+
+def _statements(r: _Reader) -> tuple[dict[str, Any], ...]:
+    items = r.json("executionRoleExtraStatements", [], list)
+    for i, st in enumerate(items):
+        if not isinstance(st, dict) or "Action" not in st or "Resource" not in st:
+            raise ConfigError(
+                f"'{_key('executionRoleExtraStatements')}[{i}]' must be an IAM statement object with "
+                "Action and Resource (and Effect Allow)"
+            )
+        if st.get("Effect", "Allow") != "Allow":
+            raise ConfigError(f"'{_key('executionRoleExtraStatements')}[{i}].Effect' must be Allow")
+    return tuple({"Effect": "Allow", **st} for st in items)
+
+
+def _string_list(
+    r: _Reader, name: str, pattern: re.Pattern | None = None, what: str = ""
+) -> tuple[str, ...]:
+    items = r.json(name, [], list)
+    for i, v in enumerate(items):
+        if not isinstance(v, str) or (pattern and not pattern.match(v)):
+            raise ConfigError(f"'{_key(name)}[{i}]' is {v!r}; it must be {what or 'a string'}")
+    return tuple(items)
+
+
+def load_hooks_file(path: Path = HOOKS_FILE) -> dict[str, Any] | None:
+    """The image's hook configuration (``image/hooks.json``), or None if the image has none."""
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def parse_settings(
+    raw: Mapping[str, str | None],
+    *,
+    project: str = NAMESPACE,
+    stack: str = "dev",
+    secret_keys: tuple[str, ...] = (),
+    hooks_file: Path = HOOKS_FILE,
+) -> Settings:
+    """Validate raw config strings (as in ``PULUMI_CONFIG``) into :class:`Settings`."""
+    r = _Reader(raw)
+    environment = r.string("environment", required=True)
+    _one_of("environment", environment, ENVIRONMENTS)
+    region = r.string("aws:region", required=True)
+    _one_of("aws:region", region, SUPPORTED_REGIONS)
+
+    accounts = _string_list(r, "aws:allowedAccountIds", ACCOUNT_RE, "a 12-digit AWS account id")
+    account_id = r.string("accountId")
+    if account_id is not None and not ACCOUNT_RE.match(account_id):
+        raise ConfigError(
+            f"'{_key('accountId')}' is {account_id!r}; it must be a 12-digit AWS account id"
+        )
+    if environment != "local" and not accounts:
+        raise ConfigError(
+            f"missing required configuration key 'aws:allowedAccountIds' for environment {environment!r}: "
+            "pin the stack to its account(s) so it can never deploy into the wrong one"
+        )
+
+    image_name = r.string("imageName", "agent-sandbox")
+    if not IMAGE_NAME_RE.match(image_name):
+        raise ConfigError(
+            f"'{_key('imageName')}' is {image_name!r}; it must be 1-40 characters of [a-zA-Z0-9-_]"
+        )
+    memory = _one_of("memoryMiB", r.integer("memoryMiB", 2048), MEMORY_SIZES, " MiB")
+    architecture = _one_of("architecture", r.string("architecture", "ARM_64"), ARCHITECTURES)
+    base_version = r.string("baseImageVersion", "1")
+    if not re.match(r"^\d+$", base_version):
+        raise ConfigError(
+            f"'{_key('baseImageVersion')}' is {base_version!r}; it must be a major version such as \"1\" "
+            '(not the read-back form "1.0")'
+        )
+
+    hooks = r.json("hooks", None, dict)
+    if hooks is None:
+        hooks = load_hooks_file(hooks_file)
+
+    retention = _one_of("logRetentionDays", r.integer("logRetentionDays", 30), LOG_RETENTION_DAYS)
+    env_vars = _string_map(r, "environmentVariables")
+    secret_names: tuple[str, ...] = ()
+    secret_raw = r.json("secretEnvironmentVariables", {}, dict)
+    if secret_raw:
+        if _key("secretEnvironmentVariables") not in secret_keys:
+            raise ConfigError(
+                f"'{_key('secretEnvironmentVariables')}' must be set as a secret "
+                f"(`pulumi config set --secret --path '{_key('secretEnvironmentVariables')}.NAME' value`)"
+            )
+        secret_names = tuple(sorted(secret_raw))
+    overlap = sorted(set(env_vars) & set(secret_names))
+    if overlap:
+        raise ConfigError(
+            f"'{_key('environmentVariables')}' and '{_key('secretEnvironmentVariables')}' both define "
+            f"{', '.join(overlap)}; define each variable once"
+        )
+    if len(env_vars) + len(secret_names) > 100:
+        raise ConfigError(
+            "at most 100 environment variables are allowed (environmentVariables + secretEnvironmentVariables)"
+        )
+
+    return Settings(
+        project=project,
+        stack=stack,
+        environment=environment,
+        region=region,
+        allowed_account_ids=accounts,
+        image_name=image_name,
+        memory_mib=memory,
+        architecture=architecture,
+        base_image_version=base_version,
+        hooks=hooks,
+        idle_policy=_idle_policy(r),
+        maximum_duration_seconds=_in_range(
+            "maximumDurationSeconds",
+            r.integer("maximumDurationSeconds", 900),
+            1,
+            MAX_DURATION_SECONDS,
+        ),
+        smoke_test=_smoke_test(r),
+        session_run=_session_run(r),
+        tags=_string_map(r, "tags"),
+        endpoints=_endpoints(r),
+        artifact_bucket=_artifact_bucket(r),
+        log_retention_days=retention,
+        bedrock_model_arns=_string_list(
+            r,
+            "bedrockModelArns",
+            re.compile(r"^arn:aws[a-z-]*:bedrock:"),
+            "a Bedrock model or inference-profile ARN",
+        ),
+        execution_role_extra_statements=_statements(r),
+        attach_read_only_access=r.boolean("attachReadOnlyAccess", False),
+        ecr_repository_arns=_string_list(
+            r, "ecrRepositoryArns", re.compile(r"^arn:aws[a-z-]*:ecr:"), "an ECR repository ARN"
+        ),
+        keep_versions=_in_range("keepVersions", r.integer("keepVersions", 3), 1, 50),
+        build_timeout_minutes=_in_range(
+            "buildTimeoutMinutes", r.integer("buildTimeoutMinutes", 30), 1, 120
+        ),
+        environment_variables=env_vars,
+        secret_environment_variable_names=secret_names,
+        terminate_microvms_on_delete=r.boolean("terminateMicrovmsOnDelete", False),
+        account_id=account_id,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pulumi entry points
+
+
+def _raw_config() -> tuple[dict[str, str], tuple[str, ...]]:
+    """The raw config map the engine handed the program (falls back to ``PULUMI_CONFIG``)."""
+    from pulumi.runtime import config as runtime_config
+
+    raw = dict(runtime_config.CONFIG.get()) or dict(runtime_config.get_config_env())
+    secret_keys = set(runtime_config._SECRET_KEYS.get()) or set(
+        runtime_config.get_config_secret_keys_env()
+    )
+    return {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in raw.items()}, tuple(
+        sorted(secret_keys)
+    )
+
+
+def load_settings() -> Settings:
+    """Read and validate the current stack's configuration (call once, from ``__main__.py``)."""
+    raw, secret_keys = _raw_config()
+    return parse_settings(
+        raw,
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        secret_keys=secret_keys,
+    )
+
+
+def secret_environment_variables() -> pulumi.Output[dict[str, str]] | None:
+    """The secret environment variables as a secret Output (never a plain value)."""
+    cfg = pulumi.Config(NAMESPACE)
+    value = cfg.get_secret_object("secretEnvironmentVariables")
+    return value

@@ -1,0 +1,1 @@
+"""Plain Python around the AWS Lambda MicroVMs (`lambda-microvms`) API: no Pulumi imports here."""

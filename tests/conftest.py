@@ -1,0 +1,31 @@
+"""Suite-wide fixtures: hermetic AWS environment and Pulumi state reset."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.emulator"]
+
+_FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@pytest.fixture(autouse=True)
+def hermetic_aws(monkeypatch):
+    """No real credentials, profiles or endpoints can leak into a test."""
+    for key in list(os.environ):
+        if key.startswith("AWS_ENDPOINT_URL") or key in ("AWS_PROFILE", "MICROVMS_PROXY_URL"):
+            monkeypatch.delenv(key, raising=False)
+    for key, value in _FAKE_AWS.items():
+        monkeypatch.setenv(key, value)
+    yield
