@@ -85,11 +85,3 @@ def partition_for_region(region: str) -> str:
         return "aws-us-gov"
     return "aws"
 
-
-def common_tags(
-    project: str, stack: str, environment: str, extra: dict[str, str] | None = None
-) -> dict[str, str]:
-    """Tags every resource of this program carries; ``extra`` (from config) never overrides them."""
-    tags = dict(sorted((extra or {}).items()))
-    tags.update({"project": project, "stack": stack, "environment": environment})
-    return tags

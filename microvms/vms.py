@@ -1,0 +1,481 @@
+"""MicroVM operations for the CLI: input checks, run/wait/terminate/list/gc, tokens.
+
+Everything here takes a botocore ``lambda-microvms`` client (see ``microvms.client.make_client``)
+and returns plain dicts. Inputs are validated *before* any API call so bad input never costs a
+request, and errors name the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from microvms.client import managed_connector_arn
+
+STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING", "TERMINATED")
+LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED")
+MAX_PAYLOAD_BYTES = 4096  # live limit (facts §4.4); the 16 KB in the docs is wrong
+MAX_DURATION_SECONDS = 28800
+MIN_IDLE_SECONDS = 60
+MAX_TOKEN_MINUTES = 60
+MAX_CONNECTORS = 10
+SHELL_PORT = 8022
+DEFAULT_PORT = 8080
+
+
+class InputError(ValueError):
+    """Bad user input, detected before any API call. ``field`` names the option."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class WaitError(RuntimeError):
+    """A wait ended without reaching the target state (timeout or an unexpected terminal state)."""
+
+    def __init__(self, message: str, microvm: dict | None = None, *, timed_out: bool = False):
+        super().__init__(message)
+        self.microvm = microvm or {}
+        self.timed_out = timed_out
+
+
+class Secret:
+    """A string that never shows itself in repr/str/logs; call ``reveal()`` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+# ---------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class IdlePolicy:
+    max_idle_seconds: int
+    suspended_seconds: int
+    auto_resume: bool
+
+    def to_api(self) -> dict:
+        return {
+            "maxIdleDurationSeconds": self.max_idle_seconds,
+            "suspendedDurationSeconds": self.suspended_seconds,
+            "autoResumeEnabled": self.auto_resume,
+        }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    image_arn: str
+    image_version: str | None = None
+    execution_role_arn: str | None = None
+    idle_policy: IdlePolicy | None = None
+    ingress: tuple[str, ...] = ()
+    egress: tuple[str, ...] = ()
+    max_duration_seconds: int | None = None
+    payload: Secret | None = field(default=None, repr=False)
+    client_token: str | None = None
+
+
+def split_list(values: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Accept repeated options and/or comma/space separated strings (env vars)."""
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    out: list[str] = []
+    for value in values:
+        out.extend(p for p in re.split(r"[,\s]+", value or "") if p)
+    return tuple(out)
+
+
+def idle_policy_from(
+    max_idle: int | None, suspended: int | None, auto_resume: bool | None
+) -> IdlePolicy | None:
+    """All three members or none: the service requires every member when idlePolicy is sent."""
+    given = {
+        "--max-idle-seconds": max_idle,
+        "--suspended-seconds": suspended,
+        "--auto-resume/--no-auto-resume": auto_resume,
+    }
+    if all(v is None for v in given.values()):
+        return None
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise InputError(
+            "idle policy",
+            f"give all three of --max-idle-seconds, --suspended-seconds and "
+            f"--auto-resume/--no-auto-resume (missing: {', '.join(missing)})",
+        )
+    if max_idle < MIN_IDLE_SECONDS:
+        raise InputError("--max-idle-seconds", f"must be >= {MIN_IDLE_SECONDS}, got {max_idle}")
+    if suspended < 0:
+        raise InputError("--suspended-seconds", f"must be >= 0, got {suspended}")
+    return IdlePolicy(int(max_idle), int(suspended), bool(auto_resume))
+
+
+def read_payload(source: str | None, stdin=None) -> Secret | None:
+    """Read the run-hook payload from a file path or ``-`` (stdin); never from argv.
+
+    The limit is 4096 bytes (UTF-8), checked here so an oversized payload never reaches the API.
+    """
+    if source is None or source == "":
+        return None
+    if source == "-":
+        stream = stdin if stdin is not None else sys.stdin
+        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    else:
+        try:
+            with open(source, "rb") as fh:
+                raw = fh.read(MAX_PAYLOAD_BYTES + 1)
+        except OSError as exc:
+            raise InputError("--payload-file", f"cannot read {source!r}: {exc.strerror}") from None
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise InputError(
+            "--payload-file", f"payload is larger than {MAX_PAYLOAD_BYTES} bytes (the service limit)"
+        )
+    try:
+        return Secret(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("--payload-file", "payload must be UTF-8 text") from None
+
+
+def _check_arn(field_name: str, value: str | None, kind: str) -> None:
+    if value is None:
+        return
+    if not value.startswith("arn:"):
+        raise InputError(field_name, f"must be a full ARN (arn:aws:...:{kind}...), got {value!r}")
+
+
+def build_run_request(spec: RunSpec, region: str) -> dict:
+    """The RunMicrovm request for ``spec``; raises InputError before any API call."""
+    if not spec.image_arn:
+        raise InputError("--image-arn", "is required (or set MICROVMS_IMAGE_ARN)")
+    _check_arn("--image-arn", spec.image_arn, "microvm-image:")
+    if ":microvm-image:" not in spec.image_arn:
+        raise InputError("--image-arn", f"is not a MicroVM image ARN: {spec.image_arn!r}")
+    _check_arn("--execution-role-arn", spec.execution_role_arn, "iam::<account>:role/")
+    request: dict[str, Any] = {"imageIdentifier": spec.image_arn}
+    if spec.image_version:
+        request["imageVersion"] = spec.image_version
+    if spec.execution_role_arn:
+        request["executionRoleArn"] = spec.execution_role_arn
+    if spec.idle_policy:
+        request["idlePolicy"] = spec.idle_policy.to_api()
+    for opt, key, values in (
+        ("--ingress", "ingressNetworkConnectors", spec.ingress),
+        ("--egress", "egressNetworkConnectors", spec.egress),
+    ):
+        if not values:
+            continue
+        if len(values) > MAX_CONNECTORS:
+            raise InputError(opt, f"at most {MAX_CONNECTORS} connectors, got {len(values)}")
+        try:
+            request[key] = [managed_connector_arn(v, region) for v in values]
+        except ValueError as exc:
+            raise InputError(opt, str(exc)) from None
+    if spec.max_duration_seconds is not None:
+        if not 1 <= spec.max_duration_seconds <= MAX_DURATION_SECONDS:
+            raise InputError(
+                "--max-duration",
+                f"must be 1..{MAX_DURATION_SECONDS} seconds, got {spec.max_duration_seconds}",
+            )
+        request["maximumDurationInSeconds"] = int(spec.max_duration_seconds)
+    if spec.payload is not None:
+        if len(spec.payload.reveal().encode()) > MAX_PAYLOAD_BYTES:
+            raise InputError("--payload-file", f"payload is larger than {MAX_PAYLOAD_BYTES} bytes")
+        request["runHookPayload"] = spec.payload.reveal()
+    if spec.client_token:
+        if not 1 <= len(spec.client_token) <= 128:
+            raise InputError("--client-token", "must be 1..128 characters")
+        request["clientToken"] = spec.client_token
+    return request
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str | None, field_name: str = "--older-than") -> float | None:
+    """``90``, ``90s``, ``15m``, ``2h``, ``1d`` → seconds."""
+    if text is None or text == "":
+        return None
+    match = _DURATION.match(str(text))
+    if not match:
+        raise InputError(field_name, f"{text!r} is not a duration; use e.g. 90s, 15m, 2h, 1d")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
+    return float(match.group(1)) * unit
+
+
+def parse_ports(values: Sequence[str] | None, default: int = DEFAULT_PORT) -> list[dict]:
+    """``8080`` or ``8000-8100`` → CreateMicrovmAuthToken ``allowedPorts`` entries (explicit only)."""
+    values = split_list(values) or (str(default),)
+    out: list[dict] = []
+    for value in values:
+        try:
+            if "-" in value:
+                start, end = (int(p) for p in value.split("-", 1))
+                if not (1 <= start <= end <= 65535):
+                    raise ValueError
+                out.append({"range": {"startPort": start, "endPort": end}})
+            else:
+                port = int(value)
+                if not 1 <= port <= 65535:
+                    raise ValueError
+                out.append({"port": port})
+        except ValueError:
+            raise InputError(
+                "--port", f"{value!r} is not a port (1-65535) or a range like 8000-8100"
+            ) from None
+    return out
+
+
+def check_minutes(minutes: int) -> int:
+    if not 1 <= int(minutes) <= MAX_TOKEN_MINUTES:
+        raise InputError("--minutes", f"must be 1..{MAX_TOKEN_MINUTES}, got {minutes}")
+    return int(minutes)
+
+
+def check_state(value: str, field_name: str = "--state") -> str:
+    state = value.strip().upper()
+    if state not in STATES:
+        raise InputError(field_name, f"{value!r} is not allowed; use one of {', '.join(STATES)}")
+    return state
+
+
+# ---------------------------------------------------------------------------------------- calls
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def summarize(vm: dict) -> dict:
+    """The fields people look at, in a stable order (boto3 drops nulls, so use .get)."""
+    keys = (
+        "microvmId",
+        "state",
+        "endpoint",
+        "imageArn",
+        "imageVersion",
+        "executionRoleArn",
+        "idlePolicy",
+        "ingressNetworkConnectors",
+        "egressNetworkConnectors",
+        "maximumDurationInSeconds",
+        "startedAt",
+        "terminatedAt",
+        "stateReason",
+    )
+    return {k: vm.get(k) for k in keys if k in vm}
+
+
+def run(client, spec: RunSpec) -> dict:
+    """RunMicrovm (rate-limited by the client's hook, see ``microvms.ratelimit``)."""
+    request = build_run_request(spec, client.meta.region_name)
+    response = client.run_microvm(**request)
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+def get(client, microvm_id: str) -> dict:
+    response = client.get_microvm(microvmIdentifier=microvm_id)
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+def wait_for_state(
+    client,
+    microvm_id: str,
+    targets: Sequence[str] = ("RUNNING",),
+    *,
+    timeout: float = 300.0,
+    initial_delay: float = 0.05,
+    max_delay: float = 2.0,
+    factor: float = 1.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    not_found_grace: float = 5.0,
+) -> dict:
+    """Poll GetMicrovm with capped exponential backoff until the state is in ``targets``.
+
+    Raises WaitError on timeout, or at once when the VM reaches TERMINATED (or TERMINATING)
+    while a live state was wanted, carrying ``stateReason``. ``PENDING`` during a resume is
+    normal (facts §6.2) and simply polled through. GetMicrovm is eventually consistent, so a 404
+    right after RunMicrovm is retried for ``not_found_grace`` seconds.
+    """
+    targets = tuple(targets)
+    start = clock()
+    delay = initial_delay
+    while True:
+        try:
+            vm = get(client, microvm_id)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException" or clock() - start > not_found_grace:
+                raise
+            vm = None
+        if vm is not None:
+            state = vm.get("state")
+            if state in targets:
+                return vm
+            if state in ("TERMINATING", "TERMINATED") and not set(targets) & {
+                "TERMINATING",
+                "TERMINATED",
+            }:
+                reason = vm.get("stateReason") or "no stateReason given"
+                raise WaitError(f"MicroVM {microvm_id} is {state} ({reason})", vm)
+        elapsed = clock() - start
+        if elapsed >= timeout:
+            seen = vm.get("state") if vm else "not visible"
+            raise WaitError(
+                f"timed out after {timeout:g}s waiting for {microvm_id} to be "
+                f"{'/'.join(targets)} (last state: {seen})",
+                vm,
+                timed_out=True,
+            )
+        sleep(min(delay, max(0.0, timeout - elapsed)))
+        delay = min(max_delay, delay * factor)
+
+
+def terminate(client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0) -> dict:
+    """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, facts §7)."""
+    client.terminate_microvm(microvmIdentifier=microvm_id)
+    if wait:
+        return wait_for_state(client, microvm_id, ("TERMINATED",), timeout=timeout)
+    return get(client, microvm_id)
+
+
+def suspend(client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0) -> dict:
+    client.suspend_microvm(microvmIdentifier=microvm_id)
+    if wait:
+        return wait_for_state(client, microvm_id, ("SUSPENDED",), timeout=timeout)
+    return get(client, microvm_id)
+
+
+def resume(client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0) -> dict:
+    client.resume_microvm(microvmIdentifier=microvm_id)
+    if wait:
+        return wait_for_state(client, microvm_id, ("RUNNING",), timeout=timeout)
+    return get(client, microvm_id)
+
+
+def _age_seconds(item: dict, now: _dt.datetime) -> float | None:
+    started = item.get("startedAt")
+    if not isinstance(started, _dt.datetime):
+        return None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=_dt.UTC)
+    return max(0.0, (now - started).total_seconds())
+
+
+def list_microvms(
+    client,
+    *,
+    image_arn: str | None = None,
+    image_version: str | None = None,
+    states: Sequence[str] | None = None,
+    older_than: float | None = None,
+    now: _dt.datetime | None = None,
+    page_size: int = 50,
+) -> list[dict]:
+    """All MicroVMs (every page), filtered; each item gains ``ageSeconds``."""
+    if image_version and not image_arn:
+        raise InputError("--version", "needs --image (ListMicrovms filters versions per image)")
+    params: dict[str, Any] = {"PaginationConfig": {"PageSize": page_size}}
+    if image_arn:
+        params["imageIdentifier"] = image_arn
+    if image_version:
+        params["imageVersion"] = image_version
+    wanted = {check_state(s) for s in states} if states else None
+    now = now or _dt.datetime.now(_dt.UTC)
+    out = []
+    for page in client.get_paginator("list_microvms").paginate(**params):
+        for item in page.get("items", []):
+            if wanted and item.get("state") not in wanted:
+                continue
+            age = _age_seconds(item, now)
+            if older_than is not None and (age is None or age < older_than):
+                continue
+            out.append({**item, "ageSeconds": None if age is None else round(age, 1)})
+    return out
+
+
+def gc(
+    client,
+    *,
+    image_arn: str | None = None,
+    image_version: str | None = None,
+    older_than: float | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
+) -> dict:
+    """Terminate live MicroVMs of an image and/or older than an age. One selector is required."""
+    if not image_arn and older_than is None:
+        raise InputError("gc", "give --image and/or --older-than (refusing to select every MicroVM)")
+    candidates = list_microvms(
+        client,
+        image_arn=image_arn,
+        image_version=image_version,
+        states=LIVE_STATES,
+        older_than=older_than,
+    )
+    terminated, failed = [], []
+    if not dry_run:
+        for item in candidates:
+            try:
+                terminate(client, item["microvmId"], wait=wait)
+                terminated.append(item["microvmId"])
+            except ClientError as exc:
+                failed.append(
+                    {
+                        "microvmId": item["microvmId"],
+                        "error": f"{error_code(exc)}: {exc.response['Error'].get('Message', '')}",
+                    }
+                )
+    return {
+        "dryRun": dry_run,
+        "candidates": [
+            {k: c.get(k) for k in ("microvmId", "state", "imageArn", "imageVersion", "ageSeconds")}
+            for c in candidates
+        ],
+        "terminated": terminated,
+        "failed": failed,
+    }
+
+
+def create_auth_token(client, microvm_id: str, *, minutes: int, ports: list[dict]) -> Secret:
+    response = client.create_microvm_auth_token(
+        microvmIdentifier=microvm_id,
+        expirationInMinutes=check_minutes(minutes),
+        allowedPorts=ports,
+    )
+    return Secret(response["authToken"]["X-aws-proxy-auth"])
+
+
+def create_shell_token(client, microvm_id: str, *, minutes: int) -> Secret:
+    response = client.create_microvm_shell_auth_token(
+        microvmIdentifier=microvm_id, expirationInMinutes=check_minutes(minutes)
+    )
+    return Secret(response["authToken"]["X-aws-proxy-auth"])
