@@ -212,7 +212,11 @@ class ArtifactBundle:
 
 
 def _mode(path: Path) -> int:
-    return EXEC_MODE if os.stat(path).st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH) else FILE_MODE
+    return (
+        EXEC_MODE
+        if os.stat(path).st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        else FILE_MODE
+    )
 
 
 def build_zip(root: str | os.PathLike[str], extra_excludes: tuple[str, ...] = ()) -> ArtifactBundle:
@@ -235,7 +239,9 @@ def build_zip(root: str | os.PathLike[str], extra_excludes: tuple[str, ...] = ()
             info.external_attr = _mode(full) << 16
             zf.writestr(info, full.read_bytes())
     data = buf.getvalue()
-    return ArtifactBundle(data=data, sha256=hashlib.sha256(data).hexdigest(), entries=tuple(entries))
+    return ArtifactBundle(
+        data=data, sha256=hashlib.sha256(data).hexdigest(), entries=tuple(entries)
+    )
 
 
 def artifact_key(image_name: str, sha256: str) -> str:
@@ -296,12 +302,13 @@ class ImageArtifact(pulumi.ComponentResource):
         self, name: str, args: ImageArtifactArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("lambda-microvms:artifact:ImageArtifact", name, None, opts)
-        validate_image_name(args.image_name)
-
         # Packaging happens at program time, before any resource is registered, so a missing
         # Dockerfile fails the preview instead of a remote build.
-        bundle = build_zip(args.source_dir, args.extra_excludes)
-        key = artifact_key(args.image_name, bundle.sha256)
+        try:
+            bundle = build_zip(args.source_dir, args.extra_excludes)
+            key = artifact_key(args.image_name, bundle.sha256)
+        except ValueError as exc:
+            raise pulumi.RunError(f"ImageArtifact {name!r}: {exc}") from exc
         path = write_bundle(bundle, Path(args.build_dir) / args.image_name)
 
         self.digest: pulumi.Output[str] = pulumi.Output.from_input(bundle.sha256)
@@ -320,6 +327,9 @@ class ImageArtifact(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.uri: pulumi.Output[str] = pulumi.Output.concat("s3://", self.object.bucket, "/", key)
+        # From the object's outputs, so whoever uses the URI waits for the upload.
+        self.uri: pulumi.Output[str] = pulumi.Output.concat(
+            "s3://", self.object.bucket, "/", self.object.key
+        )
 
         self.register_outputs({"key": self.key, "digest": self.digest, "uri": self.uri})

@@ -72,7 +72,9 @@ def artifact_bucket_name(project: str, stack: str, account_id: str, region: str)
     if readable.startswith(_RESERVED_PREFIXES) or not readable:
         readable = ("b-" + readable)[: BUCKET_NAME_MAX - len(suffix)].rstrip("-")
     name = readable + suffix
-    if not is_valid_bucket_name(name):  # defensive: the construction above should make this impossible
+    if not is_valid_bucket_name(
+        name
+    ):  # defensive: the construction above should make this impossible
         raise ValueError(f"bucket name {name!r} derived from project/stack is not valid for S3")
     return name
 
@@ -84,4 +86,3 @@ def partition_for_region(region: str) -> str:
     if region.startswith("us-gov-"):
         return "aws-us-gov"
     return "aws"
-

@@ -1,0 +1,127 @@
+"""``MicrovmImage``: the component (token ``lambda-microvms:image:MicrovmImage``).
+
+Turns typed, snake_case args into the provider's camelCase properties and creates one
+``MicrovmImageResource`` child named ``f"{name}-image"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from .resource import MicrovmImageResource
+
+
+@dataclass
+class MicrovmImageArgs:
+    """Inputs of a MicroVM image. Defaults match the service's own defaults."""
+
+    artifact_uri: pulumi.Input[str]
+    """``s3://bucket/key.zip`` with a Dockerfile at the zip root; same region as the image."""
+    build_role_arn: pulumi.Input[str]
+    """IAM role the service assumes to build (reads the artifact, writes build logs)."""
+    region: pulumi.Input[str] | None = None
+    """Region of the image; defaults to ``aws:region``. Changing it replaces the image."""
+    image_name: pulumi.Input[str] | None = None
+    """Exact image name. Omit it to get ``<name_prefix>-<stable suffix>`` (deleted names are
+    reserved forever, so generated names avoid collisions on replacement)."""
+    name_prefix: str | None = None
+    """Prefix of the generated name; defaults to the component name."""
+    memory_mib: pulumi.Input[int] = 2048
+    """Baseline memory: 512, 1024, 2048, 4096 or 8192 MiB."""
+    architecture: str = "ARM_64"
+    """CPU architecture; the service builds ARM_64 (Graviton) only."""
+    base_image_arn: pulumi.Input[str] | None = None
+    """Managed base image; defaults to ``arn:aws:lambda:<region>:aws:microvm-image:al2023-1``."""
+    base_image_version: pulumi.Input[str] | None = None
+    """Major base version such as ``"1"``; omitted = latest."""
+    hooks: pulumi.Input[Mapping[str, Any]] | None = None
+    """The API's hooks object: ``{port, microvmImageHooks: {ready, …}, microvmHooks: {run, …}}``."""
+    environment_variables: pulumi.Input[Mapping[str, str]] | None = None
+    """Plain environment variables (visible in state)."""
+    secret_environment_variables: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None
+    """Environment variables whose values stay secret in state, previews and logs."""
+    tags: pulumi.Input[Mapping[str, str]] | None = None
+    """Tags; changing only tags never rebuilds."""
+    endpoint_url: pulumi.Input[str] | None = None
+    """API endpoint override (the local emulator); else ``AWS_ENDPOINT_URL_*`` apply."""
+    keep_versions: int = 3
+    """How many newest versions to keep; older ones are set INACTIVE and deleted."""
+    build_timeout_minutes: int = 30
+    """Give up waiting for a build after this long (the failed build is cleaned up)."""
+    terminate_microvms_on_delete: bool = False
+    """On delete, terminate MicroVMs still running this image instead of refusing."""
+    description: pulumi.Input[str] | None = None
+    """Free-text description."""
+    logging: pulumi.Input[Mapping[str, Any]] | None = None
+    """``{"cloudWatch": {"logGroup": …, "logStream": …}}`` or ``{"disabled": {}}``."""
+    egress_network_connectors: Sequence[pulumi.Input[str]] | None = None
+    """At most one egress connector ARN (or ``INTERNET_EGRESS``, the default)."""
+    additional_os_capabilities: Sequence[str] = field(default_factory=list)
+    """``["ALL"]`` or empty."""
+
+
+def image_props(name: str, args: MicrovmImageArgs) -> dict[str, Any]:
+    """The provider properties for ``args`` (pure; ``None`` members are left out)."""
+    region = args.region or pulumi.Config("aws").get("region")
+    props: dict[str, Any] = {
+        "name": args.image_name,
+        "namePrefix": None if args.image_name else (args.name_prefix or name),
+        "region": region,
+        "baseImageArn": args.base_image_arn,
+        "baseImageVersion": args.base_image_version,
+        "buildRoleArn": args.build_role_arn,
+        "codeArtifact": {"uri": args.artifact_uri},
+        "description": args.description,
+        "logging": args.logging,
+        "egressNetworkConnectors": list(args.egress_network_connectors)
+        if args.egress_network_connectors
+        else None,
+        "cpuConfigurations": [{"architecture": args.architecture}],
+        "resources": [{"minimumMemoryInMiB": args.memory_mib}],
+        "additionalOsCapabilities": list(args.additional_os_capabilities),
+        "hooks": args.hooks,
+        "environmentVariables": args.environment_variables or {},
+        "secretEnvironmentVariables": pulumi.Output.secret(args.secret_environment_variables)
+        if args.secret_environment_variables
+        else {},
+        "tags": args.tags or {},
+        "endpointUrl": args.endpoint_url,
+        "keepVersions": args.keep_versions,
+        "buildTimeoutMinutes": args.build_timeout_minutes,
+        "terminateMicrovmsOnDelete": args.terminate_microvms_on_delete,
+    }
+    return {k: v for k, v in props.items() if v is not None}
+
+
+class MicrovmImage(pulumi.ComponentResource):
+    """A MicroVM image built from an artifact in S3 by a build role.
+
+    Outputs: ``image_arn``, ``image_name``, ``image_version`` (the version this state
+    corresponds to), ``latest_active_image_version``, ``state``, ``resource`` (the child).
+    """
+
+    def __init__(
+        self, name: str, args: MicrovmImageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("lambda-microvms:image:MicrovmImage", name, None, opts)
+        self.resource = MicrovmImageResource(
+            f"{name}-image", image_props(name, args), pulumi.ResourceOptions(parent=self)
+        )
+        self.image_arn = self.resource.imageArn
+        self.image_name = self.resource.name
+        self.image_version = self.resource.imageVersion
+        self.latest_active_image_version = self.resource.latestActiveImageVersion
+        self.state = self.resource.state
+        self.register_outputs(
+            {
+                "imageArn": self.image_arn,
+                "imageName": self.image_name,
+                "imageVersion": self.image_version,
+                "latestActiveImageVersion": self.latest_active_image_version,
+                "state": self.state,
+            }
+        )

@@ -1,0 +1,539 @@
+"""``MicrovmImageProvider``: the dynamic provider behind ``MicrovmImageResource``.
+
+Lives in an importable module so ``__provider`` is pickled *by reference* (a few dozen bytes)
+and the plugin process imports the current code. It holds no state: boto3 clients are created
+inside each method (a client cannot be pickled, and credentials never enter state).
+
+check  -> validate + fill defaults, no API call
+diff   -> local classification (diff.py), no API call
+create -> CreateMicrovmImage with a stable clientToken, wait, clean up on failure
+update -> TagResource/UntagResource and/or a full UpdateMicrovmImage, wait, retention
+read   -> GetMicrovmImage + GetMicrovmImageVersion (refresh and import)
+delete -> refuse (or terminate) running MicroVMs, DeleteMicrovmImage, wait until gone
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+from botocore.exceptions import ClientError
+
+from microvms import waiters
+from microvms.client import make_client
+
+from . import spec
+from .diff import plan_diff, retention_plan, tag_delta
+from .validation import validate
+
+# Throttling is retried by botocore; 10 attempts make a 30 % throttle rate practically invisible
+# (0.3**10 ≈ 6e-6 per call) while 4xx errors still surface at once.
+MAX_ATTEMPTS = 10
+NAME_ATTEMPTS = 5
+DELETE_TIMEOUT = 600.0
+_VM_BLOCKING = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING")
+
+
+class MicrovmImageError(Exception):
+    """One actionable error (no secret values, no API payloads)."""
+
+
+def _log(message: str) -> None:
+    """Progress through ``pulumi.log`` (stderr outside an engine); never fails the operation."""
+    try:
+        pulumi.log.info(message)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+class _Scrubber:
+    """Removes secret values from any text before it reaches an error or a log line."""
+
+    def __init__(self, props: dict):
+        values = (props.get("secretEnvironmentVariables") or {}).values()
+        self._values = sorted((v for v in values if isinstance(v, str) and v), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for v in self._values:
+            text = text.replace(v, "***")
+        return text
+
+
+def _client(props: dict):
+    return make_client(
+        region=props.get("region") or None,
+        endpoint_url=props.get("endpointUrl") or None,
+        max_attempts=MAX_ATTEMPTS,
+    )
+
+
+def _api_error(op: str, exc: ClientError, scrub: _Scrubber) -> MicrovmImageError:
+    code = waiters.error_code(exc) or "Error"
+    msg = waiters.error_message(exc)
+    return MicrovmImageError(scrub(f"{op} failed: {code}: {msg}"))
+
+
+def _progress(name: str):
+    def report(elapsed: float, state: str, detail: str) -> None:
+        _log(f"microvm image {name}: {detail} {state} after {elapsed:.0f}s")
+
+    return report
+
+
+def _default_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def _running_microvms(client, image_arn: str) -> list[dict]:
+    items: list[dict] = []
+    kwargs: dict[str, Any] = {"imageIdentifier": image_arn, "maxResults": 50}
+    while True:
+        resp = client.list_microvms(**kwargs)
+        items += [vm for vm in resp.get("items", []) if vm.get("state") in _VM_BLOCKING]
+        token = resp.get("nextToken")
+        if not token:
+            return items
+        kwargs["nextToken"] = token
+
+
+def _list_versions(client, image_arn: str) -> list[dict]:
+    items: list[dict] = []
+    kwargs: dict[str, Any] = {"imageIdentifier": image_arn}
+    while True:
+        resp = client.list_microvm_image_versions(**kwargs)
+        items += resp.get("items", [])
+        token = resp.get("nextToken")
+        if not token:
+            return items
+        kwargs["nextToken"] = token
+
+
+def _find_image_by_name(client, name: str) -> dict | None:
+    kwargs: dict[str, Any] = {"nameFilter": name}
+    while True:
+        resp = client.list_microvm_images(**kwargs)
+        for item in resp.get("items", []):
+            if item.get("name") == name:
+                return item
+        token = resp.get("nextToken")
+        if not token:
+            return None
+        kwargs["nextToken"] = token
+
+
+def _is_name_taken(exc: ClientError) -> bool:
+    msg = waiters.error_message(exc).lower()
+    return "already exists" in msg or waiters.error_code(exc) in (
+        "ConflictException",
+        "ResourceConflictException",
+    )
+
+
+class MicrovmImageProvider(dyn.ResourceProvider):
+    """Dynamic provider for Lambda MicroVM images (see the module docstring)."""
+
+    # Decided on purpose: this provider captures nothing (no clients, no config, no secrets), so
+    # its serialised form is a plain by-reference pickle and need not be encrypted in state.
+    serialize_as_secret_always = False
+
+    # ---- check -----------------------------------------------------------------------------
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        props = spec.fill_defaults(news, default_region=_default_region())
+        failures = [dyn.CheckFailure(prop, reason) for prop, reason in validate(props)]
+        return dyn.CheckResult(props, failures)
+
+    # ---- diff ------------------------------------------------------------------------------
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        plan = plan_diff(olds, news)
+        return dyn.DiffResult(
+            changes=plan.changes,
+            replaces=list(plan.replaces),
+            stables=["imageArn"] if not plan.replaces else [],
+            delete_before_replace=False,
+        )
+
+    # ---- create ----------------------------------------------------------------------------
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        props = spec.plain_numbers(props)
+        scrub = _Scrubber(props)
+        client = _client(props)
+        region = props["region"]
+        seed = str(props.get("nameSeed") or props.get("namePrefix") or "image")
+        if props.get("name"):
+            candidates = [props["name"]]
+        else:
+            prefix = props.get("namePrefix") or spec.sanitize_prefix(seed)
+            candidates = [spec.name_candidate(prefix, seed, region, k) for k in range(NAME_ATTEMPTS)]
+
+        body = spec.build_request(props)
+        taken: list[str] = []
+        for name in candidates:
+            token = spec.client_token("create", f"{seed}|{name}", props)
+            started = self._start_create(client, name, token, body, props, scrub)
+            if started is None:
+                taken.append(name)
+                continue
+            image_arn, version = started
+            log_group = spec.log_group_for(props, name)
+            try:
+                final = waiters.wait_for_image_version(
+                    client,
+                    image_arn,
+                    version,
+                    timeout=float(props["buildTimeoutMinutes"]) * 60,
+                    progress=_progress(name),
+                    log_group=log_group,
+                )
+            except waiters.ImageGone:
+                # a replayed token answered for an image that has since been deleted
+                taken.append(name)
+                continue
+            except (waiters.BuildFailed, waiters.WaitTimeout) as exc:
+                cleanup = self._discard_image(client, image_arn)
+                raise MicrovmImageError(scrub(f"{exc}\n  {cleanup}")) from None
+            except ClientError as exc:
+                raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+            outs = self._outputs(client, props, name, image_arn, final, scrub, retain=False)
+            return dyn.CreateResult(image_arn, outs)
+
+        raise MicrovmImageError(
+            f"could not create an image: the name(s) {', '.join(taken)} are taken by another "
+            "image or reserved by a deleted one (names of deleted images cannot be reused); "
+            "set a different name or namePrefix"
+        )
+
+    def _start_create(self, client, name, token, body, props, scrub) -> tuple[str, str] | None:
+        """Start (or re-attach to) the image build; None when the name belongs to someone else."""
+        tags = {**spec.user_tags(props.get("tags")), spec.CREATION_TAG: token}
+        try:
+            resp = client.create_microvm_image(name=name, tags=tags, clientToken=token, **body)
+            _log(f"microvm image {name}: CreateMicrovmImage accepted, building version "
+                 f"{resp.get('imageVersion', '1.0')}")
+            return resp["imageArn"], resp.get("imageVersion") or "1.0"
+        except ClientError as exc:
+            if not _is_name_taken(exc):
+                raise _api_error("CreateMicrovmImage", exc, scrub) from None
+        # The name exists. If it is our own image from a crashed run (same creation token), adopt
+        # it and wait; otherwise it belongs to someone else or is a deleted image's reserved name.
+        try:
+            item = _find_image_by_name(client, name)
+            if item is None or item.get("state") in ("DELETING", "DELETED", "DELETE_FAILED"):
+                return None
+            image = client.get_microvm_image(imageIdentifier=item["imageArn"])
+        except ClientError as exc:
+            raise _api_error("GetMicrovmImage", exc, scrub) from None
+        if (image.get("tags") or {}).get(spec.CREATION_TAG) != token:
+            if props.get("name"):
+                raise MicrovmImageError(
+                    f"an image named {name!r} already exists ({image['imageArn']}) and was not "
+                    "created by this resource; choose another name, or adopt it with the "
+                    "import resource option"
+                )
+            return None
+        _log(f"microvm image {name}: re-attaching to the build started by an interrupted run")
+        version = image.get("latestActiveImageVersion")
+        if not version:
+            versions = _list_versions(client, image["imageArn"])
+            versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
+            version = versions[0]["imageVersion"] if versions else "1.0"
+        return image["imageArn"], version
+
+    def _discard_image(self, client, image_arn: str) -> str:
+        """Delete a failed first build so nothing is orphaned; say what happened."""
+        deadline = time.monotonic() + 120
+        delay = 0.5
+        while True:
+            try:
+                client.delete_microvm_image(imageIdentifier=image_arn)
+                break
+            except ClientError as exc:
+                if waiters.is_not_found(exc):
+                    return "the failed image was deleted; nothing is left behind."
+                if time.monotonic() > deadline:
+                    return (
+                        f"could not delete the failed image {image_arn} "
+                        f"({waiters.error_message(exc)}); delete it by hand"
+                    )
+                time.sleep(delay)
+                delay = min(delay * 1.6, 4.0)
+        try:
+            waiters.wait_for_image_deleted(client, image_arn, timeout=120)
+        except (waiters.WaitTimeout, RuntimeError, ClientError):
+            return f"the failed image {image_arn} is being deleted (still DELETING)."
+        return "the failed image was deleted; nothing is left behind."
+
+    # ---- update ----------------------------------------------------------------------------
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        olds = spec.plain_numbers(olds)
+        news = spec.plain_numbers(news)
+        scrub = _Scrubber({**olds, **news})
+        plan = plan_diff(olds, news)
+        client = _client(news)
+        name = olds.get("name") or news.get("name")
+
+        if plan.tags:
+            to_set, to_remove = tag_delta(olds.get("tags"), news.get("tags"))
+            try:
+                if to_set:
+                    client.tag_resource(Resource=id_, Tags=to_set)
+                if to_remove:
+                    client.untag_resource(Resource=id_, TagKeys=to_remove)
+            except ClientError as exc:
+                raise _api_error("TagResource", exc, scrub) from None
+            _log(f"microvm image {name}: tags updated in place (no rebuild)")
+
+        version = olds.get("imageVersion")
+        final = None
+        if plan.build:
+            token = spec.client_token("update", id_, news, extra=str(version))
+            try:
+                resp = client.update_microvm_image(
+                    imageIdentifier=id_, clientToken=token, **spec.build_request(news)
+                )
+            except ClientError as exc:
+                raise _api_error("UpdateMicrovmImage", exc, scrub) from None
+            new_version = resp.get("imageVersion")
+            _log(
+                f"microvm image {name}: UpdateMicrovmImage accepted ({', '.join(plan.build)} "
+                f"changed), building version {new_version}"
+            )
+            try:
+                final = waiters.wait_for_image_version(
+                    client,
+                    id_,
+                    new_version,
+                    timeout=float(news["buildTimeoutMinutes"]) * 60,
+                    progress=_progress(name),
+                    log_group=spec.log_group_for(news, name),
+                )
+            except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
+                cleanup = self._discard_version(client, id_, new_version)
+                raise MicrovmImageError(
+                    scrub(f"{exc}\n  {cleanup} Version {version} stays active.")
+                ) from None
+            except ClientError as exc:
+                raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+            version = new_version
+
+        if final is None:
+            try:
+                final = client.get_microvm_image_version(imageIdentifier=id_, imageVersion=version)
+            except ClientError as exc:
+                raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+        retain = bool(plan.build) or "keepVersions" in plan.settings
+        outs = self._outputs(
+            client, news, name, id_, final, scrub, retain=retain,
+            known_retained=olds.get("retainedVersions"),
+        )
+        return dyn.UpdateResult(outs)
+
+    def _discard_version(self, client, image_arn: str, version: str | None) -> str:
+        if not version:
+            return ""
+        try:
+            client.delete_microvm_image_version(imageIdentifier=image_arn, imageVersion=version)
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                return f"The failed version {version} is gone."
+            return f"Could not delete the failed version {version}: {waiters.error_message(exc)}."
+        return f"The failed version {version} was deleted."
+
+    # ---- retention + outputs ---------------------------------------------------------------
+    def _apply_retention(self, client, image_arn: str, keep: int, active: str | None) -> list[str]:
+        """Keep the newest ``keep`` versions; never the active one or one a MicroVM uses."""
+        versions = _list_versions(client, image_arn)
+        protected = {v for v in (active,) if v}
+        protected |= {vm.get("imageVersion") for vm in _running_microvms(client, image_arn)}
+        protected.discard(None)
+        for ver in retention_plan(versions, keep=keep, protected=protected):
+            status = next((v.get("status") for v in versions if v.get("imageVersion") == ver), None)
+            try:
+                if status == "ACTIVE":
+                    # marked INACTIVE first so no new MicroVM can start on it while it drains
+                    client.update_microvm_image_version(
+                        imageIdentifier=image_arn, imageVersion=ver, status="INACTIVE"
+                    )
+                client.delete_microvm_image_version(imageIdentifier=image_arn, imageVersion=ver)
+                _log(f"microvm image {image_arn}: retired version {ver} (keepVersions={keep})")
+            except ClientError as exc:
+                _log(
+                    f"microvm image {image_arn}: could not retire version {ver}: "
+                    f"{waiters.error_code(exc)} (will retry on the next update)"
+                )
+        remaining = [
+            v.get("imageVersion")
+            for v in _list_versions(client, image_arn)
+            if v.get("state") not in ("DELETING", "DELETED")
+        ]
+        return sorted(remaining, key=spec.version_key, reverse=True)
+
+    def _outputs(self, client, props, name, image_arn, version_obj, scrub, retain=True, known_retained=None) -> dict:
+        try:
+            image = client.get_microvm_image(imageIdentifier=image_arn)
+            if retain:
+                retained = self._apply_retention(
+                    client, image_arn, int(props["keepVersions"]), image.get("latestActiveImageVersion")
+                )
+            else:  # a fresh image has exactly one version; a tags-only update changes none
+                retained = list(known_retained or [version_obj["imageVersion"]])
+            builds = waiters.list_builds(client, image_arn, version_obj["imageVersion"])
+        except ClientError as exc:
+            raise _api_error("GetMicrovmImage", exc, scrub) from None
+        outs = {k: v for k, v in props.items() if k in spec.INPUT_KEYS}
+        outs.update(
+            {
+                "name": name,
+                "imageArn": image_arn,
+                "imageVersion": version_obj["imageVersion"],
+                "versionState": version_obj.get("state"),
+                "latestActiveImageVersion": image.get("latestActiveImageVersion"),
+                "latestFailedImageVersion": image.get("latestFailedImageVersion"),
+                "state": image.get("state"),
+                "resolvedBaseImageVersion": version_obj.get("baseImageVersion"),
+                "retainedVersions": retained,
+                "builds": [b.as_output() for b in builds],
+                "logGroup": spec.log_group_for(props, name),
+            }
+        )
+        return outs
+
+    # ---- read ------------------------------------------------------------------------------
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        props = spec.plain_numbers({k: v for k, v in props.items() if k != "__provider"})
+        importing = "imageArn" not in props
+        parsed = spec.parse_image_arn(id_)
+        if parsed is None:
+            raise MicrovmImageError(
+                f"{id_!r} is not a MicroVM image ARN "
+                "(arn:aws:lambda:<region>:<account>:microvm-image:<name>); import by ARN"
+            )
+        settings = spec.fill_defaults(
+            {**{k: v for k, v in props.items() if k in spec.INPUT_KEYS}, "region": parsed["region"]},
+            default_region=parsed["region"],
+        )
+        scrub = _Scrubber(props)
+        client = _client(settings)
+        try:
+            image = client.get_microvm_image(imageIdentifier=id_)
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                return dyn.ReadResult(None, {})
+            raise _api_error("GetMicrovmImage", exc, scrub) from None
+        if image.get("state") in ("DELETING", "DELETED"):
+            return dyn.ReadResult(None, {})
+        try:
+            version = image.get("latestActiveImageVersion") or props.get("imageVersion")
+            if not version:
+                versions = _list_versions(client, id_)
+                versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
+                if not versions:
+                    return dyn.ReadResult(None, {})
+                version = versions[0]["imageVersion"]
+            vobj = client.get_microvm_image_version(imageIdentifier=id_, imageVersion=version)
+            builds = waiters.list_builds(client, id_, version)
+            retained = [
+                v.get("imageVersion")
+                for v in _list_versions(client, id_)
+                if v.get("state") not in ("DELETING", "DELETED")
+            ]
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                return dyn.ReadResult(None, {})
+            raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+
+        config = spec.config_from_version(vobj, prior=props or None)
+        name = image.get("name") or parsed["name"]
+        live_inputs = {k: v for k, v in settings.items() if k in spec.PROVIDER_SETTINGS + spec.IDENTITY_KEYS}
+        live_inputs.update(config)
+        live_inputs["region"] = parsed["region"]
+        live_inputs["tags"] = spec.user_tags(image.get("tags"))
+        if settings.get("name") or importing:
+            live_inputs["name"] = name
+        if not settings.get("name") and settings.get("namePrefix") and not importing:
+            live_inputs["namePrefix"] = settings["namePrefix"]
+        outs = dict(live_inputs)
+        outs.update(
+            {
+                "name": name,
+                "imageArn": image.get("imageArn", id_),
+                "imageVersion": vobj.get("imageVersion"),
+                "versionState": vobj.get("state"),
+                "latestActiveImageVersion": image.get("latestActiveImageVersion"),
+                "latestFailedImageVersion": image.get("latestFailedImageVersion"),
+                "state": image.get("state"),
+                "resolvedBaseImageVersion": vobj.get("baseImageVersion"),
+                "retainedVersions": sorted(retained, key=spec.version_key, reverse=True),
+                "builds": [b.as_output() for b in builds],
+                "logGroup": spec.log_group_for(config, name),
+            }
+        )
+        return dyn.ReadResult(id_, outs, live_inputs if importing else None)
+
+    # ---- delete ----------------------------------------------------------------------------
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        props = spec.plain_numbers(props)
+        scrub = _Scrubber(props)
+        client = _client(props)
+        name = props.get("name") or id_
+        try:
+            running = _running_microvms(client, id_)
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                return
+            raise _api_error("ListMicrovms", exc, scrub) from None
+        if running:
+            listing = ", ".join(
+                f"{vm.get('microvmId')} ({vm.get('state')}, version {vm.get('imageVersion')})"
+                for vm in running
+            )
+            if not props.get("terminateMicrovmsOnDelete"):
+                raise MicrovmImageError(
+                    f"refusing to delete image {name}: {len(running)} MicroVM(s) still use it: "
+                    f"{listing}. Terminate them (python -m microvms terminate <id>) or set "
+                    "terminateMicrovmsOnDelete: true on the image, then run the deployment again."
+                )
+            _log(f"microvm image {name}: terminating {len(running)} MicroVM(s) before delete: {listing}")
+            try:
+                for vm in running:
+                    if vm.get("state") != "TERMINATING":
+                        client.terminate_microvm(microvmIdentifier=vm["microvmId"])
+                waiters.wait_for_microvms_terminated(
+                    client,
+                    [vm["microvmId"] for vm in running],
+                    timeout=300,
+                    progress=_progress(name),
+                )
+            except ClientError as exc:
+                raise _api_error("TerminateMicrovm", exc, scrub) from None
+            except waiters.WaitTimeout as exc:
+                raise MicrovmImageError(str(exc)) from None
+
+        deadline = time.monotonic() + DELETE_TIMEOUT
+        delay = 0.5
+        while True:
+            try:
+                client.delete_microvm_image(imageIdentifier=id_)
+                break
+            except ClientError as exc:
+                if waiters.is_not_found(exc):
+                    return
+                msg = waiters.error_message(exc)
+                # version deletes still draining, or a terminate still settling (facts §4.3)
+                transient = "current state" in msg or "running microvms" in msg.lower()
+                if not transient or time.monotonic() > deadline:
+                    raise _api_error("DeleteMicrovmImage", exc, scrub) from None
+                time.sleep(delay * (1 - 0.1 * random.random()))
+                delay = min(delay * 1.6, 4.5)
+        _log(f"microvm image {name}: DeleteMicrovmImage accepted, waiting until it is gone")
+        try:
+            waiters.wait_for_image_deleted(
+                client, id_, timeout=DELETE_TIMEOUT, progress=_progress(name)
+            )
+        except waiters.WaitTimeout as exc:
+            raise MicrovmImageError(str(exc)) from None
+        except ClientError as exc:
+            raise _api_error("GetMicrovmImage", exc, scrub) from None

@@ -1,0 +1,316 @@
+"""The provider's property shape: names, defaults, normalisation and the API request body.
+
+Pure functions only (no API calls, no Pulumi engine state), so they are tested without mocks.
+Provider properties use the API's own camelCase names (``CreateMicrovmImage``), plus the
+provider-only settings listed in :data:`PROVIDER_SETTINGS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from pulumi.output import Unknown
+
+UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+SUPPORTED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1")
+MEMORY_SIZES = (512, 1024, 2048, 4096, 8192)
+ARCHITECTURES = ("ARM_64",)
+DEFAULT_MEMORY = 2048
+DEFAULT_KEEP_VERSIONS = 3
+DEFAULT_BUILD_TIMEOUT_MINUTES = 30
+MAX_VERSIONS = 50  # L-F8BECE9C versions per image (facts §14)
+MANAGED_BASE_IMAGE = "al2023-1"
+HOOK_DEFAULT_TIMEOUTS = {  # documented defaults, facts §4.8
+    "readyTimeoutInSeconds": 30,
+    "validateTimeoutInSeconds": 30,
+    "runTimeoutInSeconds": 1,
+    "resumeTimeoutInSeconds": 1,
+    "suspendTimeoutInSeconds": 1,
+    "terminateTimeoutInSeconds": 1,
+}
+IMAGE_HOOKS = ("ready", "validate")
+RUNTIME_HOOKS = ("run", "resume", "suspend", "terminate")
+
+# Tag the provider adds to every image it creates so a rerun after a crash can recognise its own
+# image (no read API returns the clientToken, facts §8). Stripped from the ``tags`` property.
+CREATION_TAG = "lambda-microvms:creation-token"
+
+# API members, in CreateMicrovmImage order. Changing any of them mints a new image version.
+BUILD_KEYS = (
+    "baseImageArn",
+    "baseImageVersion",
+    "buildRoleArn",
+    "codeArtifact",
+    "description",
+    "logging",
+    "egressNetworkConnectors",
+    "cpuConfigurations",
+    "resources",
+    "additionalOsCapabilities",
+    "hooks",
+    "environmentVariables",
+    "secretEnvironmentVariables",
+)
+REPLACE_KEYS = ("name", "namePrefix", "region")
+TAG_KEYS = ("tags",)
+PROVIDER_SETTINGS = ("endpointUrl", "keepVersions", "buildTimeoutMinutes", "terminateMicrovmsOnDelete")
+IDENTITY_KEYS = ("nameSeed",)  # informational: where a generated name came from
+INPUT_KEYS = REPLACE_KEYS + BUILD_KEYS + TAG_KEYS + PROVIDER_SETTINGS + IDENTITY_KEYS
+SECRET_KEYS = ("secretEnvironmentVariables",)
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a preview unknown, as the SDK hands it to ``check``/``diff``."""
+    return isinstance(value, Unknown) or value == UNKNOWN_WIRE
+
+
+def contains_unknown(value: Any) -> bool:
+    if is_unknown(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(contains_unknown(v) for v in value)
+    return False
+
+
+def plain_numbers(value: Any) -> Any:
+    """Struct numbers arrive as doubles (3 → 3.0); turn integral floats back into ints."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_numbers(v) for v in value]
+    return value
+
+
+def managed_connector_arn(kind: str, region: str) -> str:
+    return f"arn:aws:lambda:{region}:aws:network-connector:aws-network-connector:{kind}"
+
+
+def managed_base_image_arn(region: str) -> str:
+    return f"arn:aws:lambda:{region}:aws:microvm-image:{MANAGED_BASE_IMAGE}"
+
+
+def image_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:lambda:{region}:{account}:microvm-image:{name}"
+
+
+_IMAGE_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"microvm-image:(?P<name>[a-zA-Z0-9_-]{1,64})$"
+)
+
+
+def parse_image_arn(arn: str) -> dict | None:
+    m = _IMAGE_ARN.match(arn or "")
+    return m.groupdict() if m else None
+
+
+def sanitize_prefix(text: str) -> str:
+    """A resource name turned into a legal image-name prefix (``[a-zA-Z0-9-_]``, ≤ 55 chars)."""
+    cleaned = re.sub(r"[^a-zA-Z0-9_-]+", "-", text or "").strip("-") or "image"
+    return cleaned[:55]
+
+
+def name_candidate(prefix: str, seed: str, region: str, attempt: int = 0) -> str:
+    """Default image name: ``<prefix>-<8 hex>``, stable for a (seed, region, attempt).
+
+    Names of deleted images cannot be reused (facts §4.1), so a create whose first candidate is
+    taken by a foreign or deleting image moves on to ``attempt`` 1, 2, …; reruns are still stable
+    because the sequence is deterministic.
+    """
+    digest = hashlib.sha256(f"{seed}|{region}|{attempt}".encode()).hexdigest()[:8]
+    return f"{prefix[:55]}-{digest}"
+
+
+def normalise_version(value: Any) -> Any:
+    """The service echoes ``"1"`` as ``"1.0"`` (facts §4.1); compare by major version."""
+    if value is None or is_unknown(value):
+        return value
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d+)(?:\.0+)?", text)
+    return m.group(1) if m else text
+
+
+def version_key(version: str) -> tuple:
+    parts = re.findall(r"\d+", str(version))
+    return tuple(int(p) for p in parts) or (0,)
+
+
+def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
+    """Return a copy of ``news`` with every default filled in explicitly (so diffs are stable).
+
+    Does not validate; :func:`validation.validate` runs on the result. Values that are unknown
+    (preview) are left as they are.
+    """
+    p = {k: plain_numbers(v) for k, v in news.items() if k != "__provider"}
+    region = p.get("region") or default_region
+    if region:
+        p["region"] = region
+    region_known = isinstance(region, str) and not is_unknown(region)
+
+    if not p.get("baseImageArn") and region_known:
+        p["baseImageArn"] = managed_base_image_arn(region)
+    p.setdefault("description", "")
+    if p.get("cpuConfigurations") in (None, []):
+        p["cpuConfigurations"] = [{"architecture": "ARM_64"}]
+    if p.get("resources") in (None, []):
+        p["resources"] = [{"minimumMemoryInMiB": DEFAULT_MEMORY}]
+    if p.get("additionalOsCapabilities") is None:
+        p["additionalOsCapabilities"] = []
+    conns = p.get("egressNetworkConnectors")
+    if conns in (None, []) and region_known:
+        p["egressNetworkConnectors"] = [managed_connector_arn("INTERNET_EGRESS", region)]
+    elif isinstance(conns, list) and region_known:
+        p["egressNetworkConnectors"] = [
+            managed_connector_arn(c, region)
+            if isinstance(c, str) and re.fullmatch(r"[A-Z_]+", c)
+            else c
+            for c in conns
+        ]
+    hooks = p.get("hooks")
+    if isinstance(hooks, dict):
+        p["hooks"] = _fill_hooks(hooks)
+    for key in ("environmentVariables", "secretEnvironmentVariables", "tags"):
+        if p.get(key) is None:
+            p[key] = {}
+    p.setdefault("keepVersions", DEFAULT_KEEP_VERSIONS)
+    p.setdefault("buildTimeoutMinutes", DEFAULT_BUILD_TIMEOUT_MINUTES)
+    p.setdefault("terminateMicrovmsOnDelete", False)
+    if p.get("logging") is None:
+        p.pop("logging", None)
+    if p.get("baseImageVersion") in (None, ""):
+        p.pop("baseImageVersion", None)
+    if p.get("endpointUrl") in (None, ""):
+        p.pop("endpointUrl", None)
+    if p.get("name") in (None, ""):
+        p.pop("name", None)
+        if not p.get("namePrefix"):
+            p["namePrefix"] = sanitize_prefix(str(p.get("nameSeed") or "image").split("/")[-1])
+    return p
+
+
+def _fill_hooks(hooks: dict) -> dict:
+    out = dict(hooks)
+    for group, names in (("microvmImageHooks", IMAGE_HOOKS), ("microvmHooks", RUNTIME_HOOKS)):
+        sub = out.get(group)
+        if sub is None:
+            sub = {}
+        if not isinstance(sub, dict):
+            continue
+        sub = dict(sub)
+        for hook in names:
+            sub.setdefault(hook, "DISABLED")
+            sub.setdefault(f"{hook}TimeoutInSeconds", HOOK_DEFAULT_TIMEOUTS[f"{hook}TimeoutInSeconds"])
+        out[group] = sub
+    return out
+
+
+def merged_environment(p: dict) -> dict:
+    env = dict(p.get("environmentVariables") or {})
+    env.update(p.get("secretEnvironmentVariables") or {})
+    return env
+
+
+def build_request(p: dict) -> dict:
+    """The full CreateMicrovmImage/UpdateMicrovmImage body (minus name, tags and token).
+
+    UpdateMicrovmImage is a full PUT (facts §4.2): every call carries the whole configuration.
+    """
+    body: dict[str, Any] = {
+        "baseImageArn": p["baseImageArn"],
+        "buildRoleArn": p["buildRoleArn"],
+        "codeArtifact": {"uri": p["codeArtifact"]["uri"]},
+        "cpuConfigurations": p["cpuConfigurations"],
+        "resources": p["resources"],
+        "egressNetworkConnectors": p["egressNetworkConnectors"],
+    }
+    if p.get("baseImageVersion"):
+        body["baseImageVersion"] = str(p["baseImageVersion"])
+    if p.get("description"):
+        body["description"] = p["description"]
+    if p.get("logging"):
+        body["logging"] = p["logging"]
+    if p.get("additionalOsCapabilities"):
+        body["additionalOsCapabilities"] = p["additionalOsCapabilities"]
+    if p.get("hooks"):
+        body["hooks"] = p["hooks"]
+    env = merged_environment(p)
+    if env:
+        body["environmentVariables"] = env
+    return body
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(plain_numbers(value), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def client_token(kind: str, identity: str, p: dict, extra: str = "") -> str:
+    """A stable idempotency token: same resource + same inputs → same token (≤ 128 chars).
+
+    boto3 would otherwise invent a fresh UUID per call (facts §8), which defeats idempotency when a
+    crashed deployment is rerun. The token is a digest; it never contains a value.
+    """
+    material = canonical({"k": kind, "id": identity, "body": build_request(p), "x": extra})
+    return f"pulumi-{kind}-" + hashlib.sha256(material.encode()).hexdigest()[:48]
+
+
+def log_group_for(p: dict, name: str | None) -> str:
+    """Where the build logs are: the configured CloudWatch group or the service default."""
+    logging = p.get("logging") or {}
+    cw = logging.get("cloudWatch") if isinstance(logging, dict) else None
+    if isinstance(cw, dict) and cw.get("logGroup"):
+        return cw["logGroup"]
+    return f"/aws/lambda-microvms/{name}"  # seen live (facts §12.3)
+
+
+def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
+    """Rebuild provider properties from a GetMicrovmImageVersion answer (refresh / import).
+
+    Environment variables are split back into plain and secret by the keys that were secret in
+    ``prior``; with no prior (import) every value is treated as secret, the safe default.
+    ``baseImageVersion`` keeps the prior spelling when it means the same version (never round-trip
+    the service's resolved form, facts §4.1).
+    """
+    prior = prior or {}
+    out: dict[str, Any] = {
+        "baseImageArn": version.get("baseImageArn"),
+        "buildRoleArn": version.get("buildRoleArn"),
+        "codeArtifact": {"uri": (version.get("codeArtifact") or {}).get("uri")},
+        "description": version.get("description") or "",
+        "cpuConfigurations": version.get("cpuConfigurations") or [{"architecture": "ARM_64"}],
+        "resources": version.get("resources") or [{"minimumMemoryInMiB": DEFAULT_MEMORY}],
+        "additionalOsCapabilities": version.get("additionalOsCapabilities") or [],
+        "egressNetworkConnectors": version.get("egressNetworkConnectors") or [],
+    }
+    live_bv = version.get("baseImageVersion")
+    prior_bv = prior.get("baseImageVersion")
+    if prior_bv and normalise_version(prior_bv) == normalise_version(live_bv):
+        out["baseImageVersion"] = prior_bv  # same version, keep the program's spelling
+    elif prior_bv or (live_bv and not prior):
+        out["baseImageVersion"] = live_bv  # drift (or nothing to compare with)
+    # else: the program left it unset ("latest"); the resolved value is not drift
+    if version.get("logging"):
+        out["logging"] = version["logging"]
+    if version.get("hooks"):
+        out["hooks"] = _fill_hooks(version["hooks"])
+    env = dict(version.get("environmentVariables") or {})
+    if prior:
+        secret_keys = set((prior.get("secretEnvironmentVariables") or {}).keys())
+    else:
+        secret_keys = set(env)
+    out["environmentVariables"] = {k: v for k, v in env.items() if k not in secret_keys}
+    out["secretEnvironmentVariables"] = {k: v for k, v in env.items() if k in secret_keys}
+    return plain_numbers(out)
+
+
+def user_tags(tags: dict | None) -> dict:
+    return {k: v for k, v in (tags or {}).items() if k != CREATION_TAG}

@@ -1,0 +1,254 @@
+"""Ephemeral MicroVM runs as ``pulumi-command`` commands: ``SmokeTest`` and ``SessionRun``.
+
+Running MicroVMs are runtime things, not infrastructure, so the program never models them as
+long-lived resources. Instead a ``local.Command`` runs the operator CLI (``python -m microvms``)
+with the interpreter of this very environment:
+
+* ``SmokeTest`` runs ``microvms smoke`` for each new image version (``triggers`` = image ARN and
+  version): a throwaway VM, probed, always terminated. A failing smoke exits non-zero, which fails
+  ``pulumi up``. Its JSON result is exposed as ``result``.
+* ``SessionRun`` (off by default in the stack config) keeps one MicroVM running for the stack:
+  create = ``microvms run --wait``, delete = ``microvms terminate --wait`` on the id from the
+  create's stdout, so ``pulumi destroy`` leaves nothing running.
+
+Every input reaches the CLI through the command's ``environment`` (``MICROVMS_*``), never argv,
+and a run-hook payload only through ``stdin`` (stored as a secret). The CLI prints no token.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+
+SMOKE_TEST_TYPE = "lambda-microvms:runs:SmokeTest"
+SESSION_RUN_TYPE = "lambda-microvms:runs:SessionRun"
+#: boto3's per-service endpoint variable for the lambda-microvms API.
+ENDPOINT_ENV = "AWS_ENDPOINT_URL_LAMBDA_MICROVMS"
+#: The emulator's endpoint proxy (see ``microvms.client.proxy_target``).
+PROXY_ENV = "MICROVMS_PROXY_URL"
+#: Extra time the engine allows the smoke command beyond its own timeout (run + terminate).
+COMMAND_TIMEOUT_MARGIN_SECONDS = 120
+
+
+def cli_command(interpreter: str, *args: str) -> str:
+    """The shell line ``<interpreter> -m microvms --output json <args>`` (inputs come via env)."""
+    return " ".join(
+        shlex.quote(p) for p in (interpreter, "-m", "microvms", "--output", "json", *args)
+    )
+
+
+def _csv(values: Sequence[str] | None) -> str:
+    return ",".join(values or ())
+
+
+def _endpoint_env(microvms_endpoint, proxy_url) -> dict[str, pulumi.Input[str]]:
+    env: dict[str, pulumi.Input[str]] = {}
+    if microvms_endpoint:
+        env[ENDPOINT_ENV] = microvms_endpoint
+    if proxy_url:
+        env[PROXY_ENV] = proxy_url
+    return env
+
+
+def parse_result(stdout: str | None) -> dict[str, Any] | None:
+    """The JSON document the CLI printed (None while unknown, e.g. during preview)."""
+    if not stdout:
+        return None
+    try:
+        return json.loads(stdout)
+    except ValueError:
+        return {"error": "the command did not print a JSON document", "raw": stdout[-500:]}
+
+
+# ------------------------------------------------------------------------------------ SmokeTest
+
+
+@dataclass
+class SmokeTestArgs:
+    """Inputs of ``SmokeTest``. Defaults mirror ``components.config.SmokeTestSettings``."""
+
+    image_arn: pulumi.Input[str]
+    """ARN of the image to test (``arn:aws:lambda:<region>:<account>:microvm-image:<name>``)."""
+    image_version: pulumi.Input[str]
+    """The version just built; a new value re-runs the smoke test."""
+    region: pulumi.Input[str]
+    """Region of the image (also used to expand managed connector names)."""
+    execution_role_arn: pulumi.Input[str] | None = None
+    """Execution role for the throwaway VM (optional; the API allows none)."""
+    path: pulumi.Input[str] = "/health"
+    """Path probed through the VM endpoint."""
+    expected_status: pulumi.Input[int] = 200
+    """HTTP status the probe must answer."""
+    timeout_seconds: pulumi.Input[int] = 300
+    """Budget for run + probe; the VM's ``maximumDurationInSeconds`` backstop is this + 120 s."""
+    port: pulumi.Input[int] = 8080
+    """Guest port probed."""
+    ingress_connectors: Sequence[str] = ("HTTP_INGRESS",)
+    """Managed names or connector ARNs."""
+    egress_connectors: Sequence[str] = ("INTERNET_EGRESS",)
+    """Managed names or connector ARNs."""
+    enabled: bool = True
+    """False registers the component without a command (``result`` is None)."""
+    microvms_endpoint: pulumi.Input[str] | None = None
+    """Override for the lambda-microvms API (local stack: the emulator URL)."""
+    proxy_url: pulumi.Input[str] | None = None
+    """Where endpoint traffic goes locally (the emulator URL); live traffic needs none."""
+    interpreter: str = field(default_factory=lambda: sys.executable)
+    """Python of the project environment (has ``microvms`` importable)."""
+
+
+def smoke_environment(args: SmokeTestArgs) -> dict[str, pulumi.Input[str]]:
+    """The command's environment: every CLI input as a ``MICROVMS_*`` variable."""
+    env: dict[str, pulumi.Input[str]] = {
+        "MICROVMS_REGION": args.region,
+        "MICROVMS_IMAGE_ARN": args.image_arn,
+        "MICROVMS_IMAGE_VERSION": args.image_version,
+        "MICROVMS_PROBE_PATH": args.path,
+        "MICROVMS_PROBE_PORT": pulumi.Output.from_input(args.port).apply(str),
+        "MICROVMS_EXPECT_STATUS": pulumi.Output.from_input(args.expected_status).apply(str),
+        "MICROVMS_TIMEOUT_SECONDS": pulumi.Output.from_input(args.timeout_seconds).apply(str),
+        "MICROVMS_INGRESS": _csv(args.ingress_connectors),
+        "MICROVMS_EGRESS": _csv(args.egress_connectors),
+        "MICROVMS_OUTPUT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if args.execution_role_arn:
+        env["MICROVMS_EXECUTION_ROLE_ARN"] = args.execution_role_arn
+    env.update(_endpoint_env(args.microvms_endpoint, args.proxy_url))
+    return env
+
+
+class SmokeTest(pulumi.ComponentResource):
+    """Proves each new image version works: run, probe, always terminate. Fails ``pulumi up``."""
+
+    result: pulumi.Output[Any]
+    command: command.local.Command | None
+
+    def __init__(self, name: str, args: SmokeTestArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(SMOKE_TEST_TYPE, name, None, opts)
+        self.command = self._create_command(name, args) if args.enabled else None
+        self.result = (
+            self.command.stdout.apply(parse_result)
+            if self.command
+            else pulumi.Output.from_input(None)
+        )
+        self.register_outputs({"result": self.result})
+
+    def _create_command(self, name: str, args: SmokeTestArgs) -> command.local.Command:
+        return command.local.Command(
+            f"{name}-smoke",
+            create=cli_command(args.interpreter, "smoke"),
+            environment=smoke_environment(args),
+            # A new image version (or a new image) re-runs the smoke test.
+            triggers=[args.image_arn, args.image_version],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # stderr is free text from the child; keep it out of plain state.
+                additional_secret_outputs=["stderr"],
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=f"{_max_seconds(args.timeout_seconds)}s"
+                ),
+            ),
+        )
+
+
+def _max_seconds(timeout: pulumi.Input[int]) -> int:
+    """Engine-side create timeout: the smoke budget plus a margin (an Output budget → 1 h)."""
+    base = timeout if isinstance(timeout, int) else 3600
+    return base + COMMAND_TIMEOUT_MARGIN_SECONDS
+
+
+# ------------------------------------------------------------------------------------ SessionRun
+
+
+@dataclass
+class SessionRunArgs:
+    """Inputs of ``SessionRun``: one long-lived MicroVM for the stack."""
+
+    image_arn: pulumi.Input[str]
+    """Image to run; a new ``image_version`` replaces the VM (new one up, old one terminated)."""
+    image_version: pulumi.Input[str]
+    region: pulumi.Input[str]
+    execution_role_arn: pulumi.Input[str] | None = None
+    ingress_connectors: Sequence[str] = ("SHELL_INGRESS", "HTTP_INGRESS")
+    egress_connectors: Sequence[str] = ("INTERNET_EGRESS",)
+    idle_policy: Mapping[str, Any] | None = None
+    """``{"maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled"}`` or None."""
+    max_duration_seconds: pulumi.Input[int] | None = None
+    """``maximumDurationInSeconds`` (1..28800; the service default is 28800)."""
+    run_hook_payload: pulumi.Input[str] | None = None
+    """Sent on stdin (never argv), stored as a secret."""
+    microvms_endpoint: pulumi.Input[str] | None = None
+    proxy_url: pulumi.Input[str] | None = None
+    interpreter: str = field(default_factory=lambda: sys.executable)
+
+
+def session_environment(args: SessionRunArgs) -> dict[str, pulumi.Input[str]]:
+    env: dict[str, pulumi.Input[str]] = {
+        "MICROVMS_REGION": args.region,
+        "MICROVMS_IMAGE_ARN": args.image_arn,
+        "MICROVMS_IMAGE_VERSION": args.image_version,
+        "MICROVMS_INGRESS": _csv(args.ingress_connectors),
+        "MICROVMS_EGRESS": _csv(args.egress_connectors),
+        "MICROVMS_OUTPUT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if args.execution_role_arn:
+        env["MICROVMS_EXECUTION_ROLE_ARN"] = args.execution_role_arn
+    if args.max_duration_seconds is not None:
+        env["MICROVMS_MAX_DURATION_SECONDS"] = pulumi.Output.from_input(
+            args.max_duration_seconds
+        ).apply(str)
+    if args.idle_policy:
+        policy = args.idle_policy
+        env["MICROVMS_MAX_IDLE_SECONDS"] = str(int(policy["maxIdleDurationSeconds"]))
+        env["MICROVMS_SUSPENDED_SECONDS"] = str(int(policy["suspendedDurationSeconds"]))
+        env["MICROVMS_AUTO_RESUME"] = "true" if policy["autoResumeEnabled"] else "false"
+    if args.run_hook_payload is not None:
+        env["MICROVMS_PAYLOAD_FILE"] = "-"
+    env.update(_endpoint_env(args.microvms_endpoint, args.proxy_url))
+    return env
+
+
+class SessionRun(pulumi.ComponentResource):
+    """A long-lived MicroVM whose lifetime is the stack's: ``pulumi destroy`` terminates it."""
+
+    microvm_id: pulumi.Output[str | None]
+    endpoint: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: SessionRunArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(SESSION_RUN_TYPE, name, None, opts)
+        payload = (
+            pulumi.Output.secret(args.run_hook_payload)
+            if args.run_hook_payload is not None
+            else None
+        )
+        self.command = command.local.Command(
+            f"{name}-run",
+            create=cli_command(args.interpreter, "run", "--wait"),
+            # PULUMI_COMMAND_STDOUT holds the create's JSON (add_previous_output_in_env).
+            delete=cli_command(
+                args.interpreter,
+                "terminate",
+                "--wait",
+                "--missing-ok",
+                "--from-json-env",
+                "PULUMI_COMMAND_STDOUT",
+            ),  # fmt: skip
+            environment=session_environment(args),
+            stdin=payload,
+            add_previous_output_in_env=True,
+            triggers=[args.image_arn, args.image_version],
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stderr"]),
+        )
+        result = self.command.stdout.apply(parse_result)
+        self.microvm_id = result.apply(lambda r: (r or {}).get("microvmId"))
+        self.endpoint = result.apply(lambda r: (r or {}).get("endpoint"))
+        self.register_outputs({"microvmId": self.microvm_id, "endpoint": self.endpoint})

@@ -1,0 +1,157 @@
+"""One handler per operation: take parsed, validated parameters, call the backend, shape the answer.
+
+The wire layer (:mod:`.wire`) has already applied the model's constraints; the handlers add the
+rules only the live service states (:mod:`.models`) and the ``clientToken`` replay semantics.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from .exceptions import ValidationException
+from .models import EmulatorState, RegionBackend
+
+DEFAULT_PAGE_SIZE = 50
+
+
+def _encode_token(offset: int, operation: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset, "op": operation}).encode()).decode()
+
+
+def _decode_token(token: str, operation: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data.get("op") != operation:
+            raise ValueError(operation)
+        return int(data["o"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationException(f"Invalid nextToken: {token}") from exc
+
+
+def paginate(items: list, params: dict, operation: str) -> dict:
+    """``nextToken``/``maxResults`` on every List (facts §1); the last page has ``nextToken: null``."""
+    start = _decode_token(params["nextToken"], operation) if params.get("nextToken") else 0
+    size = params.get("maxResults") or DEFAULT_PAGE_SIZE
+    page = items[start : start + size]
+    following = start + size
+    return {
+        "items": page,
+        "nextToken": _encode_token(following, operation) if following < len(items) else None,
+    }
+
+
+class MicrovmsResponses:
+    """Operation handlers; each gets the region backend and the operation's parameters."""
+
+    def __init__(self, state: EmulatorState):
+        self.state = state
+
+    def dispatch(self, operation: str, region: str, params: dict) -> dict | None:
+        handler = getattr(self, operation)
+        backend = self.state.backend(region)
+        return handler(backend, params)
+
+    def _idempotent(self, backend: RegionBackend, operation: str, params: dict, action):
+        key, replay = self.state.replay(backend.region, operation, params)
+        if isinstance(replay, dict):
+            return replay
+        response = action()
+        if key is not None:
+            self.state.remember(key, replay, response)
+        return response
+
+    # images
+    def CreateMicrovmImage(self, backend, params):
+        return self._idempotent(
+            backend, "CreateMicrovmImage", params, lambda: backend.create_image(params)
+        )
+
+    def GetMicrovmImage(self, backend, params):
+        return backend.get_image(params["imageIdentifier"])
+
+    def ListMicrovmImages(self, backend, params):
+        return paginate(backend.list_images(params.get("nameFilter")), params, "ListMicrovmImages")
+
+    def UpdateMicrovmImage(self, backend, params):
+        return self._idempotent(
+            backend, "UpdateMicrovmImage", params, lambda: backend.update_image(params)
+        )
+
+    def DeleteMicrovmImage(self, backend, params):
+        return backend.delete_image(params["imageIdentifier"])
+
+    def GetMicrovmImageVersion(self, backend, params):
+        return backend.get_version(params["imageIdentifier"], params["imageVersion"])
+
+    def ListMicrovmImageVersions(self, backend, params):
+        items = backend.list_versions(params["imageIdentifier"])
+        return paginate(items, params, "ListMicrovmImageVersions")
+
+    def UpdateMicrovmImageVersion(self, backend, params):
+        return backend.update_version(
+            params["imageIdentifier"], params["imageVersion"], params["status"]
+        )
+
+    def DeleteMicrovmImageVersion(self, backend, params):
+        return backend.delete_version(params["imageIdentifier"], params["imageVersion"])
+
+    def ListMicrovmImageBuilds(self, backend, params):
+        items = backend.list_builds(params["imageIdentifier"], params["imageVersion"], params)
+        return paginate(items, params, "ListMicrovmImageBuilds")
+
+    def GetMicrovmImageBuild(self, backend, params):
+        return backend.get_build(params["imageIdentifier"], params["imageVersion"], params["buildId"])
+
+    def ListManagedMicrovmImages(self, backend, params):
+        return paginate(backend.list_managed_images(), params, "ListManagedMicrovmImages")
+
+    def ListManagedMicrovmImageVersions(self, backend, params):
+        items = backend.list_managed_versions(params["imageIdentifier"])
+        return paginate(items, params, "ListManagedMicrovmImageVersions")
+
+    # MicroVMs
+    def RunMicrovm(self, backend, params):
+        return self._idempotent(backend, "RunMicrovm", params, lambda: backend.run_microvm(params))
+
+    def GetMicrovm(self, backend, params):
+        return backend.get_microvm(params["microvmIdentifier"])
+
+    def ListMicrovms(self, backend, params):
+        items = backend.list_microvms(params.get("imageIdentifier"), params.get("imageVersion"))
+        return paginate(items, params, "ListMicrovms")
+
+    def SuspendMicrovm(self, backend, params):
+        return backend.suspend_microvm(params["microvmIdentifier"])
+
+    def ResumeMicrovm(self, backend, params):
+        return backend.resume_microvm(params["microvmIdentifier"])
+
+    def TerminateMicrovm(self, backend, params):
+        return backend.terminate_microvm(params["microvmIdentifier"])
+
+    def CreateMicrovmAuthToken(self, backend, params):
+        return backend.create_token(
+            params["microvmIdentifier"],
+            params["expirationInMinutes"],
+            params["allowedPorts"],
+            shell=False,
+        )
+
+    def CreateMicrovmShellAuthToken(self, backend, params):
+        # Shell tokens reach the guest's shell port only (facts §9: /shell on port 8022).
+        return backend.create_token(
+            params["microvmIdentifier"], params["expirationInMinutes"], [{"port": 8022}], shell=True
+        )
+
+    # tags
+    def TagResource(self, backend, params):
+        backend.tag(params["Resource"], params["Tags"])
+        return None
+
+    def UntagResource(self, backend, params):
+        backend.untag(params["Resource"], params["TagKeys"])
+        return None
+
+    def ListTags(self, backend, params):
+        return backend.list_tags(params["Resource"])

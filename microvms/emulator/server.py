@@ -1,0 +1,339 @@
+"""The emulator's WSGI application and :class:`EmulatorServer` (threaded werkzeug server).
+
+``EmulatorServer`` runs in a daemon thread on an ephemeral port (``port=0``) and is a context manager::
+
+    with EmulatorServer(build_seconds=0.3, upstreams={8080: "http://127.0.0.1:8000"}) as emu:
+        client = boto3.client("lambda-microvms", endpoint_url=emu.url, region_name="us-east-1")
+        emu.clock.advance(900)   # jump over an idle policy without sleeping
+
+A background ticker re-evaluates the lifecycle every few milliseconds, so builds finish, MicroVMs
+start, idle VMs suspend and lifecycle hooks are called in real time as well as on every request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+import traceback
+import uuid
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from . import urls, wire
+from .clock import Clock
+from .exceptions import (
+    EmulatorError,
+    InternalServerException,
+    MissingAuthenticationToken,
+    ThrottlingException,
+    UnknownOperationException,
+)
+from .models import EmulatorState, Settings
+from .proxy import EndpointProxy, endpoint_host
+from .responses import MicrovmsResponses
+
+CREDENTIAL_SCOPE_RE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/[^/,\s]+/aws4_request")
+TICK_SECONDS = 0.02
+
+
+def signing_region(authorization: str | None) -> str | None:
+    """The region of a SigV4 ``Authorization`` header's credential scope (any credentials pass)."""
+    if not authorization or not authorization.startswith("AWS4-HMAC-SHA256"):
+        return None
+    match = CREDENTIAL_SCOPE_RE.search(authorization)
+    return match.group(1) if match else None
+
+
+def _json(data, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, content_type="application/json")
+
+
+def error_response(error: EmulatorError) -> Response:
+    status = wire.error_status(error.code, error.status or 400)
+    headers = {"X-Amzn-Errortype": error.code, "x-amzn-RequestId": str(uuid.uuid4())}
+    headers.update(error.headers)
+    if isinstance(error, ThrottlingException):
+        headers.setdefault("Retry-After", "1")
+    return Response(
+        json.dumps(error.body()), status=status, content_type="application/json", headers=headers
+    )
+
+
+class EmulatorApp:
+    """WSGI callable: control plane, admin API and endpoint proxy on one port."""
+
+    def __init__(self, state: EmulatorState):
+        self.state = state
+        self.responses = MicrovmsResponses(state)
+        self.proxy = EndpointProxy(state)
+
+    def __call__(self, environ, start_response):
+        host = endpoint_host(environ.get("HTTP_HOST"))
+        if host is not None:
+            return self.proxy.handle(environ, start_response, host)
+        request = Request(environ)
+        raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path
+        if raw_path.startswith(urls.ADMIN_PREFIX):
+            response = self.admin(request, raw_path.split("?", 1)[0])
+        else:
+            response = self.control_plane(request, raw_path)
+        return response(environ, start_response)
+
+    # ------------------------------------------------------------------ control plane
+    def control_plane(self, request: Request, raw_path: str) -> Response:
+        state = self.state
+        try:
+            route = urls.control_plane_route(request.method, raw_path)
+            if route is None:
+                raise UnknownOperationException(
+                    f"Unknown operation: {request.method} {raw_path.split('?', 1)[0]}"
+                )
+            operation, labels = route
+            state.count(operation)
+            region = signing_region(request.headers.get("Authorization"))
+            if region is None:
+                raise MissingAuthenticationToken("Missing Authentication Token")
+            latency = state.faults.latency_ms
+            if latency:
+                time.sleep(latency / 1000.0)
+            if state.should_throttle():
+                raise ThrottlingException("Rate exceeded")
+            query = {key: request.args.getlist(key) for key in request.args}
+            params = wire.parse_request(
+                operation, labels, query, dict(request.headers), request.get_data()
+            )
+            wire.validate_input(operation, params)
+            with state.lock:
+                state.tick()
+                data = self.responses.dispatch(operation, region, params)
+            status, headers, body = wire.serialize_output(operation, data)
+            headers["x-amzn-RequestId"] = str(uuid.uuid4())
+            response = Response(body, status=status, headers=headers)
+            if not body:
+                response.headers.pop("Content-Type", None)
+            return response
+        except EmulatorError as error:
+            return error_response(error)
+        except Exception as exc:  # pragma: no cover - a bug in the emulator
+            traceback.print_exc(file=sys.stderr)
+            return error_response(InternalServerException(f"emulator error: {exc}"))
+
+    # ------------------------------------------------------------------ admin API
+    def admin(self, request: Request, path: str) -> Response:
+        handler = urls.admin_paths.get((request.method, path))
+        if handler is None:
+            return _json({"message": f"unknown admin call {request.method} {path}"}, 404)
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            return _json({"message": "admin body must be JSON"}, 400)
+        try:
+            return getattr(self, handler)(body)
+        except (TypeError, ValueError) as exc:
+            return _json({"message": str(exc)}, 400)
+
+    def admin_calls(self, body) -> Response:
+        with self.state.lock:
+            return _json(dict(self.state.calls))
+
+    def admin_calls_reset(self, body) -> Response:
+        with self.state.lock:
+            self.state.calls.clear()
+        return _json({})
+
+    def admin_faults_get(self, body) -> Response:
+        return _json(self.state.faults.as_dict())
+
+    def admin_faults(self, body) -> Response:
+        faults = self.state.faults
+        with self.state.lock:
+            if "throttleRate" in body:
+                rate = float(body["throttleRate"])
+                if not 0 <= rate <= 1:
+                    raise ValueError("throttleRate must be between 0 and 1")
+                faults.throttle_rate = rate
+            if "failNextBuilds" in body:
+                reasons = body["failNextBuilds"]
+                if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+                    raise ValueError("failNextBuilds must be a list of stateReason strings")
+                faults.fail_next_builds.clear()
+                faults.fail_next_builds.extend(reasons)
+            if "latencyMs" in body:
+                latency = float(body["latencyMs"])
+                if latency < 0:
+                    raise ValueError("latencyMs must be >= 0")
+                faults.latency_ms = latency
+        return _json(faults.as_dict())
+
+    def admin_clock_advance(self, body) -> Response:
+        seconds = float(body.get("seconds", 0))
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        now = self.state.clock.advance(seconds)
+        return _json({"now": now})
+
+    def admin_clock(self, body) -> Response:
+        return _json({"now": self.state.clock.now()})
+
+    def admin_reset(self, body) -> Response:
+        self.state.reset()
+        return _json({})
+
+    def admin_health(self, body) -> Response:
+        return _json({"ok": True})
+
+    def admin_state(self, body) -> Response:
+        with self.state.lock:
+            self.state.tick()
+            dump = {}
+            for region, backend in self.state.backends.items():
+                dump[region] = {
+                    "images": {
+                        name: {
+                            "state": image.state,
+                            "versions": {k: v.state for k, v in image.versions.items()},
+                        }
+                        for name, image in backend.images.items()
+                    },
+                    "microvms": {vm_id: vm.state for vm_id, vm in backend.vms.items()},
+                }
+        return _json(dump)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request handler that does not log every request (``log_requests=True`` restores it)."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+class EmulatorServer:
+    """A running emulator: threaded werkzeug server plus the lifecycle ticker.
+
+    ``upstreams`` maps a GUEST port to a local base URL: endpoint traffic for guest port N goes to
+    ``upstreams[N]``; lifecycle hooks go to ``upstreams[image.hooks.port]``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account_id: str = "123456789012",
+        build_seconds: float = 1.0,
+        run_seconds: float = 0.5,
+        upstreams: dict[int, str] | None = None,
+        s3_endpoint: str | None = None,
+        iam_endpoint: str | None = None,
+        clock: Clock | None = None,
+        *,
+        transition_seconds: float = 0.2,
+        delete_seconds: float = 0.5,
+        memory_quota_mib: int | None = None,
+        throttle_rate: float = 0.0,
+        latency_ms: float = 0.0,
+        fail_next_builds: list[str] | None = None,
+        hook_retry_interval: float = 0.1,
+        log_requests: bool = False,
+        start: bool = True,
+    ) -> None:
+        settings = Settings(
+            account_id=account_id,
+            build_seconds=build_seconds,
+            run_seconds=run_seconds,
+            transition_seconds=transition_seconds,
+            delete_seconds=delete_seconds,
+            upstreams={int(k): v.rstrip("/") for k, v in (upstreams or {}).items()},
+            s3_endpoint=s3_endpoint,
+            iam_endpoint=iam_endpoint,
+            memory_quota_mib=memory_quota_mib,
+            hook_retry_interval=hook_retry_interval,
+        )
+        self.state = EmulatorState(settings, clock or Clock())
+        self.state.faults.throttle_rate = throttle_rate
+        self.state.faults.latency_ms = latency_ms
+        self.state.faults.fail_next_builds.extend(fail_next_builds or [])
+        self.state.clock.on_advance(self.state.tick)
+        self.app = EmulatorApp(self.state)
+        handler = WSGIRequestHandler if log_requests else _QuietHandler
+        self._server = make_server(host, port, self.app, threaded=True, request_handler=handler)
+        self._server.daemon_threads = True
+        self.host = host
+        self.port = self._server.server_port
+        self._threads: list[threading.Thread] = []
+        self._stopped = threading.Event()
+        self._serving = False
+        self._closed = False
+        if start:
+            self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def clock(self) -> Clock:
+        return self.state.clock
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    def start(self) -> EmulatorServer:
+        if self._threads:
+            return self
+        serve = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        ticker = threading.Thread(target=self._tick_forever, daemon=True)
+        self._threads = [serve, ticker]
+        self._serving = True
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _tick_forever(self) -> None:
+        while not self._stopped.wait(TICK_SECONDS):
+            try:
+                self.state.tick()
+            except Exception:  # pragma: no cover - keep ticking whatever a bug does
+                traceback.print_exc(file=sys.stderr)
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread (the CLI); the ticker still runs in the background."""
+        ticker = threading.Thread(target=self._tick_forever, daemon=True)
+        self._threads = [ticker]
+        ticker.start()
+        self._serving = True
+        try:
+            self._server.serve_forever(poll_interval=0.1)
+        finally:
+            self._stopped.set()
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stopped.set()
+        if self._serving:
+            self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._threads = []
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def calls(self) -> dict[str, int]:
+        with self.state.lock:
+            return dict(self.state.calls)
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

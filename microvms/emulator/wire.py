@@ -1,0 +1,451 @@
+"""Model-driven wire layer: routes, request parsing, validation and response serialisation.
+
+Everything here is read at run time from botocore's ``lambda-microvms`` 2025-09-09 service model, so
+the emulator follows the SDK's own shapes (no hand-copied members, lengths, patterns or enums).
+
+Validation reproduces the live service's message format (facts §4.1, §4.7, §7)::
+
+    1 validation error detected: Value 'bad name!' at 'name' failed to satisfy constraint:
+    Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+
+
+Patterns are matched against the whole value (the live service rejected ``bad name!`` although
+``bad`` alone matches ``[a-zA-Z0-9-_]+``); sensitive members are reported without their value
+(``Value at 'runHookPayload' ...``); nested members use dotted paths with ``.N.member`` for list
+elements; when several constraints fail, the errors come in Java ``HashMap`` iteration order of their
+member paths, which is what the recorded three-error message shows (``baseImageArn``,
+``codeArtifact``, ``buildRoleArn``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import unquote
+
+import botocore.loaders
+import botocore.model
+
+from .exceptions import SerializationException, ValidationErrors
+
+SERVICE_NAME = "lambda-microvms"
+API_VERSION = "2025-09-09"
+
+try:  # the ``regex`` module understands \p{L}; fall back to a translation when it is absent
+    import regex as _regex_module
+except ImportError:  # pragma: no cover - depends on the environment
+    _regex_module = None
+
+_UNICODE_CLASSES = {
+    r"\p{L}": "a-zA-Z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u03ff"
+    "\u0400-\u052f\u0531-\u1fff\u2c00-\u2dff\u3040-\ud7ff\uf900-\ufdff\ufe70-\ufefe\uff21-\uffdc",
+    r"\p{Z}": " \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000",
+    r"\p{N}": "0-9\u00b2\u00b3\u00b9\u00bc-\u00be\u0660-\u0669\u06f0-\u06f9\u0966-\u096f\uff10-\uff19",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def service_model() -> botocore.model.ServiceModel:
+    """botocore's loaded ``lambda-microvms`` model (cached)."""
+    data = botocore.loaders.Loader().load_service_model(SERVICE_NAME, "service-2", API_VERSION)
+    return botocore.model.ServiceModel(data, service_name=SERVICE_NAME)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_pattern(pattern: str):
+    if _regex_module is not None:
+        return _regex_module.compile(pattern)
+    translated = pattern
+    for key, value in _UNICODE_CLASSES.items():
+        translated = translated.replace(key, value)
+    return re.compile(translated)
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    return _compile_pattern(pattern).fullmatch(value) is not None
+
+
+# --------------------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True)
+class Route:
+    operation: str
+    method: str
+    regex: re.Pattern
+    labels: tuple[str, ...]
+    literal_length: int
+
+
+def _route_for(op: botocore.model.OperationModel) -> Route:
+    uri = op.http["requestUri"].split("?", 1)[0]
+    labels: list[str] = []
+    parts = []
+    pos = 0
+    literal = 0
+    for match in re.finditer(r"\{([^}]+)\}", uri):
+        parts.append(re.escape(uri[pos : match.start()]))
+        literal += match.start() - pos
+        name = match.group(1)
+        if name.endswith("+"):
+            labels.append(name[:-1])
+            parts.append("(.+)")
+        else:
+            labels.append(name)
+            parts.append("([^/]+)")
+        pos = match.end()
+    parts.append(re.escape(uri[pos:]))
+    literal += len(uri) - pos
+    regex = re.compile("^" + "".join(parts) + "/?$")
+    return Route(op.name, op.http["method"].upper(), regex, tuple(labels), literal)
+
+
+@functools.lru_cache(maxsize=1)
+def routes() -> tuple[Route, ...]:
+    model = service_model()
+    found = [_route_for(model.operation_model(name)) for name in model.operation_names]
+    # Most specific first: longer literal text wins over label captures.
+    return tuple(sorted(found, key=lambda r: -r.literal_length))
+
+
+def match_route(method: str, raw_path: str) -> tuple[str, dict[str, str]] | None:
+    """Find the operation for ``method`` + percent-encoded ``raw_path``; labels come back decoded.
+
+    botocore percent-encodes ARN colons in path labels (``arn%3Aaws%3A...``); the live gateway also
+    accepts raw colons, so labels are URL-decoded after matching (facts §1).
+    """
+    path = raw_path.split("?", 1)[0]
+    for route in routes():
+        if route.method != method.upper():
+            continue
+        match = route.regex.match(path)
+        if match:
+            return route.operation, {
+                label: unquote(value) for label, value in zip(route.labels, match.groups(), strict=True)
+            }
+    return None
+
+
+def path_known(raw_path: str) -> bool:
+    path = raw_path.split("?", 1)[0]
+    return any(route.regex.match(path) for route in routes())
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _convert_scalar(shape: botocore.model.Shape, raw: str, name: str):
+    kind = shape.type_name
+    if kind in ("integer", "long"):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise SerializationException(
+                f"Failed to parse '{name}': '{raw}' is not a valid integer"
+            ) from exc
+    if kind == "boolean":
+        return raw.lower() == "true"
+    return raw
+
+
+def parse_request(
+    operation: str,
+    labels: dict[str, str],
+    query: dict[str, list[str]],
+    headers: dict[str, str],
+    body: bytes,
+) -> dict:
+    """Build the operation's input parameters (member name -> value) from every wire location."""
+    op = service_model().operation_model(operation)
+    shape = op.input_shape
+    params: dict = {}
+    if shape is None:
+        return params
+    payload: dict = {}
+    has_body_members = any(
+        m.serialization.get("location") is None for m in shape.members.values()
+    )
+    if has_body_members and body and body.strip():
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise SerializationException("Could not parse request body into json") from exc
+        if not isinstance(payload, dict):
+            raise SerializationException("Expected a JSON object as the request body")
+    lowered_headers = {k.lower(): v for k, v in headers.items()}
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire_name = member.serialization.get("name", name)
+        if location == "uri":
+            if wire_name in labels:
+                params[name] = _convert_scalar(member, labels[wire_name], name)
+        elif location == "querystring":
+            values = query.get(wire_name)
+            if not values:
+                continue
+            if member.type_name == "list":
+                params[name] = [_convert_scalar(member.member, v, name) for v in values]
+            else:
+                params[name] = _convert_scalar(member, values[0], name)
+        elif location == "header":
+            value = lowered_headers.get(wire_name.lower())
+            if value is not None:
+                params[name] = _convert_scalar(member, value, name)
+        elif name in payload:
+            params[name] = payload[name]
+    return params
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _render(value, sensitive: bool = False) -> str | None:
+    """Java-style ``toString`` of a value as the live messages show it (``'[a, b]'``, ``'{k=v}'``)."""
+    if sensitive:
+        return None
+    if value is None:
+        return "null"
+
+    def inner(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(inner(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}={inner(x)}" for k, x in v.items()) + "}"
+        return str(v)
+
+    return inner(value)
+
+
+def _error(path: str, value, constraint: str, sensitive: bool = False) -> tuple[str, str]:
+    rendered = _render(value, sensitive)
+    if rendered is None:
+        head = f"Value at '{path}'"
+    elif value is None:
+        head = f"Value null at '{path}'"
+    else:
+        head = f"Value '{rendered}' at '{path}'"
+    return path, f"{head} failed to satisfy constraint: {constraint}"
+
+
+def _is_sensitive(shape: botocore.model.Shape) -> bool:
+    return bool(shape.metadata.get("sensitive"))
+
+
+def _length_errors(path, value, length, shape, sensitive):
+    errors = []
+    meta = shape.metadata
+    if "min" in meta and length < meta["min"]:
+        errors.append(
+            _error(path, value, f"Member must have length greater than or equal to {meta['min']}", sensitive)
+        )
+    if "max" in meta and length > meta["max"]:
+        errors.append(
+            _error(path, value, f"Member must have length less than or equal to {meta['max']}", sensitive)
+        )
+    return errors
+
+
+def _type_error(path: str, expected: str):
+    if expected == "unit":
+        # Live answer to ``"allPorts": true`` (facts §4.5, §7).
+        raise SerializationException("Expected null")
+    raise SerializationException(f"Expected {expected} for '{path}'")
+
+
+def _validate(shape: botocore.model.Shape, value, path: str, errors: list) -> None:
+    kind = shape.type_name
+    sensitive = _is_sensitive(shape)
+    if kind == "structure":
+        if not isinstance(value, dict):
+            _type_error(path, "unit" if not shape.members else "an object")
+        members = shape.members
+        if shape.metadata.get("union"):
+            set_members = [k for k, v in value.items() if v is not None and k in members]
+            if len(set_members) != 1:
+                errors.append(
+                    _error(path, value, "Member must have exactly one member set", sensitive)
+                )
+        for required in shape.required_members:
+            if value.get(required) is None:
+                sub = f"{path}.{required}" if path else required
+                errors.append(_error(sub, None, "Member must not be null"))
+        for name, member in members.items():
+            if member.serialization.get("location") in ("uri", "querystring", "header") and path:
+                continue
+            if value.get(name) is None:
+                continue
+            sub = f"{path}.{name}" if path else name
+            _validate(member, value[name], sub, errors)
+        return
+    if kind == "list":
+        if not isinstance(value, list):
+            _type_error(path, "a list")
+        errors.extend(_length_errors(path, value, len(value), shape, sensitive))
+        for index, item in enumerate(value, start=1):
+            if item is None:
+                continue
+            _validate(shape.member, item, f"{path}.{index}.member", errors)
+        return
+    if kind == "map":
+        if not isinstance(value, dict):
+            _type_error(path, "a map")
+        errors.extend(_length_errors(path, value, len(value), shape, sensitive))
+        key_problems: list[str] = []
+        value_problems: list[str] = []
+        for key, item in value.items():
+            sub: list = []
+            _validate(shape.key, key, path, sub)
+            key_problems.extend(msg.split("constraint: ", 1)[1] for _, msg in sub)
+            sub = []
+            if item is None:
+                continue
+            _validate(shape.value, item, path, sub)
+            value_problems.extend(msg.split("constraint: ", 1)[1] for _, msg in sub)
+        shown = _render(value, sensitive or _is_sensitive(shape.value))
+        head = f"Value at '{path}'" if shown is None else f"Value '{shown}' at '{path}'"
+        if key_problems:
+            unique = list(dict.fromkeys(key_problems))
+            errors.append(
+                (path, f"{head} failed to satisfy constraint: Map keys must satisfy constraint: "
+                 f"[{', '.join(unique)}]")
+            )
+        if value_problems:
+            unique = list(dict.fromkeys(value_problems))
+            errors.append(
+                (path, f"{head} failed to satisfy constraint: Map value must satisfy constraint: "
+                 f"[{', '.join(unique)}]")
+            )
+        return
+    if kind == "string":
+        if not isinstance(value, str):
+            _type_error(path, "a string")
+        errors.extend(_length_errors(path, value, len(value), shape, sensitive))
+        enum = shape.enum
+        if enum and value not in enum:
+            errors.append(
+                _error(path, value, f"Member must satisfy enum value set: [{', '.join(enum)}]", sensitive)
+            )
+        pattern = shape.metadata.get("pattern")
+        if pattern and not pattern_matches(pattern, value):
+            errors.append(
+                _error(path, value, f"Member must satisfy regular expression pattern: {pattern}", sensitive)
+            )
+        return
+    if kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            _type_error(path, "an integer")
+        meta = shape.metadata
+        if "min" in meta and value < meta["min"]:
+            errors.append(
+                _error(path, value, f"Member must have value greater than or equal to {meta['min']}", sensitive)
+            )
+        if "max" in meta and value > meta["max"]:
+            errors.append(
+                _error(path, value, f"Member must have value less than or equal to {meta['max']}", sensitive)
+            )
+        return
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            _type_error(path, "a boolean")
+        return
+
+
+def _java_string_hash(text: str) -> int:
+    h = 0
+    for ch in text:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h
+
+
+def java_hashmap_order(keys: list[str]) -> list[int]:
+    """Indices of ``keys`` in the iteration order of a Java ``HashMap`` they were inserted into."""
+    capacity = 16
+    distinct = list(dict.fromkeys(keys))
+    while len(distinct) > capacity * 0.75:
+        capacity *= 2
+
+    def bucket(key: str) -> int:
+        h = _java_string_hash(key)
+        return (h ^ (h >> 16)) & (capacity - 1)
+
+    first_seen = {key: i for i, key in reversed(list(enumerate(distinct)))}
+    return sorted(range(len(keys)), key=lambda i: (bucket(keys[i]), first_seen[keys[i]], i))
+
+
+def validate_input(operation: str, params: dict) -> None:
+    """Check ``params`` against the operation's input shape; raise :class:`ValidationErrors`."""
+    shape = service_model().operation_model(operation).input_shape
+    if shape is None:
+        return
+    errors: list[tuple[str, str]] = []
+    _validate(shape, params, "", errors)
+    if errors:
+        order = java_hashmap_order([path for path, _ in errors])
+        raise ValidationErrors([errors[i][1] for i in order])
+
+
+def validation_messages(operation: str, params: dict) -> list[str]:
+    """The list of constraint messages (empty when valid) — handy for property tests."""
+    try:
+        validate_input(operation, params)
+    except ValidationErrors as exc:
+        return exc.errors
+    return []
+
+
+# --------------------------------------------------------------------------- serialisation
+
+
+def _serialize(shape: botocore.model.Shape | None, value):
+    if value is None or shape is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure":
+        out = {}
+        members = shape.members
+        for key, item in value.items():
+            member = members.get(key)
+            if member is not None and member.serialization.get("location") == "header":
+                continue
+            out[key] = _serialize(member, item) if member is not None else item
+        return out
+    if kind == "list":
+        return [_serialize(shape.member, item) for item in value]
+    if kind == "map":
+        return {key: _serialize(shape.value, item) for key, item in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, datetime):
+            value = value.timestamp()
+        return round(float(value), 3)
+    if kind in ("integer", "long"):
+        return int(value)
+    return value
+
+
+def serialize_output(operation: str, data: dict | None) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and JSON body for a successful ``operation`` answer.
+
+    Members present in ``data`` are serialised by their model shape (``None`` stays an explicit
+    ``null``, as the live control plane emits it); keys the model does not know (``id``,
+    ``versionStateTimeBucket``, ``terminationReasonCode`` …) pass through unchanged (facts §5).
+    """
+    op = service_model().operation_model(operation)
+    status = int(op.http.get("responseCode", 200))
+    shape = op.output_shape
+    if shape is None or status == 204:
+        return status, {}, b""
+    body = _serialize(shape, data or {})
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def error_status(code: str, default: int) -> int:
+    """HTTP status of a modelled error shape (e.g. 402 for ServiceQuotaExceededException)."""
+    try:
+        shape = service_model().shape_for(code)
+    except Exception:
+        return default
+    return int(shape.metadata.get("error", {}).get("httpStatusCode", default))

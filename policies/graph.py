@@ -1,0 +1,303 @@
+"""Plumbing shared by the domain modules: safe property access, the stack graph, fail-closed guards.
+
+Nothing in this module knows about a particular rule. It turns the SDK's arguments into plain
+data (keeping preview unknowns as sentinels, see :mod:`iam_docs`), indexes the stack's resources,
+follows property dependencies, and wraps every validation so that no exception - in particular
+no ``UnknownValueError`` - can escape and silently downgrade a mandatory policy to advisory.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from iam_docs import is_unknown, parse_arn, plain
+
+PROJECT_NAMESPACE = "lambda-microvms"
+ROLE_TAG = "lambda-microvms:role"
+LOG_GROUP_TAG = "lambda-microvms:log-group"
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+POLICY_ATTACHMENT = "aws:iam/policyAttachment:PolicyAttachment"
+ROLE_POLICY_ATTACHMENTS_EXCLUSIVE = (
+    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive"
+)
+MANAGED_POLICY = "aws:iam/policy:Policy"
+BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+OBJECT_TYPES = (
+    "aws:s3/bucketObjectv2:BucketObjectv2",
+    "aws:s3/bucketObject:BucketObject",
+)
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+DYNAMIC_IMAGE = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"
+IMAGE_TYPES = (
+    DYNAMIC_IMAGE,
+    "aws:lambdamicrovms/image:Image",
+    "aws:lambda/microvmsImage:MicrovmsImage",
+)
+MICROVM = "aws:lambdamicrovms/microvm:Microvm"
+COMMAND = "command:local:Command"
+EXECUTION_ROLE_ENV = "MICROVMS_EXECUTION_ROLE_ARN"
+
+ReportViolation = Callable[..., None]
+
+
+# --------------------------------------------------------------------------------------------
+# Safe, plain property access
+# --------------------------------------------------------------------------------------------
+
+
+def fast_plain(value: Any) -> Any:
+    """Like :func:`iam_docs.plain`, but walks the SDK proxies' targets without raising."""
+    kind = type(value).__name__
+    if kind == "_DictProxy":
+        return {k: fast_plain(v) for k, v in value["__target"].items()}
+    if kind == "_ListProxy":
+        return [fast_plain(v) for v in value["__target"]]
+    if isinstance(value, dict):
+        return {k: fast_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fast_plain(v) for v in value]
+    if isinstance(value, Mapping) or (
+        hasattr(value, "__getitem__") and hasattr(value, "__len__") and not isinstance(value, str)
+    ):
+        return plain(value)
+    return value
+
+
+def get_path(data: Any, *path: Any) -> Any:
+    """Follow keys/indexes through plain data; None if missing, the sentinel if unknown."""
+    for key in path:
+        if is_unknown(data):
+            return data
+        if isinstance(data, Mapping):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+class Res:
+    """A resource as the domain rules see it: plain props, provider props, dependency URNs."""
+
+    __slots__ = (
+        "urn",
+        "type",
+        "name",
+        "_raw_props",
+        "_props",
+        "_provider",
+        "_provider_props",
+        "_deps",
+    )
+
+    def __init__(self, urn, type_, name, props, provider=None, property_dependencies=None):
+        self.urn: str = urn
+        self.type: str = type_
+        self.name: str = name
+        self._raw_props = props
+        self._props = None
+        self._provider = provider
+        self._provider_props = None
+        # prop -> list of URNs
+        self._deps: dict[str, list[str]] = property_dependencies or {}
+
+    @classmethod
+    def from_stack(cls, resource) -> Res:
+        deps = {
+            key: [d.urn for d in value]
+            for key, value in (getattr(resource, "property_dependencies", None) or {}).items()
+        }
+        return cls(
+            resource.urn,
+            resource.resource_type,
+            resource.name,
+            resource.props,
+            resource.provider,
+            deps,
+        )
+
+    @classmethod
+    def from_args(cls, args) -> Res:
+        return cls(args.urn, args.resource_type, args.name, args.props, args.provider, {})
+
+    @property
+    def props(self) -> dict[str, Any]:
+        if self._props is None:
+            self._props = fast_plain(self._raw_props) or {}
+        return self._props
+
+    def get(self, *path: Any) -> Any:
+        return get_path(self.props, *path)
+
+    @property
+    def provider_props(self) -> dict[str, Any] | None:
+        if self._provider is None:
+            return None
+        if self._provider_props is None:
+            self._provider_props = fast_plain(self._provider.props) or {}
+        return self._provider_props
+
+    @property
+    def provider_type(self) -> str | None:
+        return None if self._provider is None else self._provider.resource_type
+
+    def deps(self, prop: str) -> list[str]:
+        return self._deps.get(prop, [])
+
+    def label(self) -> str:
+        return f"{self.type} '{self.name}'"
+
+    def tags(self) -> Any:
+        """``tags`` (or the provider-merged ``tagsAll`` in stack outputs)."""
+        tags = self.props.get("tags")
+        if tags is None:
+            tags = self.props.get("tagsAll")
+        return tags
+
+
+class Graph:
+    """An index over the stack's resources for stack policies."""
+
+    def __init__(self, resources: Iterable[Res]):
+        self.resources = list(resources)
+        self.by_urn = {r.urn: r for r in self.resources}
+        self._by_type: dict[str, list[Res]] = {}
+        for r in self.resources:
+            self._by_type.setdefault(r.type, []).append(r)
+
+    @classmethod
+    def from_args(cls, args) -> Graph:
+        return cls(Res.from_stack(r) for r in args.resources)
+
+    def of_type(self, *types: str) -> list[Res]:
+        out: list[Res] = []
+        for t in types:
+            out.extend(self._by_type.get(t, []))
+        return out
+
+    def deps_of_type(self, res: Res, prop: str, *types: str) -> list[Res]:
+        """Resources of ``types`` among ``res``'s dependencies for property ``prop``."""
+        return [
+            self.by_urn[u]
+            for u in res.deps(prop)
+            if u in self.by_urn and self.by_urn[u].type in types
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# Matching roles and policies by name/ARN
+# --------------------------------------------------------------------------------------------
+
+
+def role_name_from_ref(ref: Any) -> str | None:
+    """A role name from a role name, or from an IAM role ARN (path stripped)."""
+    if not isinstance(ref, str) or is_unknown(ref):
+        return None
+    arn = parse_arn(ref)
+    if arn:
+        resource = arn["resource"]
+        if not resource.startswith("role/"):
+            return None
+        return resource.rsplit("/", 1)[-1]
+    return ref
+
+
+def role_matches(role: Res, ref: Any) -> bool:
+    """Does ``ref`` (name, ARN or id) denote ``role``?"""
+    if not isinstance(ref, str) or is_unknown(ref):
+        return False
+    arn = role.get("arn")
+    if isinstance(arn, str) and not is_unknown(arn) and ref == arn:
+        return True
+    name = role.get("name")
+    if not isinstance(name, str) or is_unknown(name):
+        name = role.get("id")
+    if not isinstance(name, str) or is_unknown(name):
+        return False
+    return role_name_from_ref(ref) == name
+
+
+def find_roles(graph: Graph, ref: Any) -> list[Res]:
+    return [r for r in graph.of_type(ROLE) if role_matches(r, ref)]
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------------------------
+
+
+def unverifiable(where: str, prop: str, hint: str = "") -> str:
+    """The standard fail-closed message for a value that is unknown in preview."""
+    message = (
+        f"{where}: '{prop}' is unknown during preview, so this guardrail cannot be verified "
+        "until apply; it fails closed."
+    )
+    fix = (
+        hint
+        or "Compute the value from known inputs (names, config) rather than another resource's outputs"
+    )
+    return f"{message} Fix: {fix}."
+
+
+# --------------------------------------------------------------------------------------------
+# Guards, config and environment
+# --------------------------------------------------------------------------------------------
+
+
+def guarded(policy_name: str) -> Callable[[Callable], Callable]:
+    """Wrap a validation so nothing escapes: any error becomes a violation at the policy's level."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(args, report_violation):
+            try:
+                fn(args, report_violation)
+            except Exception as err:  # noqa: BLE001 - fail closed, never crash or downgrade
+                report_violation(
+                    f"{policy_name} could not evaluate this input ({type(err).__name__}: {err}); "
+                    "it fails closed. Fix the input, or report a bug in the policy pack."
+                )
+
+        return wrapper
+
+    return decorate
+
+
+def config_of(args) -> dict[str, Any]:
+    try:
+        return fast_plain(args.get_config()) or {}
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def stack_config() -> dict[str, str]:
+    """The stack config the engine passes to the analyzer process in ``PULUMI_CONFIG``."""
+    raw = os.environ.get("PULUMI_CONFIG")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def resolve_environment(configured: Any) -> tuple[str | None, str]:
+    """(environment, where it came from): policy config, stack config, else the stack name."""
+    if isinstance(configured, str) and configured:
+        return configured, "policy config 'environment'"
+    value = stack_config().get(f"{PROJECT_NAMESPACE}:environment")
+    if isinstance(value, str) and value:
+        return value, f"stack config '{PROJECT_NAMESPACE}:environment'"
+    stack = os.environ.get("PULUMI_STACK")
+    if stack:
+        return stack, "the stack name"
+    return None, "nowhere"

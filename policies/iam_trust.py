@@ -1,0 +1,274 @@
+"""Role trust policies: confused-deputy protection for roles the Lambda service can assume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph import ROLE, Res, config_of, get_path, guarded, stack_config, unverifiable
+from iam_docs import (
+    LAMBDA_SERVICE,
+    DocumentError,
+    Statement,
+    as_account_id,
+    contains_unknown,
+    has_wildcard,
+    is_unknown,
+    parse_account_list,
+    parse_arn,
+    parse_document,
+    principal_admits_service,
+    statement_admits_service,
+    statement_grants,
+)
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ResourceValidationPolicy,
+)
+
+ASSUME_ROLE = "sts:AssumeRole"
+SOURCE_ACCOUNT = "aws:sourceaccount"
+SOURCE_ARN = "aws:sourcearn"
+SOURCE_ACCOUNT_OPERATORS = ("StringEquals", "StringLike", "ForAnyValue:StringEquals")
+SOURCE_ARN_OPERATORS = ("ArnEquals", "ArnLike", "StringEquals", "StringLike")
+NEGATED_OPERATORS = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike")
+
+
+# --------------------------------------------------------------------------------------------
+# Pure evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _condition_verdict(
+    operator: str, key: str, values: tuple[Any, ...], accounts: list[str]
+) -> str | None:
+    """None if this one condition restricts the caller to a deploying account, else the reason."""
+    key_lower = key.lower()
+    shown = f"'{operator}' on '{key}'"
+    if key_lower not in (SOURCE_ACCOUNT, SOURCE_ARN):
+        return f"{shown}: only aws:SourceAccount or aws:SourceArn identify the calling resource's account"
+    if operator.endswith("IfExists"):
+        return f"{shown}: an ...IfExists operator passes when the key is absent"
+    if operator.startswith("ForAllValues:"):
+        return f"{shown}: ForAllValues: passes when the key is absent"
+    if operator == "Null":
+        return f"{shown}: Null only tests whether the key is present"
+    if operator in NEGATED_OPERATORS:
+        return f"{shown}: a negated operator on an Allow admits every other account"
+    allowed = SOURCE_ACCOUNT_OPERATORS if key_lower == SOURCE_ACCOUNT else SOURCE_ARN_OPERATORS
+    if operator not in allowed:
+        return f"{shown}: use one of {', '.join(allowed)}"
+    if not values:
+        return f"{shown}: no values"
+    for value in values:
+        if is_unknown(value):
+            return f"{shown}: a value is unknown during preview and cannot be verified until apply"
+        if key_lower == SOURCE_ACCOUNT:
+            account = as_account_id(value)
+            if account is None:
+                return f"{shown}: value {value!r} is not a 12-digit account id"
+            if account not in accounts:
+                return (
+                    f"{shown}: account {account} is not a deploying account ({', '.join(accounts)})"
+                )
+        else:
+            arn = parse_arn(value)
+            if arn is None:
+                return f"{shown}: value {value!r} is not an ARN"
+            account = arn["account"]
+            if not account or has_wildcard(account):
+                return f"{shown}: value {value!r} has no account in its account field"
+            if account not in accounts:
+                return f"{shown}: account {account} in {value!r} is not a deploying account ({', '.join(accounts)})"
+    return None
+
+
+def statement_is_restricted(statement: Statement, accounts: list[str]) -> tuple[bool, list[str]]:
+    """(restricted, reasons): restricted if any one condition is effective (conditions AND)."""
+    if not statement.conditions:
+        return False, ["it has no Condition"]
+    reasons = []
+    for cond in statement.conditions:
+        if is_unknown(cond.key) or is_unknown(cond.operator):
+            reasons.append(
+                "its Condition is unknown during preview and cannot be verified until apply"
+            )
+            continue
+        reason = _condition_verdict(cond.operator, cond.key, cond.values, accounts)
+        if reason is None:
+            return True, []
+        reasons.append(reason)
+    return False, reasons
+
+
+def deny_protects(statement: Statement, accounts: list[str]) -> bool:
+    """A Deny of sts:AssumeRole to the Lambda principal unless aws:SourceAccount is ours."""
+    if statement.effect != "Deny" or statement.has_unknown or statement.not_principal is not None:
+        return False
+    if not principal_admits_service(statement.principal, LAMBDA_SERVICE):
+        return False
+    if not statement_grants(statement, ASSUME_ROLE):
+        return False
+    if len(statement.conditions) != 1:
+        return False
+    cond = statement.conditions[0]
+    if cond.operator != "StringNotEquals" or cond.key_lower != SOURCE_ACCOUNT or not cond.values:
+        return False
+    return all(as_account_id(v) in accounts for v in cond.values)
+
+
+def trust_violations(document: Any, accounts: list[str] | None, where: str) -> list[str]:
+    """Every violation of lambda-trust-source-account for one trust policy (empty = compliant)."""
+    if document is None:
+        return []
+    if is_unknown(document):
+        return [
+            unverifiable(
+                where,
+                "assumeRolePolicy",
+                "build the trust policy from known values (account id from config) so it is known in preview",
+            )
+        ]
+    try:
+        statements = parse_document(document)
+    except DocumentError as err:
+        return [
+            f"{where}: assumeRolePolicy is not a valid policy document ({err}). Fix the document."
+        ]
+
+    in_scope: list[Statement] = []
+    unknown: list[Statement] = []
+    for st in statements:
+        if st.effect == "Allow" or is_unknown(st.effect):
+            if contains_unknown(
+                [st.effect, st.principal, st.not_principal, st.actions, st.not_actions]
+            ):
+                unknown.append(st)
+            elif statement_admits_service(st) and statement_grants(st, ASSUME_ROLE):
+                in_scope.append(st)
+    if not in_scope and not unknown:
+        return []  # the role does not admit Lambda: out of scope
+    if accounts is None:
+        return [
+            f"{where}: the trust policy admits {LAMBDA_SERVICE} but the deploying account ids cannot be "
+            "determined, so aws:SourceAccount cannot be checked; it fails closed. Fix: set the policy "
+            "config 'accountIds' or the stack config 'aws:allowedAccountIds'."
+        ]
+    if any(deny_protects(st, accounts) for st in statements):
+        return []
+    out = []
+    for st in unknown:
+        out.append(
+            unverifiable(
+                f"{where} trust policy {st.label}",
+                "Principal/Action",
+                "build the trust policy from known values so it is known in preview",
+            )
+        )
+    example = accounts[0]
+    for st in in_scope:
+        restricted, reasons = statement_is_restricted(st, accounts)
+        if restricted:
+            continue
+        out.append(
+            f"{where}: trust policy {st.label} lets {LAMBDA_SERVICE} call {ASSUME_ROLE} without an "
+            f"effective source condition ({'; '.join(reasons)}). Statements are OR-ed, so every such "
+            f'statement needs one. Fix: add "Condition": {{"StringEquals": {{"aws:SourceAccount": '
+            f'"{example}"}}}} to {st.label}.'
+        )
+    return out
+
+
+def deploying_accounts(
+    config: dict[str, Any], provider_props: dict[str, Any] | None
+) -> list[str] | None:
+    """Policy config ``accountIds``, else the AWS provider's ``allowedAccountIds``."""
+    configured = config.get("accountIds") or []
+    if configured:
+        return parse_account_list(configured)
+    if provider_props is not None:
+        return parse_account_list(provider_props.get("allowedAccountIds"))
+    # No provider on the request: the default provider is configured from the stack config.
+    return parse_account_list(stack_config().get("aws:allowedAccountIds"))
+
+
+def source_arn_image_warnings(document: Any, where: str) -> list[str]:
+    """Statements that condition a Lambda trust on aws:SourceArn ...:microvm-image... ."""
+    if document is None or is_unknown(document):
+        return []
+    try:
+        statements = parse_document(document)
+    except DocumentError:
+        return []
+    out = []
+    for st in statements:
+        if st.effect != "Allow" or not statement_admits_service(st):
+            continue
+        for cond in st.conditions:
+            if cond.key_lower != SOURCE_ARN:
+                continue
+            hits = [v for v in cond.values if isinstance(v, str) and ":microvm-image" in v]
+            if hits:
+                out.append(
+                    f"{where}: trust policy {st.label} conditions {cond.key} with {cond.operator} "
+                    f"{hits[0]!r}. No image ARN exists when the service first assumes the role, so "
+                    "image builds end CREATE_FAILED and runs fail with 'unable to assume role'. "
+                    "Fix: drop the aws:SourceArn condition and keep aws:SourceAccount only."
+                )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Policies
+# --------------------------------------------------------------------------------------------
+
+
+@guarded("lambda-trust-source-account")
+def _validate_trust(args, report_violation) -> None:
+    if args.resource_type != ROLE:
+        return
+    res = Res.from_args(args)
+    accounts = deploying_accounts(config_of(args), res.provider_props)
+    for message in trust_violations(res.get("assumeRolePolicy"), accounts, f"role '{args.name}'"):
+        report_violation(message)
+
+
+lambda_trust_source_account = ResourceValidationPolicy(
+    name="lambda-trust-source-account",
+    description=(
+        "Every trust-policy statement that lets lambda.amazonaws.com assume a role must restrict "
+        "aws:SourceAccount (or aws:SourceArn) to the deploying accounts."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "accountIds": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[0-9]{12}$"},
+                "default": [],
+                "description": "Deploying account ids; empty = the AWS provider's allowedAccountIds.",
+            }
+        }
+    ),
+    validate=_validate_trust,
+)
+
+
+@guarded("source-arn-microvm-image-condition")
+def _validate_source_arn(args, report_violation) -> None:
+    if args.resource_type != ROLE:
+        return
+    document = get_path(Res.from_args(args).props, "assumeRolePolicy")
+    for message in source_arn_image_warnings(document, f"role '{args.name}'"):
+        report_violation(message)
+
+
+source_arn_microvm_image_condition = ResourceValidationPolicy(
+    name="source-arn-microvm-image-condition",
+    description=(
+        "An aws:SourceArn condition on ...:microvm-image:* in a Lambda trust policy makes MicroVM "
+        "image builds and runs fail."
+    ),
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_validate_source_arn,
+)

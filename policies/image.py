@@ -1,0 +1,320 @@
+"""MicroVM images and runs: capabilities, plaintext secrets in the environment, run limits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from graph import COMMAND, IMAGE_TYPES, MICROVM, Res, guarded, unverifiable
+from iam_docs import is_unknown
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
+
+MAX_DURATION_SECONDS = 28800  # L-B430C318 and the RunMicrovm model's maximum
+MIN_IDLE_SECONDS = 60  # IdlePolicy.maxIdleDurationSeconds minimum (model)
+MAX_IDLE_SECONDS = 28800  # AWS docs; the model has no maximum
+
+
+# --------------------------------------------------------------------------------------------
+# Keeping track of which values are Pulumi secrets
+# --------------------------------------------------------------------------------------------
+
+
+class SecretStr(str):
+    """A string that arrived wrapped as a Pulumi secret."""
+
+
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _mark(value: Any) -> Any:
+    if isinstance(value, str):
+        return SecretStr(value)
+    if isinstance(value, list):
+        return [_mark(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mark(v) for k, v in value.items()}
+    return value
+
+
+def _install_secret_marks() -> None:
+    """Keep "this was a secret" on strings the SDK hands to validations.
+
+    pulumi_policy's Analyze/AnalyzeStack unwrap secrets before a policy sees them, so a policy
+    cannot tell a Pulumi secret from plaintext. We wrap its deserializer so secret strings become
+    :class:`SecretStr` - a ``str`` subclass, invisible to every other policy. If the SDK's
+    internals differ, nothing is patched and every value counts as plaintext (fails safe).
+    """
+    try:
+        import pulumi_policy.policy as sdk
+    except ImportError:  # pragma: no cover
+        return
+    original = getattr(sdk, "deserialize_properties", None)
+    if original is None or getattr(original, "_marks_secrets", False):
+        return
+
+    def restore(wire: Any, decoded: Any) -> Any:
+        if isinstance(wire, dict) and wire.get(_SIG) == _SECRET_SIG and "value" in wire:
+            return _mark(restore(wire["value"], decoded))
+        if isinstance(wire, dict) and isinstance(decoded, dict):
+            return {k: restore(wire.get(k), v) for k, v in decoded.items()}
+        if isinstance(wire, list) and isinstance(decoded, list) and len(wire) == len(decoded):
+            return [restore(w, d) for w, d in zip(wire, decoded, strict=True)]
+        return decoded
+
+    def deserialize_properties(props, proxy_secrets=False):
+        decoded = original(props, proxy_secrets)
+        if proxy_secrets:
+            return decoded
+        try:
+            return restore(props, decoded)
+        except Exception:  # noqa: BLE001 - never break decoding for other policies
+            return decoded
+
+    deserialize_properties._marks_secrets = True  # type: ignore[attr-defined]
+    sdk.deserialize_properties = deserialize_properties
+
+
+_install_secret_marks()
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, SecretStr)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure checks
+# --------------------------------------------------------------------------------------------
+
+SECRET_NAME = re.compile(
+    r"(SECRET|PASSW(OR)?D|PASSPHRASE|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|AUTH|"
+    r"CLIENT_?SECRET|SIGNING_?KEY|CONN(ECTION)?_?STR(ING)?|DSN)",
+    re.IGNORECASE,
+)
+SECRET_VALUE = [
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (
+        re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"),
+        "a GitHub token",
+    ),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"\bsk-(ant-|proj-)?[A-Za-z0-9_-]{20,}"), "an API secret key"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\."), "a JWT"),
+    (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "credentials in a URL"),
+]
+# Values that name where a secret lives rather than containing it.
+REFERENCE_VALUE = re.compile(
+    r"^(arn:aws[a-z-]*:(secretsmanager|ssm|kms):|\{\{resolve:|\$\{)", re.IGNORECASE
+)
+
+
+def plaintext_secret_findings(variables: Any, where: str) -> list[str]:
+    """Environment variables whose name or value looks like a secret and that are not secrets."""
+    if variables is None:
+        return []
+    if is_unknown(variables):
+        if is_secret(variables):
+            return []
+        return [unverifiable(where, "environmentVariables", "use known names")]
+    if not isinstance(variables, dict):
+        return []
+    out = []
+    for name, value in sorted(variables.items()):
+        if is_secret(value) or not isinstance(value, str):
+            continue
+        if is_unknown(value):
+            if SECRET_NAME.search(name):
+                out.append(
+                    unverifiable(
+                        where, f"environmentVariables.{name}", "pass it as a Pulumi secret"
+                    )
+                )
+            continue
+        if not value or REFERENCE_VALUE.match(value):
+            continue
+        kind = next((label for pattern, label in SECRET_VALUE if pattern.search(value)), None)
+        if kind or SECRET_NAME.search(name):
+            why = f"its value looks like {kind}" if kind else "its name looks like a secret"
+            out.append(
+                f"{where}: environmentVariables.{name} is plaintext and {why}; it is stored in the "
+                "image definition and the Pulumi state in clear. Fix: move it to the stack's "
+                "secretEnvironmentVariables (pulumi config set --secret) so it stays a Pulumi secret."
+            )
+    return out
+
+
+def capabilities_findings(capabilities: Any, where: str) -> list[str]:
+    if is_unknown(capabilities):
+        return [unverifiable(where, "additionalOsCapabilities", "use a literal list")]
+    values = capabilities if isinstance(capabilities, list) else []
+    if any(isinstance(c, str) and c.upper() == "ALL" for c in values):
+        return [
+            f"{where}: additionalOsCapabilities ['ALL'] grants the guest every Linux capability "
+            "(e.g. CAP_SYS_ADMIN, raw sockets). Fix: remove it unless the workload needs it."
+        ]
+    return []
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def run_limit_findings(idle: Any, max_duration: Any, where: str, duration_key: str) -> list[str]:
+    out = []
+    if max_duration is not None:
+        if is_unknown(max_duration):
+            out.append(unverifiable(where, duration_key, "use a literal number"))
+        else:
+            seconds = _int(max_duration)
+            if seconds is None or not 1 <= seconds <= MAX_DURATION_SECONDS:
+                out.append(
+                    f"{where}: {duration_key}={max_duration!r} is outside 1..{MAX_DURATION_SECONDS} "
+                    f"seconds (the 8-hour service maximum). Fix: use a value in that range."
+                )
+    if idle is None:
+        return out
+    if is_unknown(idle):
+        return [*out, unverifiable(where, "idlePolicy", "use literal values")]
+    if not isinstance(idle, dict):
+        return [*out, f"{where}: idlePolicy must be an object. Fix: set all three members."]
+    missing = [
+        k
+        for k in ("maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled")
+        if k not in idle
+    ]
+    if missing:
+        out.append(
+            f"{where}: idlePolicy lacks {', '.join(missing)}; the service requires all three members "
+            "(autoResumeEnabled is enforced). Fix: set them."
+        )
+    idle_seconds = idle.get("maxIdleDurationSeconds")
+    if idle_seconds is not None and not is_unknown(idle_seconds):
+        seconds = _int(idle_seconds)
+        if seconds is None or not MIN_IDLE_SECONDS <= seconds <= MAX_IDLE_SECONDS:
+            out.append(
+                f"{where}: idlePolicy.maxIdleDurationSeconds={idle_seconds!r} is outside "
+                f"{MIN_IDLE_SECONDS}..{MAX_IDLE_SECONDS}. Fix: use a value in that range."
+            )
+    suspended = idle.get("suspendedDurationSeconds")
+    if suspended is not None and not is_unknown(suspended):
+        seconds = _int(suspended)
+        if seconds is None or seconds < 0:
+            out.append(f"{where}: idlePolicy.suspendedDurationSeconds={suspended!r} must be >= 0.")
+    auto = idle.get("autoResumeEnabled")
+    if (
+        auto is not None
+        and not is_unknown(auto)
+        and not isinstance(auto, bool)
+        and auto not in ("true", "false")
+    ):
+        out.append(f"{where}: idlePolicy.autoResumeEnabled={auto!r} must be a boolean.")
+    if any(
+        is_unknown(idle.get(k))
+        for k in ("maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled")
+    ):
+        out.append(unverifiable(where, "idlePolicy", "use literal values"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Policies
+# --------------------------------------------------------------------------------------------
+
+
+def _where(args) -> str:
+    return f"{args.resource_type} '{args.name}'"
+
+
+@guarded("image-capabilities-all")
+def _validate_capabilities(args, report_violation) -> None:
+    if args.resource_type not in IMAGE_TYPES:
+        return
+    res = Res.from_args(args)
+    for message in capabilities_findings(res.get("additionalOsCapabilities"), _where(args)):
+        report_violation(message)
+
+
+image_capabilities_all = ResourceValidationPolicy(
+    name="image-capabilities-all",
+    description="Flags MicroVM images that grant the guest every OS capability (additionalOsCapabilities: ['ALL']).",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_validate_capabilities,
+)
+
+
+@guarded("image-env-plaintext-secrets")
+def _validate_env(args, report_violation) -> None:
+    if args.resource_type not in IMAGE_TYPES:
+        return
+    res = Res.from_args(args)
+    for message in plaintext_secret_findings(res.get("environmentVariables"), _where(args)):
+        report_violation(message)
+
+
+image_env_plaintext_secrets = ResourceValidationPolicy(
+    name="image-env-plaintext-secrets",
+    description="Flags image environment variables that look like secrets but are not Pulumi secrets.",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_validate_env,
+)
+
+COMMAND_LIMIT_KEYS = {
+    "MICROVMS_IDLE_POLICY": "idlePolicy",
+    "MICROVMS_MAXIMUM_DURATION_SECONDS": "maximumDurationSeconds",
+}
+
+
+@guarded("run-limits")
+def _validate_run_limits(args, report_violation) -> None:
+    res = Res.from_args(args)
+    where = _where(args)
+    if args.resource_type == MICROVM:
+        findings = run_limit_findings(
+            res.get("idlePolicy"),
+            res.get("maximumDurationInSeconds"),
+            where,
+            "maximumDurationInSeconds",
+        )
+    elif args.resource_type == COMMAND:
+        env = res.get("environment")
+        if not isinstance(env, dict):
+            return
+        idle = env.get("MICROVMS_IDLE_POLICY")
+        if isinstance(idle, str) and not is_unknown(idle):
+            import json
+
+            try:
+                idle = json.loads(idle)
+            except json.JSONDecodeError:
+                idle = {"invalid": idle}
+        findings = run_limit_findings(
+            idle,
+            env.get("MICROVMS_MAXIMUM_DURATION_SECONDS"),
+            where,
+            "MICROVMS_MAXIMUM_DURATION_SECONDS",
+        )
+    else:
+        return
+    for message in findings:
+        report_violation(message)
+
+
+run_limits = ResourceValidationPolicy(
+    name="run-limits",
+    description=(
+        "MicroVM idle policies and maximum durations must be within service limits "
+        f"(maximum duration 1..{MAX_DURATION_SECONDS} s, idle {MIN_IDLE_SECONDS}..{MAX_IDLE_SECONDS} s, "
+        "all three idle members set)."
+    ),
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_validate_run_limits,
+)

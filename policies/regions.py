@@ -1,0 +1,249 @@
+"""Regions: MicroVMs only exist in a few regions, and each environment deploys to its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph import (
+    BUCKET_TYPES,
+    DYNAMIC_IMAGE,
+    IMAGE_TYPES,
+    MICROVM,
+    OBJECT_TYPES,
+    Graph,
+    Res,
+    config_of,
+    guarded,
+    resolve_environment,
+    unverifiable,
+)
+from iam_docs import is_unknown
+from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
+
+SUPPORTED_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1"]
+DEFAULT_ALLOWED_BY_ENVIRONMENT = {env: list(SUPPORTED_REGIONS) for env in ("dev", "prod", "local")}
+MICROVM_TYPES = (*IMAGE_TYPES, MICROVM)
+
+
+def is_judged(res: Res) -> bool:
+    """Regional AWS resources and our dynamic image; IAM is global; providers/components skipped."""
+    if res.type == DYNAMIC_IMAGE:
+        return True
+    if not res.type.startswith("aws:"):
+        return False
+    return not res.type.startswith("aws:iam/")
+
+
+def effective_region(res: Res) -> tuple[str | None, str]:
+    """(region, source). region is the unknown sentinel if unknown, None if nowhere."""
+    own = res.get("region")
+    if isinstance(own, str) and own:
+        return own, "its own 'region'"
+    provider = res.provider_props
+    if provider is not None:
+        region = provider.get("region")
+        if isinstance(region, str) and region:
+            return region, f"its provider's 'region' ({res.provider_type})"
+    return None, "nowhere"
+
+
+def bucket_name_from_uri(uri: Any) -> str | None:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return None
+    name = uri[len("s3://") :].split("/", 1)[0]
+    return name or None
+
+
+def _bucket_name(bucket: Res) -> Any:
+    name = bucket.get("bucket")
+    return name if name is not None else bucket.get("id")
+
+
+def artifact_buckets(graph: Graph, image: Res) -> tuple[list[Res], str | None]:
+    """Buckets named by ``image.codeArtifact.uri``, or reached through its dependencies.
+
+    Returns (buckets, problem). Dependencies are followed through an S3 object to its bucket.
+    """
+    uri = image.get("codeArtifact", "uri")
+    name = bucket_name_from_uri(uri)
+    if name and not is_unknown(name):
+        found = [b for b in graph.of_type(*BUCKET_TYPES) if _bucket_name(b) == name]
+        if found:
+            return found, None
+        deps = _bucket_deps(graph, image)
+        if deps:
+            return deps, None
+        return (
+            [],
+            f"artifact bucket {name!r} (codeArtifact.uri) is not defined in this stack, so its region cannot be checked",
+        )
+    if uri is None:
+        return [], "it has no codeArtifact.uri"
+    if is_unknown(uri) or is_unknown(image.get("codeArtifact")):
+        deps = _bucket_deps(graph, image)
+        if deps:
+            return deps, None
+        return [], "unknown"
+    return [], f"codeArtifact.uri {uri!r} is not an s3://bucket/key URI"
+
+
+def _bucket_deps(graph: Graph, image: Res) -> list[Res]:
+    buckets = graph.deps_of_type(image, "codeArtifact", *BUCKET_TYPES)
+    for obj in graph.deps_of_type(image, "codeArtifact", *OBJECT_TYPES):
+        name = obj.get("bucket")
+        found = [
+            b
+            for b in graph.of_type(*BUCKET_TYPES)
+            if isinstance(name, str) and _bucket_name(b) == name
+        ]
+        buckets.extend(found or graph.deps_of_type(obj, "bucket", *BUCKET_TYPES))
+    unique = {b.urn: b for b in buckets}
+    return list(unique.values())
+
+
+def evaluate(graph: Graph, config: dict[str, Any]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    supported = config.get("supportedRegions") or list(SUPPORTED_REGIONS)
+    by_env = config.get("allowedRegionsByEnvironment")
+    if by_env is None:
+        by_env = DEFAULT_ALLOWED_BY_ENVIRONMENT
+    environment, source = resolve_environment(config.get("environment"))
+    allowed: list[str] | None = None
+    if environment is None:
+        out.append(
+            (
+                "The stack's environment cannot be determined (no policy config 'environment', no "
+                "stack config 'lambda-microvms:environment', no stack name), so regions cannot be "
+                "checked; it fails closed. Fix: set 'environment' in the policy config.",
+                None,
+            )
+        )
+    elif environment not in by_env:
+        out.append(
+            (
+                f"Environment {environment!r} (from {source}) has no entry in "
+                f"allowedRegionsByEnvironment ({', '.join(sorted(by_env)) or 'empty'}); a missing entry "
+                "is not 'no restriction'. Fix: add an entry for it to the policy config.",
+                None,
+            )
+        )
+    else:
+        allowed = list(by_env[environment])
+
+    regions: dict[str, Any] = {}
+    for res in graph.resources:
+        if not is_judged(res):
+            continue
+        region, where = effective_region(res)
+        regions[res.urn] = region
+        if region is None:
+            out.append(
+                (
+                    f"{res.label()} has no region on itself or its provider; it would come from "
+                    "AWS_REGION at run time and cannot be checked. Fix: set 'aws:region' in the "
+                    "stack config or 'region' on the provider.",
+                    res.urn,
+                )
+            )
+            continue
+        if is_unknown(region):
+            out.append((unverifiable(res.label(), "region", "use a literal region"), res.urn))
+            continue
+        if res.type in MICROVM_TYPES and region not in supported:
+            out.append(
+                (
+                    f"{res.label()} is in {region} (from {where}), where Lambda MicroVMs are not "
+                    f"available. Fix: use one of {', '.join(supported)}.",
+                    res.urn,
+                )
+            )
+        if allowed is not None and region not in allowed:
+            out.append(
+                (
+                    f"{res.label()} is in {region} (from {where}), which environment {environment!r} "
+                    f"does not allow. Fix: deploy to one of {', '.join(allowed) or '(none)'} or "
+                    "change allowedRegionsByEnvironment.",
+                    res.urn,
+                )
+            )
+
+    for image in graph.of_type(*IMAGE_TYPES):
+        image_region = regions.get(image.urn)
+        if not isinstance(image_region, str) or is_unknown(image_region):
+            continue
+        buckets, problem = artifact_buckets(graph, image)
+        if problem == "unknown":
+            out.append(
+                (
+                    unverifiable(
+                        image.label(),
+                        "codeArtifact.uri",
+                        "derive the bucket from a bucket in this stack",
+                    ),
+                    image.urn,
+                )
+            )
+            continue
+        if problem:
+            out.append(
+                (
+                    f"{image.label()}: {problem}; it fails closed. The artifact bucket must be in the "
+                    f"image's region ({image_region}). Fix: create the bucket in this stack.",
+                    image.urn,
+                )
+            )
+            continue
+        for bucket in buckets:
+            bucket_region = regions.get(bucket.urn)
+            if bucket_region is None or is_unknown(bucket_region):
+                continue  # already reported above
+            if bucket_region != image_region:
+                out.append(
+                    (
+                        f"{image.label()} is in {image_region} but its artifact bucket "
+                        f"{bucket.label()} is in {bucket_region}; builds fail with "
+                        "S3_CROSS_REGION_ACCESS_DENIED. Fix: put the bucket in the image's region.",
+                        image.urn,
+                    )
+                )
+    return out
+
+
+@guarded("microvm-regions")
+def _validate(args, report_violation) -> None:
+    for message, urn in evaluate(Graph.from_args(args), config_of(args)):
+        if urn:
+            report_violation(message, urn)
+        else:
+            report_violation(message)
+
+
+microvm_regions = StackValidationPolicy(
+    name="microvm-regions",
+    description=(
+        "MicroVM images and MicroVMs must be in a supported region, their artifact bucket in the "
+        "same region, and every regional resource in a region the environment allows."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "supportedRegions": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(SUPPORTED_REGIONS),
+                "description": "Regions where Lambda MicroVMs are available.",
+            },
+            "allowedRegionsByEnvironment": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "default": DEFAULT_ALLOWED_BY_ENVIRONMENT,
+                "description": "environment → regions its resources may be in; a missing entry fails.",
+            },
+            "environment": {
+                "type": "string",
+                "description": "Overrides stack config lambda-microvms:environment and the stack name.",
+            },
+        }
+    ),
+    validate=_validate,
+)

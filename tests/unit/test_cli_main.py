@@ -1,0 +1,149 @@
+"""CLI wiring in-process: bad input is refused before any API call, with one readable line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.stub import Stubber
+
+from microvms import cli, output
+from microvms.client import make_client
+
+IMAGE = "arn:aws:lambda:us-east-1:123456789012:microvm-image:demo"
+
+
+@pytest.fixture
+def no_calls(monkeypatch):
+    """A client whose Stubber has no responses: any API call fails the test loudly."""
+    client = make_client(region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    stub = Stubber(client)
+    stub.activate()
+    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    yield stub
+    stub.assert_no_pending_responses()
+    stub.deactivate()
+
+
+def _run(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run"], "error: --image-arn: is required (or set MICROVMS_IMAGE_ARN)"),
+        (["run", "--image-arn", "demo"], "error: --image-arn: must be a full ARN"),
+        (
+            ["run", "--image-arn", IMAGE, "--max-idle-seconds", "900"],
+            "error: idle policy: give all three of --max-idle-seconds, --suspended-seconds and "
+            "--auto-resume/--no-auto-resume (missing: --suspended-seconds, "
+            "--auto-resume/--no-auto-resume)",
+        ),
+        (
+            ["run", "--image-arn", IMAGE, "--ingress", "BOGUS"],
+            "error: --ingress: unknown network connector 'BOGUS'",
+        ),
+        (
+            ["run", "--image-arn", IMAGE, "--max-duration", "0"],
+            "error: --max-duration: must be 1..28800",
+        ),
+        (["token", "microvm-1", "--minutes", "90"], "error: --minutes: must be 1..60, got 90"),
+        (["token", "microvm-1", "--port", "0"], "error: --port: '0' is not a port"),
+        (
+            ["ls", "--state", "ASLEEP"],
+            "error: --state: 'ASLEEP' is not allowed; use one of PENDING",
+        ),
+        (["ls", "--older-than", "later"], "error: --older-than: 'later' is not a duration"),
+        (["ls", "--version", "1.0"], "error: --version: needs --image"),
+        (["gc"], "error: gc: give --image and/or --older-than"),
+        (["wait", "microvm-1", "--state", "DONE"], "error: --state: 'DONE' is not allowed"),
+        (["terminate"], "error: MICROVM_ID: give at least one MicroVM id"),
+        (
+            ["get", "microvm-1", "--output", "yaml"],
+            "error: invalid input: --output: 'yaml' is not allowed; use one of json, table",
+        ),
+        (
+            ["smoke", "--image-arn", IMAGE, "--timeout", "0"],
+            "error: --timeout: must be > 0 seconds",
+        ),
+        (["shell", "microvm-1", "--minutes", "0"], "error: --minutes: must be 1..60, got 0"),
+    ],
+)
+def test_bad_input_fails_before_any_api_call(no_calls, capsys, argv, expected):
+    code, out, err = _run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert err.startswith(expected), err
+    assert err.count("\n") == 1  # exactly one line
+
+
+def test_oversized_payload_is_refused_before_any_call(no_calls, capsys, tmp_path):
+    payload = tmp_path / "payload.json"
+    payload.write_bytes(b"x" * 4097)
+    code, _, err = _run(["run", "--image-arn", IMAGE, "--payload-file", str(payload)], capsys)
+    assert code == 2
+    assert err == ("error: --payload-file: payload is larger than 4096 bytes (the service limit)\n")
+
+
+def test_payload_is_not_an_argv_option_value(capsys):
+    """--payload-file takes a path; there is no option that takes payload text."""
+    code = cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "--payload-file" in out
+    assert "--payload " not in out and "--run-hook-payload" not in out
+
+
+def test_from_json_env_reads_the_id(no_calls, capsys, monkeypatch):
+    monkeypatch.setenv("PULUMI_COMMAND_STDOUT", "not json")
+    code, _, err = _run(["terminate", "--from-json-env", "PULUMI_COMMAND_STDOUT"], capsys)
+    assert code == 2
+    assert err == (
+        "error: --from-json-env: $PULUMI_COMMAND_STDOUT does not hold a JSON document "
+        "with a microvmId\n"
+    )
+    monkeypatch.setenv("PULUMI_COMMAND_STDOUT", json.dumps({"microvmId": "microvm-9"}))
+    assert cli._id_from_json_env("PULUMI_COMMAND_STDOUT") == "microvm-9"
+
+
+def test_env_vars_feed_options(no_calls, capsys, monkeypatch):
+    monkeypatch.setenv("MICROVMS_IMAGE_ARN", "not-an-arn")
+    code, _, err = _run(["run"], capsys)
+    assert code == 2
+    assert err.startswith("error: --image-arn: must be a full ARN")
+
+
+def test_service_errors_are_one_line_with_the_service_message(monkeypatch, capsys):
+    client = make_client(region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "get_microvm",
+            "ResourceNotFoundException",
+            "MicroVM not found: microvm-00000000-0000-0000-0000-000000000000",
+            404,
+        )
+        code, out, err = _run(["get", "microvm-00000000-0000-0000-0000-000000000000"], capsys)
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "error: GetMicrovm failed (ResourceNotFoundException): "
+        "MicroVM not found: microvm-00000000-0000-0000-0000-000000000000\n"
+    )
+
+
+def test_usage_error_exit_code(capsys):
+    assert cli.main(["nope"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_output_format_choice():
+    assert output.choose_format(None, isatty=False) == "json"
+    assert output.choose_format(None, isatty=True) == "table"
+    assert output.choose_format("TABLE", isatty=False) == "table"
+    with pytest.raises(ValueError, match="use one of json, table"):
+        output.choose_format("xml")
+    assert output.error_line("a\nb", "c\n d") == "error: a b: c d"

@@ -1,0 +1,440 @@
+"""Validation of MicroVM image properties: pure functions, no mocks, no network.
+
+``INVALID_CASES`` is also driven through the SDK's gRPC ``Check`` in
+``tests/protocol/test_image_provider_check.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.microvm_image import spec
+from components.microvm_image.validation import validate
+
+ROLE = "arn:aws:iam::123456789012:role/lambda-microvms-build"
+
+
+def base_props() -> dict:
+    return {
+        "region": "us-east-1",
+        "buildRoleArn": ROLE,
+        "codeArtifact": {"uri": "s3://artifact-bucket-1/images/app-abc123.zip"},
+        "namePrefix": "app",
+        "nameSeed": "lambda-microvms/dev/app-image",
+        "resources": [{"minimumMemoryInMiB": 2048}],
+        "hooks": {
+            "port": 9000,
+            "microvmImageHooks": {"ready": "ENABLED"},
+            "microvmHooks": {"run": "ENABLED"},
+        },
+        "environmentVariables": {"LOG_LEVEL": "info"},
+        "secretEnvironmentVariables": {"API_TOKEN": "s3cr3t-value"},
+        "tags": {"team": "platform"},
+    }
+
+
+def _set(path: str, value):
+    """A mutation that sets a dotted path (``hooks.port``, ``resources.0.minimumMemoryInMiB``)."""
+
+    def mutate(p: dict) -> None:
+        parts = path.split(".")
+        node = p
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return mutate
+
+
+def _drop(key: str):
+    def mutate(p: dict) -> None:
+        p.pop(key, None)
+
+    return mutate
+
+
+# (id, mutation, failing property, text the reason must contain)
+INVALID_CASES = [
+    ("name-space", _set("name", "bad name!"), "name", "[a-zA-Z0-9-_]"),
+    ("name-too-long", _set("name", "a" * 65), "name", "1-64"),
+    ("name-empty-like", _set("name", "-/-"), "name", "[a-zA-Z0-9-_]"),
+    ("name-not-string", _set("name", 42), "name", "1-64"),
+    ("prefix-too-long", _set("namePrefix", "p" * 56), "namePrefix", "1-55"),
+    ("prefix-bad-chars", _set("namePrefix", "my.app"), "namePrefix", "[a-zA-Z0-9-_]"),
+    ("region-unsupported", _set("region", "eu-north-1"), "region", "us-east-1, us-east-2"),
+    ("region-garbage", _set("region", "mars"), "region", "not a Lambda MicroVMs region"),
+    ("region-missing", _drop("region"), "region", "required"),
+    ("endpoint-not-url", _set("endpointUrl", "localhost:4566"), "endpointUrl", "http(s) URL"),
+    (
+        "base-arn-garbage",
+        _set("baseImageArn", "al2023-1"),
+        "baseImageArn",
+        "not a MicroVM image ARN",
+    ),
+    (
+        "base-arn-slash-form",
+        _set("baseImageArn", "arn:aws:lambda:us-east-1:aws:microvm-image/al2023-1"),
+        "baseImageArn",
+        "not a MicroVM image ARN",
+    ),
+    (
+        "base-arn-other-region",
+        _set("baseImageArn", "arn:aws:lambda:us-west-2:aws:microvm-image:al2023-1"),
+        "baseImageArn",
+        "us-west-2",
+    ),
+    ("base-version-words", _set("baseImageVersion", "latest"), "baseImageVersion", "major version"),
+    ("base-version-space", _set("baseImageVersion", "1 .0"), "baseImageVersion", "major version"),
+    ("role-missing", _drop("buildRoleArn"), "buildRoleArn", "required"),
+    ("role-not-arn", _set("buildRoleArn", "lambda-microvms-build"), "buildRoleArn", "IAM role ARN"),
+    (
+        "role-short-account",
+        _set("buildRoleArn", "arn:aws:iam::1234:role/build"),
+        "buildRoleArn",
+        "12-digit",
+    ),
+    (
+        "role-is-user",
+        _set("buildRoleArn", "arn:aws:iam::123456789012:user/build"),
+        "buildRoleArn",
+        "IAM role ARN",
+    ),
+    ("artifact-missing", _drop("codeArtifact"), "codeArtifact", "required"),
+    ("artifact-string", _set("codeArtifact", "s3://b/k.zip"), "codeArtifact", "must be an object"),
+    ("artifact-extra", _set("codeArtifact.imageUri", "x"), "codeArtifact", "only member is 'uri'"),
+    (
+        "artifact-https",
+        _set("codeArtifact.uri", "https://b.s3.amazonaws.com/k.zip"),
+        "codeArtifact.uri",
+        "s3://bucket/key",
+    ),
+    (
+        "artifact-no-key",
+        _set("codeArtifact.uri", "s3://bucket-only"),
+        "codeArtifact.uri",
+        "s3://bucket/key",
+    ),
+    (
+        "artifact-bad-bucket",
+        _set("codeArtifact.uri", "s3://Bad_Bucket/k.zip"),
+        "codeArtifact.uri",
+        "bucket name",
+    ),
+    ("description-number", _set("description", 12), "description", "string"),
+    (
+        "logging-both",
+        _set("logging", {"disabled": {}, "cloudWatch": {"logGroup": "g"}}),
+        "logging",
+        "exactly one",
+    ),
+    ("logging-unknown", _set("logging", {"s3": {}}), "logging", "unknown member"),
+    (
+        "logging-disabled-bool",
+        _set("logging", {"disabled": True}),
+        "logging.disabled",
+        "empty object",
+    ),
+    (
+        "logging-no-group",
+        _set("logging", {"cloudWatch": {}}),
+        "logging.cloudWatch.logGroup",
+        "required",
+    ),
+    (
+        "logging-bad-group",
+        _set("logging", {"cloudWatch": {"logGroup": "bad group!"}}),
+        "logging.cloudWatch.logGroup",
+        "1-512",
+    ),
+    (
+        "logging-bad-stream",
+        _set("logging", {"cloudWatch": {"logGroup": "g", "logStream": "a:b"}}),
+        "logging.cloudWatch.logStream",
+        "no ':'",
+    ),
+    (
+        "egress-two",
+        _set("egressNetworkConnectors", ["INTERNET_EGRESS", "INTERNET_EGRESS"]),
+        "egressNetworkConnectors",
+        "at most 1",
+    ),
+    (
+        "egress-bad",
+        _set("egressNetworkConnectors", ["vpc-123"]),
+        "egressNetworkConnectors[0]",
+        "network connector ARN",
+    ),
+    (
+        "egress-other-region",
+        _set(
+            "egressNetworkConnectors",
+            ["arn:aws:lambda:us-west-2:123456789012:network-connector:nc-1a2b"],
+        ),
+        "egressNetworkConnectors[0]",
+        "us-west-2",
+    ),
+    (
+        "cpu-x86",
+        _set("cpuConfigurations", [{"architecture": "X86_64"}]),
+        "cpuConfigurations[0].architecture",
+        "ARM_64",
+    ),
+    (
+        "cpu-lowercase",
+        _set("cpuConfigurations", [{"architecture": "arm64"}]),
+        "cpuConfigurations[0].architecture",
+        "ARM_64",
+    ),
+    (
+        "memory-3000",
+        _set("resources.0.minimumMemoryInMiB", 3000),
+        "resources[0].minimumMemoryInMiB",
+        "512, 1024, 2048, 4096, 8192",
+    ),
+    (
+        "memory-32768",
+        _set("resources.0.minimumMemoryInMiB", 32768),
+        "resources[0].minimumMemoryInMiB",
+        "not supported",
+    ),
+    (
+        "memory-string",
+        _set("resources.0.minimumMemoryInMiB", "2048"),
+        "resources[0].minimumMemoryInMiB",
+        "allowed",
+    ),
+    (
+        "resources-two",
+        _set("resources", [{"minimumMemoryInMiB": 512}, {"minimumMemoryInMiB": 1024}]),
+        "resources",
+        "at most one",
+    ),
+    (
+        "caps-bad",
+        _set("additionalOsCapabilities", ["NET_ADMIN"]),
+        "additionalOsCapabilities[0]",
+        "'ALL'",
+    ),
+    (
+        "caps-dup",
+        _set("additionalOsCapabilities", ["ALL", "ALL"]),
+        "additionalOsCapabilities",
+        "duplicate",
+    ),
+    ("hooks-port-zero", _set("hooks.port", 0), "hooks.port", "1-65535"),
+    ("hooks-port-big", _set("hooks.port", 70000), "hooks.port", "1-65535"),
+    ("hooks-unknown-member", _set("hooks.healthCheck", {}), "hooks", "unknown member"),
+    (
+        "hooks-flag-true",
+        _set("hooks.microvmHooks.run", True),
+        "hooks.microvmHooks.run",
+        "ENABLED, DISABLED",
+    ),
+    (
+        "hooks-flag-lower",
+        _set("hooks.microvmImageHooks.ready", "enabled"),
+        "hooks.microvmImageHooks.ready",
+        "ENABLED, DISABLED",
+    ),
+    (
+        "hooks-ready-required",
+        _set("hooks.microvmImageHooks.ready", "DISABLED"),
+        "hooks.microvmImageHooks.ready",
+        "must be ENABLED",
+    ),
+    (
+        "hooks-run-timeout-61",
+        _set("hooks.microvmHooks.runTimeoutInSeconds", 61),
+        "hooks.microvmHooks.runTimeoutInSeconds",
+        "1-60",
+    ),
+    (
+        "hooks-resume-timeout-0",
+        _set("hooks.microvmHooks.resumeTimeoutInSeconds", 0),
+        "hooks.microvmHooks.resumeTimeoutInSeconds",
+        "1-60",
+    ),
+    (
+        "hooks-ready-timeout-3601",
+        _set("hooks.microvmImageHooks.readyTimeoutInSeconds", 3601),
+        "hooks.microvmImageHooks.readyTimeoutInSeconds",
+        "1-3600",
+    ),
+    (
+        "hooks-validate-timeout-float",
+        _set("hooks.microvmImageHooks.validateTimeoutInSeconds", 1.5),
+        "hooks.microvmImageHooks.validateTimeoutInSeconds",
+        "1-3600",
+    ),
+    (
+        "hooks-typo",
+        _set("hooks.microvmHooks.runTimeout", 5),
+        "hooks.microvmHooks",
+        "unknown member",
+    ),
+    ("hooks-no-port", _set("hooks.port", None), "hooks.port", "required when any hook"),
+    (
+        "env-key-space",
+        _set("environmentVariables", {"MY VAR": "1"}),
+        "environmentVariables.MY VAR",
+        "without whitespace",
+    ),
+    (
+        "env-value-number",
+        _set("environmentVariables", {"N": 5}),
+        "environmentVariables.N",
+        "must be a string",
+    ),
+    (
+        "env-value-long",
+        _set("environmentVariables", {"BIG": "x" * 4097}),
+        "environmentVariables.BIG",
+        "at most 4096",
+    ),
+    (
+        "env-too-many",
+        _set("environmentVariables", {f"V{i}": "1" for i in range(101)}),
+        "environmentVariables",
+        "at most 100",
+    ),
+    (
+        "env-secret-overlap",
+        _set("secretEnvironmentVariables", {"LOG_LEVEL": "x"}),
+        "secretEnvironmentVariables",
+        "give each name once",
+    ),
+    (
+        "env-secret-long",
+        _set("secretEnvironmentVariables", {"API_TOKEN": "s" * 5000}),
+        "secretEnvironmentVariables.API_TOKEN",
+        "at most 4096",
+    ),
+    ("tags-aws-prefix", _set("tags", {"aws:owner": "x"}), "tags.aws:owner", "reserved"),
+    ("tags-bad-char", _set("tags", {"team": "a*b"}), "tags.team", "0-256"),
+    ("tags-long-key", _set("tags", {"k" * 129: "v"}), "tags." + "k" * 129, "1-128"),
+    ("tags-too-many", _set("tags", {f"t{i}": "v" for i in range(51)}), "tags", "at most 50"),
+    (
+        "tags-reserved",
+        _set("tags", {spec.CREATION_TAG: "x"}),
+        f"tags.{spec.CREATION_TAG}",
+        "reserved",
+    ),
+    ("keep-zero", _set("keepVersions", 0), "keepVersions", "1-50"),
+    ("keep-51", _set("keepVersions", 51), "keepVersions", "1-50"),
+    ("timeout-zero", _set("buildTimeoutMinutes", 0), "buildTimeoutMinutes", "1-240"),
+    (
+        "terminate-string",
+        _set("terminateMicrovmsOnDelete", "yes"),
+        "terminateMicrovmsOnDelete",
+        "true or false",
+    ),
+    ("unknown-property", _set("memory", 2048), "memory", "unknown property"),
+]
+
+
+def check(p: dict) -> list[tuple[str, str]]:
+    return validate(spec.fill_defaults(p))
+
+
+def test_baseline_is_valid():
+    assert check(base_props()) == []
+
+
+def test_there_are_at_least_forty_invalid_cases():
+    assert len(INVALID_CASES) >= 40
+
+
+@pytest.mark.parametrize(
+    ("mutate", "prop", "text"), [c[1:] for c in INVALID_CASES], ids=[c[0] for c in INVALID_CASES]
+)
+def test_invalid_input_names_the_property(mutate, prop, text):
+    p = copy.deepcopy(base_props())
+    mutate(p)
+    failures = check(p)
+    matching = [reason for path, reason in failures if path == prop]
+    assert matching, f"expected a failure on {prop!r}, got {failures}"
+    assert any(text in reason for reason in matching), matching
+
+
+def test_secret_values_never_appear_in_failures():
+    p = base_props()
+    p["secretEnvironmentVariables"] = {"API_TOKEN": 12345, "OTHER": "t0p-s3cret " * 500}
+    failures = check(p)
+    text = repr(failures)
+    assert "12345" not in text and "t0p-s3cret" not in text
+    assert {path for path, _ in failures} == {
+        "secretEnvironmentVariables.API_TOKEN",
+        "secretEnvironmentVariables.OTHER",
+    }
+
+
+def test_defaults_are_filled_explicitly():
+    p = spec.fill_defaults(
+        {
+            "region": "eu-west-1",
+            "buildRoleArn": ROLE,
+            "codeArtifact": {"uri": "s3://b-1/k.zip"},
+            "nameSeed": "lambda-microvms/dev/app-image",
+            "resources": [{"minimumMemoryInMiB": 4096.0}],  # Struct numbers arrive as doubles
+        }
+    )
+    assert p["baseImageArn"] == "arn:aws:lambda:eu-west-1:aws:microvm-image:al2023-1"
+    assert p["egressNetworkConnectors"] == [
+        "arn:aws:lambda:eu-west-1:aws:network-connector:aws-network-connector:INTERNET_EGRESS"
+    ]
+    assert p["cpuConfigurations"] == [{"architecture": "ARM_64"}]
+    assert p["resources"] == [{"minimumMemoryInMiB": 4096}]
+    assert isinstance(p["resources"][0]["minimumMemoryInMiB"], int)
+    assert p["keepVersions"] == 3 and p["buildTimeoutMinutes"] == 30
+    assert p["terminateMicrovmsOnDelete"] is False
+    assert p["namePrefix"] == "app-image"
+    assert "name" not in p
+    assert validate(p) == []
+
+
+def test_hook_defaults_are_the_documented_ones():
+    p = spec.fill_defaults(
+        {**base_props(), "hooks": {"port": 9000, "microvmImageHooks": {"ready": "ENABLED"}}}
+    )
+    assert p["hooks"]["microvmImageHooks"] == {
+        "ready": "ENABLED",
+        "readyTimeoutInSeconds": 30,
+        "validate": "DISABLED",
+        "validateTimeoutInSeconds": 30,
+    }
+    assert p["hooks"]["microvmHooks"]["runTimeoutInSeconds"] == 1
+    assert p["hooks"]["microvmHooks"]["run"] == "DISABLED"
+
+
+def test_bare_connector_kind_is_expanded():
+    p = spec.fill_defaults({**base_props(), "egressNetworkConnectors": ["INTERNET_EGRESS"]})
+    assert p["egressNetworkConnectors"] == [
+        "arn:aws:lambda:us-east-1:aws:network-connector:aws-network-connector:INTERNET_EGRESS"
+    ]
+    assert validate(p) == []
+
+
+def test_unknown_values_are_not_judged_in_preview():
+    from pulumi.output import Unknown
+
+    p = base_props()
+    p["codeArtifact"] = {"uri": Unknown()}
+    p["buildRoleArn"] = Unknown()
+    p["secretEnvironmentVariables"] = Unknown()
+    assert check(p) == []
+
+
+def test_customer_connector_arn_is_accepted():
+    p = {
+        **base_props(),
+        "egressNetworkConnectors": [
+            "arn:aws:lambda:us-east-1:123456789012:network-connector:nc-0f1e2d3c"
+        ],
+    }
+    assert check(p) == []
