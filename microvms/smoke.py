@@ -237,8 +237,14 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
     except _Failure as exc:
         result["error"] = str(exc)
     except WaitError as exc:
-        result["error"] = str(exc)
-        result["finalState"] = exc.microvm.get("state")
+        last = exc.microvm.get("state")
+        result["error"] = (
+            f"timed out after {options.timeout:g}s waiting for {result['microvmId']} to be "
+            f"RUNNING (last state: {last or 'not visible'})"
+            if exc.timed_out
+            else str(exc)
+        )
+        result["finalState"] = last
     except ClientError as exc:
         op = exc.operation_name if hasattr(exc, "operation_name") else "call"
         result["error"] = _client_error(op, exc)

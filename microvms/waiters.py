@@ -17,6 +17,7 @@ Clocks and sleeps are injectable so tests and benchmarks can run on a simulated 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -172,10 +173,9 @@ def is_not_found(exc: ClientError) -> bool:
 def _report(progress: Progress | None, elapsed: float, state: str, detail: str) -> None:
     if progress is None:
         return
-    try:
+    # progress reporting must never break a wait
+    with contextlib.suppress(Exception):
         progress(elapsed, state, detail)
-    except Exception:  # noqa: BLE001 - progress reporting must never break a wait
-        pass
 
 
 def list_builds(client, image_arn: str, image_version: str) -> list[BuildResult]:
@@ -250,10 +250,8 @@ def wait_for_image_version(
             return version
         if state in VERSION_DONE_BAD:
             builds = []
-            try:
+            with contextlib.suppress(ClientError):
                 builds = list_builds(client, image_arn, image_version)
-            except ClientError:
-                pass
             raise BuildFailed(
                 image_arn=image_arn,
                 image_version=image_version,
@@ -331,7 +329,5 @@ def wait_for_microvms_terminated(
             return
         _report(progress, elapsed, "TERMINATING", f"{len(pending)} MicroVM(s) still running")
         if elapsed >= timeout:
-            raise WaitTimeout(
-                f"MicroVMs {', '.join(pending)} not terminated after {elapsed:.0f} s"
-            )
+            raise WaitTimeout(f"MicroVMs {', '.join(pending)} not terminated after {elapsed:.0f} s")
         sleep(min(delay, max(0.0, timeout - elapsed)))

@@ -168,6 +168,12 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def _show(value: Any) -> str:
+    """Wire numbers are doubles: show 900.0 as 900."""
+    number = _int(value)
+    return str(number) if number is not None and not isinstance(value, str) else repr(value)
+
+
 def run_limit_findings(idle: Any, max_duration: Any, where: str, duration_key: str) -> list[str]:
     out = []
     if max_duration is not None:
@@ -177,7 +183,7 @@ def run_limit_findings(idle: Any, max_duration: Any, where: str, duration_key: s
             seconds = _int(max_duration)
             if seconds is None or not 1 <= seconds <= MAX_DURATION_SECONDS:
                 out.append(
-                    f"{where}: {duration_key}={max_duration!r} is outside 1..{MAX_DURATION_SECONDS} "
+                    f"{where}: {duration_key}={_show(max_duration)} is outside 1..{MAX_DURATION_SECONDS} "
                     f"seconds (the 8-hour service maximum). Fix: use a value in that range."
                 )
     if idle is None:
@@ -201,14 +207,14 @@ def run_limit_findings(idle: Any, max_duration: Any, where: str, duration_key: s
         seconds = _int(idle_seconds)
         if seconds is None or not MIN_IDLE_SECONDS <= seconds <= MAX_IDLE_SECONDS:
             out.append(
-                f"{where}: idlePolicy.maxIdleDurationSeconds={idle_seconds!r} is outside "
+                f"{where}: idlePolicy.maxIdleDurationSeconds={_show(idle_seconds)} is outside "
                 f"{MIN_IDLE_SECONDS}..{MAX_IDLE_SECONDS}. Fix: use a value in that range."
             )
     suspended = idle.get("suspendedDurationSeconds")
     if suspended is not None and not is_unknown(suspended):
         seconds = _int(suspended)
         if seconds is None or seconds < 0:
-            out.append(f"{where}: idlePolicy.suspendedDurationSeconds={suspended!r} must be >= 0.")
+            out.append(f"{where}: idlePolicy.suspendedDurationSeconds={_show(suspended)} must be >= 0.")
     auto = idle.get("autoResumeEnabled")
     if (
         auto is not None

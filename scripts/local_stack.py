@@ -547,6 +547,29 @@ def config_endpoint_problems(ports: Ports, config_path: Path | None = None) -> l
     return problems
 
 
+def passphrase_matches_salt(salt: str, passphrase: str = LOCAL_PASSPHRASE) -> bool:
+    """Whether a stack file's ``encryptionsalt`` was made with ``passphrase``.
+
+    The passphrase provider stores ``v1:<salt>:v1:<nonce>:<AES-256-GCM("pulumi")>`` with a key of
+    PBKDF2-SHA256(passphrase, salt, 1,000,000 rounds, 32 bytes) (pulumi's symmetric crypter).
+    """
+    import base64
+    import hashlib
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    parts = salt.split(":")
+    if len(parts) != 5 or parts[0] != "v1" or parts[2] != "v1":
+        return False
+    try:
+        raw_salt, nonce, sealed = (base64.b64decode(p) for p in (parts[1], parts[3], parts[4]))
+        key = hashlib.pbkdf2_hmac("sha256", passphrase.encode(), raw_salt, 1_000_000, 32)
+        return AESGCM(key).decrypt(nonce, sealed, None) == b"pulumi"
+    except (ValueError, InvalidTag):
+        return False
+
+
 def _policy_config() -> str:
     local = REPO / "policies" / "config" / "local.json"
     return str(
@@ -697,6 +720,10 @@ def cmd_check(args) -> int:
     for problem in config_endpoint_problems(ports):
         ok = False
         print(f"Pulumi.local.yaml: {problem}")
+    salt = (_load_yaml(REPO / "Pulumi.local.yaml") or {}).get("encryptionsalt")
+    if salt and not passphrase_matches_salt(salt):
+        ok = False
+        print(f"Pulumi.local.yaml: encryptionsalt was not made with {LOCAL_PASSPHRASE!r}")
     return 0 if ok else 1
 
 

@@ -108,10 +108,13 @@ def plan_diff(olds: dict, news: dict) -> DiffPlan:
             continue  # generated: the old generated name is kept unless namePrefix/region change
         if key == "namePrefix" and news.get("name") is not None:
             continue
-        if key == "namePrefix" and new is not None and olds.get("namePrefix") is None:
-            # an explicit name that is dropped: keep the image if its name has that prefix
-            if str(olds.get("name") or "").startswith(f"{new}-"):
-                continue
+        if (
+            key == "namePrefix"
+            and new is not None
+            and olds.get("namePrefix") is None
+            and str(olds.get("name") or "").startswith(f"{new}-")
+        ):
+            continue  # an explicit name that is dropped: keep the image if it has that prefix
         if contains_unknown(new):
             replaces.append(key)
             unknown.append(key)

@@ -14,7 +14,7 @@ delete -> refuse (or terminate) running MicroVMs, DeleteMicrovmImage, wait until
 
 from __future__ import annotations
 
-import os
+import contextlib
 import random
 import time
 from typing import Any
@@ -44,10 +44,8 @@ class MicrovmImageError(Exception):
 
 def _log(message: str) -> None:
     """Progress through ``pulumi.log`` (stderr outside an engine); never fails the operation."""
-    try:
+    with contextlib.suppress(Exception):
         pulumi.log.info(message)
-    except Exception:  # noqa: BLE001
-        pass
 
 
 class _Scrubber:
@@ -55,7 +53,9 @@ class _Scrubber:
 
     def __init__(self, props: dict):
         values = (props.get("secretEnvironmentVariables") or {}).values()
-        self._values = sorted((v for v in values if isinstance(v, str) and v), key=len, reverse=True)
+        self._values = sorted(
+            (v for v in values if isinstance(v, str) and v), key=len, reverse=True
+        )
 
     def __call__(self, text: str) -> str:
         for v in self._values:
@@ -82,10 +82,6 @@ def _progress(name: str):
         _log(f"microvm image {name}: {detail} {state} after {elapsed:.0f}s")
 
     return report
-
-
-def _default_region() -> str | None:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
 def _running_microvms(client, image_arn: str) -> list[dict]:
@@ -142,7 +138,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
     # ---- check -----------------------------------------------------------------------------
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        props = spec.fill_defaults(news, default_region=_default_region())
+        # region is required (no fallback to the plugin's environment): the component passes
+        # aws:region explicitly, so the checked inputs say exactly where the image lives
+        props = spec.fill_defaults(news)
         failures = [dyn.CheckFailure(prop, reason) for prop, reason in validate(props)]
         return dyn.CheckResult(props, failures)
 
@@ -167,7 +165,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             candidates = [props["name"]]
         else:
             prefix = props.get("namePrefix") or spec.sanitize_prefix(seed)
-            candidates = [spec.name_candidate(prefix, seed, region, k) for k in range(NAME_ATTEMPTS)]
+            candidates = [
+                spec.name_candidate(prefix, seed, region, k) for k in range(NAME_ATTEMPTS)
+            ]
 
         body = spec.build_request(props)
         taken: list[str] = []
@@ -211,8 +211,10 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         tags = {**spec.user_tags(props.get("tags")), spec.CREATION_TAG: token}
         try:
             resp = client.create_microvm_image(name=name, tags=tags, clientToken=token, **body)
-            _log(f"microvm image {name}: CreateMicrovmImage accepted, building version "
-                 f"{resp.get('imageVersion', '1.0')}")
+            _log(
+                f"microvm image {name}: CreateMicrovmImage accepted, building version "
+                f"{resp.get('imageVersion', '1.0')}"
+            )
             return resp["imageArn"], resp.get("imageVersion") or "1.0"
         except ClientError as exc:
             if not _is_name_taken(exc):
@@ -326,7 +328,13 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
         retain = bool(plan.build) or "keepVersions" in plan.settings
         outs = self._outputs(
-            client, news, name, id_, final, scrub, retain=retain,
+            client,
+            news,
+            name,
+            id_,
+            final,
+            scrub,
+            retain=retain,
             known_retained=olds.get("retainedVersions"),
         )
         return dyn.UpdateResult(outs)
@@ -371,12 +379,17 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         ]
         return sorted(remaining, key=spec.version_key, reverse=True)
 
-    def _outputs(self, client, props, name, image_arn, version_obj, scrub, retain=True, known_retained=None) -> dict:
+    def _outputs(
+        self, client, props, name, image_arn, version_obj, scrub, retain=True, known_retained=None
+    ) -> dict:
         try:
             image = client.get_microvm_image(imageIdentifier=image_arn)
             if retain:
                 retained = self._apply_retention(
-                    client, image_arn, int(props["keepVersions"]), image.get("latestActiveImageVersion")
+                    client,
+                    image_arn,
+                    int(props["keepVersions"]),
+                    image.get("latestActiveImageVersion"),
                 )
             else:  # a fresh image has exactly one version; a tags-only update changes none
                 retained = list(known_retained or [version_obj["imageVersion"]])
@@ -412,7 +425,10 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 "(arn:aws:lambda:<region>:<account>:microvm-image:<name>); import by ARN"
             )
         settings = spec.fill_defaults(
-            {**{k: v for k, v in props.items() if k in spec.INPUT_KEYS}, "region": parsed["region"]},
+            {
+                **{k: v for k, v in props.items() if k in spec.INPUT_KEYS},
+                "region": parsed["region"],
+            },
             default_region=parsed["region"],
         )
         scrub = _Scrubber(props)
@@ -429,7 +445,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             version = image.get("latestActiveImageVersion") or props.get("imageVersion")
             if not version:
                 versions = _list_versions(client, id_)
-                versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
+                versions.sort(
+                    key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True
+                )
                 if not versions:
                     return dyn.ReadResult(None, {})
                 version = versions[0]["imageVersion"]
@@ -447,7 +465,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
         config = spec.config_from_version(vobj, prior=props or None)
         name = image.get("name") or parsed["name"]
-        live_inputs = {k: v for k, v in settings.items() if k in spec.PROVIDER_SETTINGS + spec.IDENTITY_KEYS}
+        live_inputs = {
+            k: v for k, v in settings.items() if k in spec.PROVIDER_SETTINGS + spec.IDENTITY_KEYS
+        }
         live_inputs.update(config)
         live_inputs["region"] = parsed["region"]
         live_inputs["tags"] = spec.user_tags(image.get("tags"))
@@ -496,7 +516,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     f"{listing}. Terminate them (python -m microvms terminate <id>) or set "
                     "terminateMicrovmsOnDelete: true on the image, then run the deployment again."
                 )
-            _log(f"microvm image {name}: terminating {len(running)} MicroVM(s) before delete: {listing}")
+            _log(
+                f"microvm image {name}: terminating {len(running)} MicroVM(s) before delete: {listing}"
+            )
             try:
                 for vm in running:
                     if vm.get("state") != "TERMINATING":

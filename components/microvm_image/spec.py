@@ -57,7 +57,12 @@ BUILD_KEYS = (
 )
 REPLACE_KEYS = ("name", "namePrefix", "region")
 TAG_KEYS = ("tags",)
-PROVIDER_SETTINGS = ("endpointUrl", "keepVersions", "buildTimeoutMinutes", "terminateMicrovmsOnDelete")
+PROVIDER_SETTINGS = (
+    "endpointUrl",
+    "keepVersions",
+    "buildTimeoutMinutes",
+    "terminateMicrovmsOnDelete",
+)
 IDENTITY_KEYS = ("nameSeed",)  # informational: where a generated name came from
 INPUT_KEYS = REPLACE_KEYS + BUILD_KEYS + TAG_KEYS + PROVIDER_SETTINGS + IDENTITY_KEYS
 SECRET_KEYS = ("secretEnvironmentVariables",)
@@ -157,8 +162,11 @@ def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
         p["region"] = region
     region_known = isinstance(region, str) and not is_unknown(region)
 
-    if not p.get("baseImageArn") and region_known:
-        p["baseImageArn"] = managed_base_image_arn(region)
+    if not p.get("baseImageArn"):
+        if region_known:
+            p["baseImageArn"] = managed_base_image_arn(region)
+        elif is_unknown(region):
+            p["baseImageArn"] = Unknown()  # derived from an unknown region: unknown too
     p.setdefault("description", "")
     if p.get("cpuConfigurations") in (None, []):
         p["cpuConfigurations"] = [{"architecture": "ARM_64"}]
@@ -167,7 +175,9 @@ def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
     if p.get("additionalOsCapabilities") is None:
         p["additionalOsCapabilities"] = []
     conns = p.get("egressNetworkConnectors")
-    if conns in (None, []) and region_known:
+    if conns in (None, []) and is_unknown(region):
+        p["egressNetworkConnectors"] = Unknown()
+    elif conns in (None, []) and region_known:
         p["egressNetworkConnectors"] = [managed_connector_arn("INTERNET_EGRESS", region)]
     elif isinstance(conns, list) and region_known:
         p["egressNetworkConnectors"] = [
@@ -209,7 +219,9 @@ def _fill_hooks(hooks: dict) -> dict:
         sub = dict(sub)
         for hook in names:
             sub.setdefault(hook, "DISABLED")
-            sub.setdefault(f"{hook}TimeoutInSeconds", HOOK_DEFAULT_TIMEOUTS[f"{hook}TimeoutInSeconds"])
+            sub.setdefault(
+                f"{hook}TimeoutInSeconds", HOOK_DEFAULT_TIMEOUTS[f"{hook}TimeoutInSeconds"]
+            )
         out[group] = sub
     return out
 
@@ -303,10 +315,7 @@ def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
     if version.get("hooks"):
         out["hooks"] = _fill_hooks(version["hooks"])
     env = dict(version.get("environmentVariables") or {})
-    if prior:
-        secret_keys = set((prior.get("secretEnvironmentVariables") or {}).keys())
-    else:
-        secret_keys = set(env)
+    secret_keys = set(prior.get("secretEnvironmentVariables") or {}) if prior else set(env)
     out["environmentVariables"] = {k: v for k, v in env.items() if k not in secret_keys}
     out["secretEnvironmentVariables"] = {k: v for k, v in env.items() if k in secret_keys}
     return plain_numbers(out)

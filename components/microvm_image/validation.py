@@ -111,8 +111,10 @@ def validate(p: dict) -> list[Failure]:
             )
 
     bv = p.get("baseImageVersion")
-    if bv is not None and not _skip(bv) and (
-        not isinstance(bv, str | int) or not VERSION_RE.fullmatch(str(bv))
+    if (
+        bv is not None
+        and not _skip(bv)
+        and (not isinstance(bv, str | int) or not VERSION_RE.fullmatch(str(bv)))
     ):
         f.append(("baseImageVersion", f"{bv!r} is not a version; give a major version like '1'"))
 
@@ -120,9 +122,7 @@ def validate(p: dict) -> list[Failure]:
     if role is None:
         f.append(("buildRoleArn", "required: the IAM role the service assumes to build"))
     elif not _skip(role) and (
-        not isinstance(role, str)
-        or not 20 <= len(role) <= 2048
-        or not ROLE_ARN_RE.fullmatch(role)
+        not isinstance(role, str) or not 20 <= len(role) <= 2048 or not ROLE_ARN_RE.fullmatch(role)
     ):
         f.append(
             (
@@ -149,18 +149,28 @@ def validate(p: dict) -> list[Failure]:
 
 def _check_name(f: list[Failure], p: dict) -> None:
     name = p.get("name")
-    if name is not None and not _skip(name):
-        if not isinstance(name, str) or not 1 <= len(name) <= 64 or not NAME_RE.fullmatch(name):
-            f.append(
-                (
-                    "name",
-                    f"{name!r}: 1-64 characters of [a-zA-Z0-9-_] (names of deleted images "
-                    "cannot be reused)",
-                )
+    if (
+        name is not None
+        and not _skip(name)
+        and (not isinstance(name, str) or not 1 <= len(name) <= 64 or not NAME_RE.fullmatch(name))
+    ):
+        f.append(
+            (
+                "name",
+                f"{name!r}: 1-64 characters of [a-zA-Z0-9-_] (names of deleted images "
+                "cannot be reused)",
             )
+        )
     prefix = p.get("namePrefix")
-    if name is None and prefix is not None and not _skip(prefix) and (
-        not isinstance(prefix, str) or not 1 <= len(prefix) <= 55 or not NAME_RE.fullmatch(prefix)
+    if (
+        name is None
+        and prefix is not None
+        and not _skip(prefix)
+        and (
+            not isinstance(prefix, str)
+            or not 1 <= len(prefix) <= 55
+            or not NAME_RE.fullmatch(prefix)
+        )
     ):
         f.append(("namePrefix", f"{prefix!r}: 1-55 characters of [a-zA-Z0-9-_]"))
 
@@ -202,7 +212,7 @@ def _check_logging(f: list[Failure], logging: Any) -> None:
     if not isinstance(logging, dict) or len(logging) != 1:
         f.append(("logging", f"is a union: {shape}"))
         return
-    (member, value), = logging.items()
+    ((member, value),) = logging.items()
     if member == "disabled":
         if value not in ({}, None):
             f.append(("logging.disabled", "must be an empty object {}"))
@@ -217,14 +227,20 @@ def _check_logging(f: list[Failure], logging: Any) -> None:
         if group is None:
             f.append(("logging.cloudWatch.logGroup", "required: 1-512 chars of [a-zA-Z0-9_-/.#]"))
         elif not _skip(group) and (
-            not isinstance(group, str) or not 1 <= len(group) <= 512
+            not isinstance(group, str)
+            or not 1 <= len(group) <= 512
             or not LOG_GROUP_RE.fullmatch(group)
         ):
             f.append(("logging.cloudWatch.logGroup", f"{group!r}: 1-512 chars of [a-zA-Z0-9_-/.#]"))
         stream = value.get("logStream")
-        if stream is not None and not _skip(stream) and (
-            not isinstance(stream, str) or not 1 <= len(stream) <= 512
-            or not LOG_STREAM_RE.fullmatch(stream)
+        if (
+            stream is not None
+            and not _skip(stream)
+            and (
+                not isinstance(stream, str)
+                or not 1 <= len(stream) <= 512
+                or not LOG_STREAM_RE.fullmatch(stream)
+            )
         ):
             f.append(("logging.cloudWatch.logStream", f"{stream!r}: 1-512 chars, no ':' or '*'"))
     else:
@@ -252,7 +268,10 @@ def _check_connectors(f: list[Failure], conns: Any, region: str | None) -> None:
             )
         elif region and m.group("region") != region:
             f.append(
-                (f"egressNetworkConnectors[{i}]", f"connector is in {m.group('region')}, not {region}")
+                (
+                    f"egressNetworkConnectors[{i}]",
+                    f"connector is in {m.group('region')}, not {region}",
+                )
             )
 
 
@@ -277,7 +296,12 @@ def _check_cpu(f: list[Failure], cpus: Any) -> None:
                 )
             )
         if isinstance(c, dict) and set(c) - {"architecture"}:
-            f.append((f"cpuConfigurations[{i}]", f"unknown member(s) {sorted(set(c) - {'architecture'})}"))
+            f.append(
+                (
+                    f"cpuConfigurations[{i}]",
+                    f"unknown member(s) {sorted(set(c) - {'architecture'})}",
+                )
+            )
 
 
 def _check_resources(f: list[Failure], res: Any) -> None:
@@ -320,7 +344,12 @@ def _check_hooks(f: list[Failure], hooks: Any) -> None:
         return
     extra = set(hooks) - {"port", "microvmImageHooks", "microvmHooks"}
     if extra:
-        f.append(("hooks", f"unknown member(s) {sorted(extra)}; allowed: port, microvmImageHooks, microvmHooks"))
+        f.append(
+            (
+                "hooks",
+                f"unknown member(s) {sorted(extra)}; allowed: port, microvmImageHooks, microvmHooks",
+            )
+        )
     port = hooks.get("port")
     if port is not None and not _skip(port) and (not _is_int(port) or not 1 <= port <= 65535):
         f.append(("hooks.port", f"{port!r}: an integer 1-65535"))
@@ -335,7 +364,12 @@ def _check_hooks(f: list[Failure], hooks: Any) -> None:
         allowed = set(names) | {f"{n}TimeoutInSeconds" for n in names}
         extra = set(sub) - allowed
         if extra:
-            f.append((f"hooks.{group}", f"unknown member(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}"))
+            f.append(
+                (
+                    f"hooks.{group}",
+                    f"unknown member(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}",
+                )
+            )
         for hook in names:
             state = sub.get(hook)
             if state is not None and not _skip(state) and state not in HOOK_STATES:
@@ -349,7 +383,9 @@ def _check_hooks(f: list[Failure], hooks: Any) -> None:
     if any(enabled.get(h) for h in RUNTIME_HOOKS) and not enabled.get("ready"):
         f.append(("hooks.microvmImageHooks.ready", READY_RULE))
     if any(enabled.values()) and port is None:
-        f.append(("hooks.port", "required when any hook is ENABLED: the guest port the hooks listen on"))
+        f.append(
+            ("hooks.port", "required when any hook is ENABLED: the guest port the hooks listen on")
+        )
 
 
 def _check_env(f: list[Failure], plain: Any, secret: Any) -> None:
@@ -400,7 +436,9 @@ def _check_tags(f: list[Failure], tags: Any) -> None:
         f.append(("tags", f"{len(tags)} tags; at most {MAX_TAGS}"))
     for k, v in tags.items():
         if not isinstance(k, str) or not 1 <= len(k) <= 128 or not TAG_RE.fullmatch(k):
-            f.append((f"tags.{k}", "keys are 1-128 characters of letters, digits, spaces and _.:/=+-@"))
+            f.append(
+                (f"tags.{k}", "keys are 1-128 characters of letters, digits, spaces and _.:/=+-@")
+            )
         elif k.lower().startswith("aws:"):
             f.append((f"tags.{k}", "the aws: prefix is reserved for AWS"))
         elif k == CREATION_TAG:
@@ -408,18 +446,26 @@ def _check_tags(f: list[Failure], tags: Any) -> None:
         if _skip(v):
             continue
         if not isinstance(v, str) or len(v) > 256 or not TAG_RE.fullmatch(v):
-            f.append((f"tags.{k}", "values are 0-256 characters of letters, digits, spaces and _.:/=+-@"))
+            f.append(
+                (f"tags.{k}", "values are 0-256 characters of letters, digits, spaces and _.:/=+-@")
+            )
 
 
 def _check_settings(f: list[Failure], p: dict) -> None:
     kv = p.get("keepVersions")
     if not _skip(kv) and (not _is_int(kv) or not 1 <= kv <= MAX_VERSIONS):
-        f.append(("keepVersions", f"{kv!r}: an integer 1-{MAX_VERSIONS} (versions per image quota)"))
+        f.append(
+            ("keepVersions", f"{kv!r}: an integer 1-{MAX_VERSIONS} (versions per image quota)")
+        )
     bt = p.get("buildTimeoutMinutes")
     if not _skip(bt) and (
-        isinstance(bt, bool) or not isinstance(bt, int | float) or not 1 <= bt <= MAX_BUILD_TIMEOUT_MINUTES
+        isinstance(bt, bool)
+        or not isinstance(bt, int | float)
+        or not 1 <= bt <= MAX_BUILD_TIMEOUT_MINUTES
     ):
-        f.append(("buildTimeoutMinutes", f"{bt!r}: a number of minutes 1-{MAX_BUILD_TIMEOUT_MINUTES}"))
+        f.append(
+            ("buildTimeoutMinutes", f"{bt!r}: a number of minutes 1-{MAX_BUILD_TIMEOUT_MINUTES}")
+        )
     tm = p.get("terminateMicrovmsOnDelete")
     if not _skip(tm) and not isinstance(tm, bool):
         f.append(("terminateMicrovmsOnDelete", f"{tm!r}: true or false"))

@@ -321,8 +321,9 @@ class Application:
             host = "127.0.0.1"
         port = self.app_server.server_address[1]
         url = f"http://{host}:{port}/work?ms=1"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - own loopback
+            with opener.open(url, timeout=5) as resp:
                 doc = json.loads(resp.read())
                 status = resp.status
         except urllib.error.HTTPError as exc:
@@ -427,7 +428,15 @@ class Application:
         time.sleep(ms / 1000)
         with self._lock:
             self._work_served += 1
-        return {"slept_ms": ms, "version": VERSION, "instanceId": self.instance_id}
+            request_id = (
+                f"{self.rng.getrandbits(64):016x}"  # the app's generator, re-seeded by /run
+            )
+        return {
+            "slept_ms": ms,
+            "version": VERSION,
+            "instanceId": self.instance_id,
+            "requestId": request_id,
+        }
 
     def track(self) -> _Inflight:
         return _Inflight(self)
@@ -439,7 +448,7 @@ class Application:
         self.app_server = _Server((self.config.host, self.config.port), _AppHandler, self)
         self.hook_server = _Server((self.config.host, self.config.hook_port), _HookHandler, self)
         for name, srv in (("app-server", self.app_server), ("hook-server", self.hook_server)):
-            t = threading.Thread(target=srv.serve_forever, name=name, daemon=True)
+            t = threading.Thread(target=srv.serve_forever, args=(0.1,), name=name, daemon=True)
             t.start()
             self._threads.append(t)
         if not self.initialized:

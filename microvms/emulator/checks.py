@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from urllib.parse import unquote
 
@@ -23,10 +24,19 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeou
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
 
+_clients: dict = {}
+_clients_lock = threading.Lock()
+
+
 def _client(service: str, endpoint: str, region: str):
-    return boto3.session.Session().client(
-        service, endpoint_url=endpoint, region_name=region, config=_CONFIG
-    )
+    """Cached clients (creating one costs far more than a build check; clients are thread-safe)."""
+    key = (service, endpoint, region)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = boto3.session.Session().client(
+                service, endpoint_url=endpoint, region_name=region, config=_CONFIG
+            )
+        return _clients[key]
 
 
 def check_artifact(endpoint: str, region: str, artifact: dict | None) -> str | None:

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +58,10 @@ class App(http.server.BaseHTTPRequestHandler):
         elif self.path.startswith("/status/"):
             self._send(int(self.path.rsplit("/", 1)[1]), b"status page")
         elif self.path.startswith("/flaky"):
-            self._send(502 if App.hits[self.path] <= 2 else 200, b"" if App.hits[self.path] <= 2 else b"recovered")
+            self._send(
+                502 if App.hits[self.path] <= 2 else 200,
+                b"" if App.hits[self.path] <= 2 else b"recovered",
+            )
         else:
             self._send(404, b"not here")
 
@@ -239,7 +241,10 @@ def test_inputs_from_environment_and_payload_from_stdin_only(env):
     assert proc.returncode == 0, err
     assert b"secret-task-4711" not in cmdline
     vm = json.loads(out)
-    assert vm["ingressNetworkConnectors"] == [CONNECTOR + "HTTP_INGRESS", CONNECTOR + "SHELL_INGRESS"]
+    assert vm["ingressNetworkConnectors"] == [
+        CONNECTOR + "HTTP_INGRESS",
+        CONNECTOR + "SHELL_INGRESS",
+    ]
     assert vm["maximumDurationInSeconds"] == 120
     assert App.run_payloads == [payload]  # the /run hook got it, byte for byte
     assert "secret-task-4711" not in out + err
@@ -380,14 +385,22 @@ def test_service_errors_are_one_line_with_the_service_message(env):
 
 def test_table_output_and_throttling_is_retried(env):
     vm_id = _run_vm(env)["microvmId"]
-    table = ok("--output", "table", "ls", "--image", env.image)
+    table = ok("--output", "table", "ls", "--image", env.image, extra_env={"COLUMNS": "200"})
     header = table.stdout.splitlines()[1]
-    assert [c.strip() for c in header.strip("┃ ").split("┃")] == ["id", "image", "version", "state", "age"]
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "id",
+        "image",
+        "version",
+        "state",
+        "age",
+    ]
     assert vm_id in table.stdout and "cli-plain" in table.stdout
     env.faults(throttleRate=0.5)
     before = env.calls().get("GetMicrovm", 0)
     for _ in range(3):
-        assert ok("get", vm_id, extra_env={"MICROVMS_MAX_ATTEMPTS": "12"}).json["state"] == "RUNNING"
+        assert (
+            ok("get", vm_id, extra_env={"MICROVMS_MAX_ATTEMPTS": "12"}).json["state"] == "RUNNING"
+        )
     assert env.calls()["GetMicrovm"] - before > 3  # some attempts were throttled and retried
     env.faults(throttleRate=0.0)
     ok("terminate", vm_id, "--wait")

@@ -23,7 +23,9 @@ ALL_PORTS = [{"allPorts": {}}]
 SHELL = "arn:aws:lambda:us-east-1:aws:network-connector:aws-network-connector:SHELL_INGRESS"
 
 
-def call_endpoint(endpoint: str, path: str = "/", headers: dict | None = None, method="GET", body=None):
+def call_endpoint(
+    endpoint: str, path: str = "/", headers: dict | None = None, method="GET", body=None
+):
     """Reach a VM endpoint the way local clients do: proxy URL + the endpoint as ``Host``."""
     base, host = proxy_target(endpoint)
     target = urlsplit(base)
@@ -81,7 +83,9 @@ def test_token_validation(emulator, microvms_client):
     client = microvms_client
     vm_id = running_vm(client, built_image(client, "tokv"))["microvmId"]
     with pytest.raises(ClientError) as excinfo:
-        client.create_microvm_auth_token(microvmIdentifier=vm_id, expirationInMinutes=61, allowedPorts=ALL_PORTS)
+        client.create_microvm_auth_token(
+            microvmIdentifier=vm_id, expirationInMinutes=61, allowedPorts=ALL_PORTS
+        )
     assert error_of(excinfo) == (
         "ValidationException",
         "1 validation error detected: Value '61' at 'expirationInMinutes' failed to satisfy "
@@ -90,7 +94,9 @@ def test_token_validation(emulator, microvms_client):
     )
     raw = raw_client(emulator)
     with pytest.raises(ClientError) as excinfo:
-        raw.create_microvm_auth_token(microvmIdentifier=vm_id, expirationInMinutes=0, allowedPorts=ALL_PORTS)
+        raw.create_microvm_auth_token(
+            microvmIdentifier=vm_id, expirationInMinutes=0, allowedPorts=ALL_PORTS
+        )
     assert error_of(excinfo)[1] == (
         "1 validation error detected: Value '0' at 'expirationInMinutes' failed to satisfy "
         "constraint: Member must have value greater than or equal to 1"
@@ -104,7 +110,9 @@ def test_token_validation(emulator, microvms_client):
         "satisfy constraint: Member must have value less than or equal to 65535"
     )
     with pytest.raises(ClientError) as excinfo:
-        raw.create_microvm_auth_token(microvmIdentifier=vm_id, expirationInMinutes=5, allowedPorts=[])
+        raw.create_microvm_auth_token(
+            microvmIdentifier=vm_id, expirationInMinutes=5, allowedPorts=[]
+        )
     assert error_of(excinfo)[1] == (
         "1 validation error detected: Value '[]' at 'allowedPorts' failed to satisfy constraint: "
         "Member must have length greater than or equal to 1"
@@ -155,7 +163,9 @@ def test_endpoint_auth_answers(emu_with_app, app):
         headers={"X-aws-proxy-auth": token_a},
     )
     assert unknown[:2] == (403, b"Token authentication failed")
-    status, body, _ = call_endpoint(vm_a["endpoint"], "/hello?x=1", headers={"X-aws-proxy-auth": token_a})
+    status, body, _ = call_endpoint(
+        vm_a["endpoint"], "/hello?x=1", headers={"X-aws-proxy-auth": token_a}
+    )
     assert status == 200 and json.loads(body)["path"] == "/hello"
     seen = app.calls("/hello")[-1]
     assert seen["query"] == "x=1"
@@ -183,7 +193,9 @@ def test_port_routing_and_grants(emulator_factory, upstream):
     client = boto3.client("lambda-microvms", region_name="us-east-1", endpoint_url=emulator.url)
     vm = running_vm(client, built_image(client, "ports"))
     only_8080 = token_for(client, vm["microvmId"], ports=[{"port": 8080}])
-    ranged = token_for(client, vm["microvmId"], ports=[{"range": {"startPort": 9000, "endPort": 9100}}])
+    ranged = token_for(
+        client, vm["microvmId"], ports=[{"range": {"startPort": 9000, "endPort": 9100}}]
+    )
     assert call_endpoint(vm["endpoint"], headers={"X-aws-proxy-auth": only_8080})[0] == 200
     denied = call_endpoint(
         vm["endpoint"], headers={"X-aws-proxy-auth": only_8080, "X-aws-proxy-port": "9090"}
@@ -198,12 +210,16 @@ def test_port_routing_and_grants(emulator_factory, upstream):
         vm["endpoint"], headers={"X-aws-proxy-auth": ranged, "X-aws-proxy-port": "9001"}
     )
     assert nothing[:2] == (502, b"")  # granted, but nothing listens on guest port 9001
-    bad = call_endpoint(vm["endpoint"], headers={"X-aws-proxy-auth": ranged, "X-aws-proxy-port": "x"})
+    bad = call_endpoint(
+        vm["endpoint"], headers={"X-aws-proxy-auth": ranged, "X-aws-proxy-port": "x"}
+    )
     assert bad[0] == 400
 
 
 def test_endpoint_states(emulator_factory, app):
-    emulator = emulator_factory(upstreams={8080: app.url}, clock=FrozenClock(), build_seconds=1, run_seconds=1)
+    emulator = emulator_factory(
+        upstreams={8080: app.url}, clock=FrozenClock(), build_seconds=1, run_seconds=1
+    )
     client = boto3.client("lambda-microvms", region_name="us-east-1", endpoint_url=emulator.url)
     arn = client.create_microvm_image(
         name="states",
@@ -214,7 +230,9 @@ def test_endpoint_states(emulator_factory, app):
     emulator.clock.advance(1)
     policy = {"maxIdleDurationSeconds": 900, "suspendedDurationSeconds": 1800}
     vm_a = client.run_microvm(imageIdentifier=arn, idlePolicy={**policy, "autoResumeEnabled": True})
-    vm_b = client.run_microvm(imageIdentifier=arn, idlePolicy={**policy, "autoResumeEnabled": False})
+    vm_b = client.run_microvm(
+        imageIdentifier=arn, idlePolicy={**policy, "autoResumeEnabled": False}
+    )
     token_a, token_b = token_for(client, vm_a["microvmId"]), token_for(client, vm_b["microvmId"])
     pending = call_endpoint(vm_a["endpoint"], headers={"X-aws-proxy-auth": token_a})
     assert pending[:2] == (502, b"")
@@ -234,7 +252,9 @@ def test_endpoint_states(emulator_factory, app):
 
 
 def test_endpoint_traffic_resets_idle_timer_and_tokens_expire(emulator_factory, app):
-    emulator = emulator_factory(upstreams={8080: app.url}, clock=FrozenClock(), build_seconds=1, run_seconds=1)
+    emulator = emulator_factory(
+        upstreams={8080: app.url}, clock=FrozenClock(), build_seconds=1, run_seconds=1
+    )
     client = boto3.client("lambda-microvms", region_name="us-east-1", endpoint_url=emulator.url)
     arn = client.create_microvm_image(
         name="idle",
@@ -245,7 +265,11 @@ def test_endpoint_traffic_resets_idle_timer_and_tokens_expire(emulator_factory, 
     emulator.clock.advance(1)
     vm = client.run_microvm(
         imageIdentifier=arn,
-        idlePolicy={"maxIdleDurationSeconds": 60, "suspendedDurationSeconds": 600, "autoResumeEnabled": False},
+        idlePolicy={
+            "maxIdleDurationSeconds": 60,
+            "suspendedDurationSeconds": 600,
+            "autoResumeEnabled": False,
+        },
     )
     emulator.clock.advance(1)
     token = token_for(client, vm["microvmId"], minutes=2)
@@ -291,7 +315,11 @@ def test_websocket_shell_is_authenticated_and_relayed(emulator_factory):
         )["authToken"]["X-aws-proxy-auth"]
         base, host = proxy_target(vm["endpoint"])
         address = urlsplit(base)
-        protocols = ["lambda-microvms", f"lambda-microvms.authentication.{token}", "lambda-microvms.port.8022"]
+        protocols = [
+            "lambda-microvms",
+            f"lambda-microvms.authentication.{token}",
+            "lambda-microvms.port.8022",
+        ]
         sock = socket.create_connection((address.hostname, address.port))
         with connect(f"ws://{host}/shell", sock=sock, subprotocols=protocols, open_timeout=5) as ws:
             assert ws.subprotocol == "lambda-microvms"
@@ -302,7 +330,9 @@ def test_websocket_shell_is_authenticated_and_relayed(emulator_factory):
         # Without the token subprotocol the proxy refuses the handshake.
         sock = socket.create_connection((address.hostname, address.port))
         with pytest.raises(Exception) as excinfo:
-            connect(f"ws://{host}/shell", sock=sock, subprotocols=["lambda-microvms"], open_timeout=5)
+            connect(
+                f"ws://{host}/shell", sock=sock, subprotocols=["lambda-microvms"], open_timeout=5
+            )
         assert "403" in str(excinfo.value)
         # An HTTP token (port 8080 only) does not open the shell port.
         http_token = token_for(client, vm["microvmId"], ports=[{"port": 8080}])
@@ -311,7 +341,11 @@ def test_websocket_shell_is_authenticated_and_relayed(emulator_factory):
             connect(
                 f"ws://{host}/shell",
                 sock=sock,
-                subprotocols=["lambda-microvms", f"lambda-microvms.authentication.{http_token}", "lambda-microvms.port.8022"],
+                subprotocols=[
+                    "lambda-microvms",
+                    f"lambda-microvms.authentication.{http_token}",
+                    "lambda-microvms.port.8022",
+                ],
                 open_timeout=5,
             )
         assert "403" in str(excinfo.value)

@@ -153,7 +153,11 @@ def test_hook_connection_refused_is_reported(emulator_factory, upstream):
 
 def test_disabled_hooks_are_never_called(hooked):
     _, client, app = hooked
-    hooks = {"port": 9000, "microvmImageHooks": {"ready": "DISABLED"}, "microvmHooks": {"run": "DISABLED"}}
+    hooks = {
+        "port": 9000,
+        "microvmImageHooks": {"ready": "DISABLED"},
+        "microvmHooks": {"run": "DISABLED"},
+    }
     arn = create_image(client, "quiet", hooks=hooks)["imageArn"]
     wait_image(client, arn, "CREATED")
     vm_id = client.run_microvm(imageIdentifier=arn)["microvmId"]

@@ -155,7 +155,9 @@ def test_update_mints_version_2_and_settles_updated(microvms_client):
     assert updated["latestActiveImageVersion"] == "1.0"
     assert "tags" not in updated
     with pytest.raises(ClientError) as excinfo:
-        client.update_microvm_image_version(imageIdentifier=arn, imageVersion="1.0", status="INACTIVE")
+        client.update_microvm_image_version(
+            imageIdentifier=arn, imageVersion="1.0", status="INACTIVE"
+        )
     assert error_of(excinfo) == (
         "ConflictException",
         "MicroVM Image is already in state: UPDATING",
@@ -355,7 +357,9 @@ def test_list_images_paginates_and_filters(microvms_client):
     create_image(client, "other")
     first = client.list_microvm_images(maxResults=2)
     assert len(first["items"]) == 2 and first["nextToken"]
-    pages = list(client.get_paginator("list_microvm_images").paginate(PaginationConfig={"PageSize": 2}))
+    pages = list(
+        client.get_paginator("list_microvm_images").paginate(PaginationConfig={"PageSize": 2})
+    )
     assert [len(p["items"]) for p in pages] == [2, 2, 2]
     assert "nextToken" not in pages[-1]
     names = [i["name"] for p in pages for i in p["items"]]
@@ -441,7 +445,9 @@ def test_tags_merge_list_and_untag(microvms_client):
         404,
     )
     with pytest.raises(ClientError) as excinfo:
-        client.tag_resource(Resource="arn:aws:lambda:us-east-1:123456789012:microvm:x", Tags={"a": "b"})
+        client.tag_resource(
+            Resource="arn:aws:lambda:us-east-1:123456789012:microvm:x", Tags={"a": "b"}
+        )
     code, message, _ = error_of(excinfo)
     assert code == "ValidationException"
     assert message.startswith(
@@ -455,9 +461,9 @@ def test_regions_are_isolated_by_signing_scope(emulator):
 
     east = boto3.client("lambda-microvms", region_name="us-east-1", endpoint_url=emulator.url)
     west = boto3.client("lambda-microvms", region_name="us-west-2", endpoint_url=emulator.url)
-    arn = create_image(west, "west", baseImageArn="arn:aws:lambda:us-west-2:aws:microvm-image:al2023-1")[
-        "imageArn"
-    ]
+    arn = create_image(
+        west, "west", baseImageArn="arn:aws:lambda:us-west-2:aws:microvm-image:al2023-1"
+    )["imageArn"]
     assert arn == "arn:aws:lambda:us-west-2:123456789012:microvm-image:west"
     assert east.list_microvm_images()["items"] == []
     assert [i["name"] for i in west.list_microvm_images()["items"]] == ["west"]

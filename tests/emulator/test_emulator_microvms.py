@@ -67,7 +67,11 @@ def test_run_errors_use_live_messages(emulator, microvms_client):
     client = microvms_client
     with pytest.raises(ClientError) as excinfo:
         client.run_microvm(imageIdentifier="just-a-name")
-    assert error_of(excinfo) == ("ValidationException", "Malformed ARN - doesn't start with 'arn:'", 400)
+    assert error_of(excinfo) == (
+        "ValidationException",
+        "Malformed ARN - doesn't start with 'arn:'",
+        400,
+    )
     missing = "arn:aws:lambda:us-east-1:123456789012:microvm-image:m80-does-not-exist"
     with pytest.raises(ClientError) as excinfo:
         client.run_microvm(imageIdentifier=missing)
@@ -106,7 +110,11 @@ def test_run_errors_use_live_messages(emulator, microvms_client):
     with pytest.raises(ClientError) as excinfo:
         raw_client(emulator).run_microvm(
             imageIdentifier=arn,
-            idlePolicy={"maxIdleDurationSeconds": 30, "suspendedDurationSeconds": 0, "autoResumeEnabled": True},
+            idlePolicy={
+                "maxIdleDurationSeconds": 30,
+                "suspendedDurationSeconds": 0,
+                "autoResumeEnabled": True,
+            },
         )
     assert error_of(excinfo)[1] == (
         "1 validation error detected: Value '30' at 'idlePolicy.maxIdleDurationSeconds' failed to "
@@ -122,7 +130,9 @@ def test_suspend_resume_passes_through_pending(frozen):
     assert error_of(excinfo)[0] == "ConflictException"
     emulator.clock.advance(2)
     assert state_of(client, vm_id) == "RUNNING"
-    assert client.suspend_microvm(microvmIdentifier=vm_id)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert (
+        client.suspend_microvm(microvmIdentifier=vm_id)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    )
     assert state_of(client, vm_id) == "SUSPENDING"
     emulator.clock.advance(0.05)
     assert state_of(client, vm_id) == "SUSPENDED"
@@ -140,11 +150,17 @@ def test_terminate_is_idempotent_and_terminal(microvms_client):
     client = microvms_client
     arn = built_image(client, "terminal")
     vm_id = running_vm(client, arn)["microvmId"]
-    assert client.terminate_microvm(microvmIdentifier=vm_id)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert (
+        client.terminate_microvm(microvmIdentifier=vm_id)["ResponseMetadata"]["HTTPStatusCode"]
+        == 200
+    )
     done = wait_vm(client, vm_id, "TERMINATED")
     assert done["stateReason"] == "Success."
     assert "terminatedAt" in done
-    assert client.terminate_microvm(microvmIdentifier=vm_id)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert (
+        client.terminate_microvm(microvmIdentifier=vm_id)["ResponseMetadata"]["HTTPStatusCode"]
+        == 200
+    )
     for call in (client.suspend_microvm, client.resume_microvm):
         with pytest.raises(ClientError) as excinfo:
             call(microvmIdentifier=vm_id)
@@ -167,14 +183,22 @@ def test_missing_microvm_is_not_found(microvms_client):
     ):
         with pytest.raises(ClientError) as excinfo:
             call(microvmIdentifier=vm_id)
-        assert error_of(excinfo) == ("ResourceNotFoundException", f"MicroVM not found: {vm_id}", 404)
+        assert error_of(excinfo) == (
+            "ResourceNotFoundException",
+            f"MicroVM not found: {vm_id}",
+            404,
+        )
 
 
 def test_idle_policy_suspends_then_terminates(frozen):
     emulator, client, arn = frozen
     vm_id = client.run_microvm(
         imageIdentifier=arn,
-        idlePolicy={"maxIdleDurationSeconds": 60, "suspendedDurationSeconds": 120, "autoResumeEnabled": False},
+        idlePolicy={
+            "maxIdleDurationSeconds": 60,
+            "suspendedDurationSeconds": 120,
+            "autoResumeEnabled": False,
+        },
     )["microvmId"]
     emulator.clock.advance(2)
     assert state_of(client, vm_id) == "RUNNING"
@@ -192,7 +216,11 @@ def test_one_large_advance_cascades_through_transitions(frozen):
     emulator, client, arn = frozen
     vm_id = client.run_microvm(
         imageIdentifier=arn,
-        idlePolicy={"maxIdleDurationSeconds": 60, "suspendedDurationSeconds": 0, "autoResumeEnabled": True},
+        idlePolicy={
+            "maxIdleDurationSeconds": 60,
+            "suspendedDurationSeconds": 0,
+            "autoResumeEnabled": True,
+        },
     )["microvmId"]
     emulator.clock.advance(3600)
     vm = client.get_microvm(microvmIdentifier=vm_id)
@@ -246,7 +274,9 @@ def test_run_client_token_replays_original_response(microvms_client):
     assert again["state"] == "PENDING"  # replays are verbatim, even after termination
     assert len(client.list_microvms()["items"]) == 1
     with pytest.raises(ClientError) as excinfo:
-        client.run_microvm(imageIdentifier=arn, clientToken="stable-token", maximumDurationInSeconds=60)
+        client.run_microvm(
+            imageIdentifier=arn, clientToken="stable-token", maximumDurationInSeconds=60
+        )
     assert error_of(excinfo) == (
         "ValidationException",
         "The provided clientToken was used with different request parameters.",

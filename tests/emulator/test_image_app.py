@@ -382,11 +382,16 @@ def test_two_runs_from_one_snapshot_get_different_identity_and_random_streams(sn
     # Control: the fork really shares state, random streams included (the snapshot hazard).
     assert before_a["rngFingerprint"] == before_b["rngFingerprint"]
     assert before_a["instanceId"] is None and before_b["instanceId"] is None
+    work = "/work?ms=0"
+    ids_before = [call("GET", vm.app_url + work)[1]["requestId"] for vm in (a, b)]
+    assert ids_before[0] == ids_before[1], "same snapshot, same stream: the hazard is real"
     # The very same /run input to both: uniqueness must come from fresh entropy, not the input.
     body = json.dumps({"microvmId": "microvm-same", "runHookPayload": "p"}).encode()
     (sa, ra), (sb, rb) = hook(a, "run", body), hook(b, "run", body)
     assert sa == sb == 200
     assert ra["instanceId"] != rb["instanceId"]
+    ids_after = [call("GET", vm.app_url + work)[1]["requestId"] for vm in (a, b)]
+    assert ids_after[0] != ids_after[1]
     after_a, after_b = a.health(), b.health()
     for key in ("app", "module"):
         assert after_a["rngFingerprint"][key] != after_b["rngFingerprint"][key], key
@@ -463,7 +468,7 @@ def test_suspend_gives_up_draining_at_its_own_timeout(start_app):
     events: list[str] = []
 
     def slow_request() -> None:
-        status, _, _ = call("GET", app.app_url + "/work?ms=3000")
+        status, _, _ = call("GET", app.app_url + "/work?ms=1500")
         events.append(f"work {status}")
 
     worker = threading.Thread(target=slow_request)

@@ -121,6 +121,17 @@ def test_pulumi_env_points_program_and_cli_at_emulators(stack_services, monkeypa
     assert make_client(region="us-east-1").meta.endpoint_url == ports.emulator_url
 
 
+def test_stop_services_leaves_nothing_running(stack_services):
+    # Runs after the other tests of the module's services (pytest keeps file order).
+    _ports, state, services = stack_services
+    stopped = ls.stop_services(state)
+    assert sorted(stopped) == ["app", "emulator", "moto"]
+    for svc in services.values():
+        assert _gone(svc), f"{svc.name} (pid {svc.pid}, port {svc.port}) still running"
+    assert list((state / "services").iterdir()) == []
+    assert ls.stop_services(state) == []  # idempotent
+
+
 def test_pulumi_local_yaml_sends_every_service_to_the_emulators():
     ports = ls.Ports()  # the fixed defaults `make up STACK=local` uses
     assert ls.config_endpoint_problems(ports) == []
@@ -187,17 +198,6 @@ def test_config_endpoint_problems_names_the_bad_key(tmp_path):
         "aws:endpoints has no cloudwatchlogs / logs entry (want http://127.0.0.1:4566)" in problems
     )
     assert "lambda-microvms:endpoints.proxy is not set (want http://127.0.0.1:4567)" in problems
-
-
-def test_stop_services_leaves_nothing_running(tmp_path):
-    ports = ls.free_ports()
-    services = ls.start_services(ports, state_dir=tmp_path, lifetime=300, parent_pid=os.getpid())
-    stopped = ls.stop_services(tmp_path)
-    assert sorted(stopped) == ["app", "emulator", "moto"]
-    for svc in services.values():
-        assert _gone(svc), f"{svc.name} (pid {svc.pid}, port {svc.port}) still running"
-    assert list((tmp_path / "services").iterdir()) == []
-    assert ls.stop_services(tmp_path) == []  # idempotent
 
 
 def test_watchdog_stops_a_service_at_its_lifetime(tmp_path):
@@ -291,3 +291,17 @@ def test_down_without_cli_stops_services_and_exits_3(tmp_path):
     assert "The Pulumi CLI is not installed" in proc.stderr
     assert "Stopped: app. No stack was destroyed." in proc.stdout
     assert _gone(svc)
+
+
+def test_local_passphrase_and_encryption_salt():
+    good = "v1:jk1HfZSdkc8=:v1:WGdjVZW1VT1TPtKZ:MFu6J7lshgzCL9etws2/bUDViUsxug=="
+    assert ls.passphrase_matches_salt(good)
+    assert not ls.passphrase_matches_salt(good, "another passphrase")
+    assert not ls.passphrase_matches_salt("v1:not-a-salt")
+    # A salt committed in Pulumi.local.yaml must open with the documented passphrase, or
+    # `make up STACK=local` would fail with "incorrect passphrase".
+    salt = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text()).get("encryptionsalt")
+    if salt is not None:
+        assert ls.passphrase_matches_salt(salt), (
+            "Pulumi.local.yaml encryptionsalt vs local-only-not-secret"
+        )

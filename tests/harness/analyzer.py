@@ -36,7 +36,9 @@ from tests.harness.program import ProgramGraph, ResourceRecord
 from tests.harness.provider import REPO_ROOT, STARTUP_TIMEOUT, _Plugin, default_python
 
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
-_LEVEL_TO_PROTO = {name: i for i, name in enumerate(ENFORCEMENT_LEVELS)}
+# pulumirpc.EnforcementLevel: ADVISORY=0, MANDATORY=1, DISABLED=2, REMEDIATE=3 (note the order).
+_LEVEL_TO_PROTO = {"advisory": 0, "mandatory": 1, "disabled": 2, "remediate": 3}
+_PROTO_TO_LEVEL = {v: k for k, v in _LEVEL_TO_PROTO.items()}
 _SEVERITIES = {0: "", 1: "low", 2: "medium", 3: "high", 4: "critical"}
 
 
@@ -105,7 +107,9 @@ def parse_policy_config(raw: Mapping[str, Any] | str | Path | None) -> dict[str,
         level, props = "", None
         if isinstance(value, str):
             if value not in ENFORCEMENT_LEVELS:
-                errors.append(f"parsing enforcement level for {key!r}: {value!r} is not a valid enforcement level")
+                errors.append(
+                    f"parsing enforcement level for {key!r}: {value!r} is not a valid enforcement level"
+                )
                 continue
             level = value
         elif isinstance(value, Mapping):
@@ -119,7 +123,9 @@ def parse_policy_config(raw: Mapping[str, Any] | str | Path | None) -> dict[str,
                     continue
             props = props or None
         else:
-            errors.append(f"parsing {key!r}: {value!r} is not a valid value; must be a string or object")
+            errors.append(
+                f"parsing {key!r}: {value!r} is not a valid value; must be a string or object"
+            )
             continue
         if not level and not props:
             continue
@@ -160,7 +166,10 @@ def reconcile_policy_config(
             if isinstance(schema, Mapping) and "default" in schema:
                 props = props or {}
                 props[key] = copy.deepcopy(schema["default"])
-        result[policy["name"]] = {"enforcementLevel": policy["enforcementLevel"], "properties": props}
+        result[policy["name"]] = {
+            "enforcementLevel": policy["enforcementLevel"],
+            "properties": props,
+        }
     if initial_config:
         _apply_config(result, initial_config)
     if config:
@@ -219,7 +228,9 @@ class PolicyPack:
         self.pack_dir = pack_dir
         self.project = project
         self.stack = stack
-        self.config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
+        self.config = {
+            k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()
+        }
         self.secret_keys = list(secret_keys)
         self.dry_run = dry_run
         self.organization = organization
@@ -327,7 +338,9 @@ class PolicyPack:
                     analyzer_pb2.ConfigureAnalyzerRequest(
                         policyConfig={
                             name: analyzer_pb2.PolicyConfig(
-                                enforcementLevel=_LEVEL_TO_PROTO.get(cfg["enforcementLevel"] or "advisory", 0),
+                                enforcementLevel=_LEVEL_TO_PROTO.get(
+                                    cfg["enforcementLevel"] or "advisory", 0
+                                ),
                                 properties=wire.to_struct(cfg.get("properties") or {}),
                             )
                             for name, cfg in self.policy_config.items()
@@ -368,7 +381,10 @@ class PolicyPack:
     def _props(wire_props: Mapping[str, Any] | None) -> Any:
         return wire.to_struct(
             wire.engine_remarshal(
-                dict(wire_props or {}), keep_unknowns=True, keep_secrets=True, skip_internal_keys=True
+                dict(wire_props or {}),
+                keep_unknowns=True,
+                keep_secrets=True,
+                skip_internal_keys=True,
             )
         )
 
@@ -416,7 +432,7 @@ class PolicyPack:
             out.append(
                 Diagnostic(
                     policy_name=d.policyName,
-                    enforcement_level=ENFORCEMENT_LEVELS[d.enforcementLevel],
+                    enforcement_level=_PROTO_TO_LEVEL[d.enforcementLevel],
                     urn=d.urn or default_urn,
                     message=d.message,
                     description=d.description,
@@ -427,11 +443,15 @@ class PolicyPack:
                 )
             )
         for na in response.not_applicable:
-            self.not_applicable.append({"policy": na.policy_name, "reason": na.reason, "source": source})
+            self.not_applicable.append(
+                {"policy": na.policy_name, "reason": na.reason, "source": source}
+            )
         return out
 
     # Analysis --------------------------------------------------------------------------
-    def analyze(self, record: ResourceRecord, graph: ProgramGraph | None = None) -> list[Diagnostic]:
+    def analyze(
+        self, record: ResourceRecord, graph: ProgramGraph | None = None
+    ) -> list[Diagnostic]:
         """``Remediate`` then ``Analyze`` one resource (its checked inputs), as the engine does.
 
         Remediated properties replace the inputs for the ``Analyze`` call (and are recorded in
@@ -450,7 +470,9 @@ class PolicyPack:
         if provider is not None:
             common["provider"] = provider
         diagnostics: list[Diagnostic] = []
-        rem = self._call("Remediate", analyzer_pb2.AnalyzeRequest(properties=self._props(props), **common))
+        rem = self._call(
+            "Remediate", analyzer_pb2.AnalyzeRequest(properties=self._props(props), **common)
+        )
         for r in rem.remediations:
             new_props = _struct_json(r.properties) if r.HasField("properties") else None
             self.remediations.append(
@@ -461,16 +483,23 @@ class PolicyPack:
             if r.diagnostic:
                 diagnostics.append(
                     Diagnostic(
-                        policy_name=r.policyName, enforcement_level="advisory", urn=record.urn,
-                        message=r.diagnostic, description=r.description,
+                        policy_name=r.policyName,
+                        enforcement_level="advisory",
+                        urn=record.urn,
+                        message=r.diagnostic,
+                        description=r.description,
                         policy_pack_name=r.policyPackName,
                         policy_pack_version=self.pack_version or r.policyPackVersion,
                         source="remediate",
                     )
                 )
         for na in rem.not_applicable:
-            self.not_applicable.append({"policy": na.policy_name, "reason": na.reason, "source": "remediate"})
-        resp = self._call("Analyze", analyzer_pb2.AnalyzeRequest(properties=self._props(props), **common))
+            self.not_applicable.append(
+                {"policy": na.policy_name, "reason": na.reason, "source": "remediate"}
+            )
+        resp = self._call(
+            "Analyze", analyzer_pb2.AnalyzeRequest(properties=self._props(props), **common)
+        )
         diagnostics.extend(self._diagnostics(resp, "analyze", record.urn))
         return diagnostics
 
@@ -543,7 +572,7 @@ def _info_to_dict(info: Any) -> dict[str, Any]:
                 "name": p.name,
                 "displayName": p.displayName,
                 "description": p.description,
-                "enforcementLevel": ENFORCEMENT_LEVELS[p.enforcementLevel],
+                "enforcementLevel": _PROTO_TO_LEVEL[p.enforcementLevel],
                 "configSchema": schema,
                 "policyType": {1: "resource", 2: "stack"}.get(p.policy_type, ""),
                 "severity": _SEVERITIES.get(p.severity, ""),
@@ -553,7 +582,10 @@ def _info_to_dict(info: Any) -> dict[str, Any]:
     initial = {}
     for name, cfg in info.initialConfig.items():
         props = _struct_json(cfg.properties) or None
-        initial[name] = {"enforcementLevel": ENFORCEMENT_LEVELS[cfg.enforcementLevel], "properties": props}
+        initial[name] = {
+            "enforcementLevel": _PROTO_TO_LEVEL[cfg.enforcementLevel],
+            "properties": props,
+        }
     return {
         "name": info.name,
         "displayName": info.displayName,

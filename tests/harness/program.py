@@ -28,6 +28,7 @@ import contextlib
 import contextvars
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -274,7 +275,9 @@ def load_config(
 
     for raw_key, spec in (project_doc.get("config") or {}).items():
         key = _qualify(str(raw_key), project)
-        if isinstance(spec, dict) and ({"type", "description", "default", "value", "secret"} & set(spec) or not spec):
+        if isinstance(spec, dict) and (
+            {"type", "description", "default", "value", "secret"} & set(spec) or not spec
+        ):
             if "value" in spec:
                 config[key] = _config_string(spec["value"])
             elif "default" in spec:
@@ -460,8 +463,12 @@ def _policy_document(args: Mapping[str, Any]) -> dict[str, Any]:
         if st.get("sid"):
             out["Sid"] = st["sid"]
         out["Effect"] = st.get("effect") or "Allow"
-        for src, dst in (("actions", "Action"), ("notActions", "NotAction"),
-                         ("resources", "Resource"), ("notResources", "NotResource")):
+        for src, dst in (
+            ("actions", "Action"),
+            ("notActions", "NotAction"),
+            ("resources", "Resource"),
+            ("notResources", "NotResource"),
+        ):
             vals = st.get(src)
             if vals:
                 out[dst] = vals[0] if len(vals) == 1 else sorted(vals, reverse=True)
@@ -486,7 +493,11 @@ def _policy_document(args: Mapping[str, Any]) -> dict[str, Any]:
     if args.get("policyId"):
         doc = {"Version": doc["Version"], "Id": args["policyId"], "Statement": statements}
     text = json.dumps(doc, indent=2)
-    return {"json": text, "minifiedJson": json.dumps(doc, separators=(",", ":")), "id": _short_hash(text, length=10)}
+    return {
+        "json": text,
+        "minifiedJson": json.dumps(doc, separators=(",", ":")),
+        "id": _short_hash(text, length=10),
+    }
 
 
 class HarnessMocks:
@@ -518,8 +529,10 @@ class HarnessMocks:
         if autoname_prop and not outputs.get(autoname_prop):
             prefix = outputs.get(f"{autoname_prop}Prefix")
             outputs[autoname_prop] = f"{prefix}{suffix}" if prefix else f"{args.name}-{suffix}"
-        name = str(outputs.get(autoname_prop) or outputs.get("name") or "") if autoname_prop else str(
-            outputs.get("name") or ""
+        name = (
+            str(outputs.get(autoname_prop) or outputs.get("name") or "")
+            if autoname_prop
+            else str(outputs.get("name") or "")
         )
         if args.resource_id:
             resource_id = str(args.resource_id)
@@ -531,7 +544,13 @@ class HarnessMocks:
             resource_id = f"{args.name}-{suffix}"
         if args.typ.startswith("aws:"):
             outputs.setdefault("id", resource_id)
-            arn = aws_arn(args.typ, name or resource_id, resource_id, region=region, account_id=self.account_id)
+            arn = aws_arn(
+                args.typ,
+                name or resource_id,
+                resource_id,
+                region=region,
+                account_id=self.account_id,
+            )
             if arn and "arn" not in outputs:
                 outputs["arn"] = arn
             if "tags" in outputs and "tagsAll" not in outputs:
@@ -575,7 +594,11 @@ class HarnessMocks:
             return _policy_document(args.args or {}), None
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{region}{z}" for z in "abc"]
-            return {"names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)], "id": region}, None
+            return {
+                "names": names,
+                "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)],
+                "id": region,
+            }, None
         return {}, None
 
 
@@ -586,7 +609,9 @@ class HarnessMocks:
 class _Args:
     """What :class:`pulumi.runtime.mocks.MockResourceArgs` carries, built from wire JSON."""
 
-    def __init__(self, typ: str, name: str, inputs: dict, provider: str, resource_id: str, custom: bool):
+    def __init__(
+        self, typ: str, name: str, inputs: dict, provider: str, resource_id: str, custom: bool
+    ):
         self.typ = typ
         self.name = name
         self.inputs = inputs
@@ -610,8 +635,15 @@ def _make_capturing_monitor_class():
         thread) and follow the engine's rule of not prefixing the root Stack's type.
         """
 
-        def __init__(self, mocks: HarnessMocks, *, stack: str, project: str, preview: bool,
-                     config: Mapping[str, str]):
+        def __init__(
+            self,
+            mocks: HarnessMocks,
+            *,
+            stack: str,
+            project: str,
+            preview: bool,
+            config: Mapping[str, str],
+        ):
             super().__init__(mocks)  # type: ignore[arg-type]
             self.stack = stack
             self.project = project
@@ -669,8 +701,14 @@ def _make_capturing_monitor_class():
                 return resource_pb2.RegisterResourceResponse(urn=urn)
 
             region = self._region_for(request.provider, wire_inputs)
-            args = _Args(request.type, request.name, wire.unwrap_secrets(wire_inputs),
-                         request.provider, request.importId, True)
+            args = _Args(
+                request.type,
+                request.name,
+                wire.unwrap_secrets(wire_inputs),
+                request.provider,
+                request.importId,
+                True,
+            )
             resource_id, state = self.mocks.new_resource(args, urn=urn, region=region)  # type: ignore[call-arg]
             outputs = _merge_outputs(wire_inputs, _state_to_wire(state))
             for name in request.additionalSecretOutputs:
@@ -678,8 +716,12 @@ def _make_capturing_monitor_class():
                     outputs[name] = wire.secret(outputs[name])
             rec.outputs = outputs
             rec.id = resource_id or ""
+            if not rec.id and self.preview and rec.is_provider:
+                rec.id = wire.UNKNOWN  # what the SDK puts in references to it during preview
             self._record(rec, request, "RegisterResource")
-            self.resources[urn] = MockMonitor.ResourceRegistration(urn, rec.id, wire.unwrap_secrets(outputs))
+            self.resources[urn] = MockMonitor.ResourceRegistration(
+                urn, rec.id, wire.unwrap_secrets(outputs)
+            )
             return resource_pb2.RegisterResourceResponse(
                 urn=urn, id=rec.id, object=wire.to_struct(outputs)
             )
@@ -688,19 +730,39 @@ def _make_capturing_monitor_class():
             urn = self.make_urn(request.parent, request.type, request.name)
             wire_inputs = wire.from_struct(request.properties)
             region = self._region_for(request.provider, wire_inputs)
-            args = _Args(request.type, request.name, wire.unwrap_secrets(wire_inputs),
-                         request.provider, request.id, True)
+            args = _Args(
+                request.type,
+                request.name,
+                wire.unwrap_secrets(wire_inputs),
+                request.provider,
+                request.id,
+                True,
+            )
             # Reads return the real state, in preview as well.
             _, state = self.mocks.new_resource(args, urn=urn, region=region, read=True)  # type: ignore[call-arg]
             outputs = _merge_outputs(wire_inputs, _state_to_wire(state))
-            options = {"read": True, "additionalSecretOutputs": list(request.additionalSecretOutputs)}
+            options = {
+                "read": True,
+                "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                "version": request.version,
+            }
             rec = ResourceRecord(
-                urn=urn, type=request.type, name=request.name, custom=True, parent=request.parent,
-                provider=request.provider, dependencies=list(request.dependencies),
-                inputs=wire_inputs, outputs=outputs, options=options, id=request.id,
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                custom=True,
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=list(request.dependencies),
+                inputs=wire_inputs,
+                outputs=outputs,
+                options=options,
+                id=request.id,
             )
             self._record(rec, request, "ReadResource")
-            self.resources[urn] = MockMonitor.ResourceRegistration(urn, request.id, wire.unwrap_secrets(outputs))
+            self.resources[urn] = MockMonitor.ResourceRegistration(
+                urn, request.id, wire.unwrap_secrets(outputs)
+            )
             return resource_pb2.ReadResourceResponse(urn=urn, properties=wire.to_struct(outputs))
 
         def RegisterResourceOutputs(self, request):
@@ -714,22 +776,31 @@ def _make_capturing_monitor_class():
 
         def Invoke(self, request):
             wire_args = wire.from_struct(request.args)
-            entry = {"token": request.tok, "args": wire_args, "provider": request.provider,
-                     "version": request.version}
+            entry = {
+                "token": request.tok,
+                "args": wire_args,
+                "provider": request.provider,
+                "version": request.version,
+            }
             with self.lock:
                 self.invokes.append(entry)
                 self.requests.append(("Invoke", request))
             if request.tok == "pulumi:pulumi:getResource":
                 _ensure_event_loop()
                 return super().Invoke(request)
-            args = MockCallArgs(token=request.tok, args=wire.unwrap_secrets(wire_args),
-                                provider=request.provider)
+            args = MockCallArgs(
+                token=request.tok, args=wire.unwrap_secrets(wire_args), provider=request.provider
+            )
             region = self._region_for(request.provider, wire_args)
             ret, failures = self.mocks.call(args, region=region)  # type: ignore[call-arg]
             entry["return"] = ret
             ret_proto = wire.to_struct(_state_to_wire(ret))
-            fail_protos = [provider_pb2.CheckFailure(property=p, reason=r) for p, r in (failures or [])]
-            return resource_pb2.ResourceInvokeResponse(failures=fail_protos, **{"return": ret_proto})
+            fail_protos = [
+                provider_pb2.CheckFailure(property=p, reason=r) for p, r in (failures or [])
+            ]
+            return resource_pb2.ResourceInvokeResponse(
+                failures=fail_protos, **{"return": ret_proto}
+            )
 
     return CapturingMonitor
 
@@ -768,14 +839,24 @@ def _options_of(request: Any) -> dict[str, Any]:
     timeouts = {}
     if request.HasField("customTimeouts"):
         ct = request.customTimeouts
-        timeouts = {k: v for k, v in (("create", ct.create), ("update", ct.update), ("delete", ct.delete)) if v}
+        timeouts = {
+            k: v
+            for k, v in (("create", ct.create), ("update", ct.update), ("delete", ct.delete))
+            if v
+        }
     aliases = list(request.aliasURNs)
     for spec in request.aliases:
         if spec.urn:
             aliases.append(spec.urn)
         else:
-            aliases.append({"name": spec.spec.name, "type": spec.spec.type,
-                            "project": spec.spec.project, "stack": spec.spec.stack})
+            aliases.append(
+                {
+                    "name": spec.spec.name,
+                    "type": spec.spec.type,
+                    "project": spec.spec.project,
+                    "stack": spec.spec.stack,
+                }
+            )
     return {
         "protect": request.protect if request.HasField("protect") else False,
         "ignoreChanges": list(request.ignoreChanges),
@@ -838,8 +919,13 @@ class _RecordingEngine:
 
 
 def _with_default_providers(
-    records: list[ResourceRecord], config: Mapping[str, str], secret_keys: list[str],
-    *, stack: str, project: str, preview: bool,
+    records: list[ResourceRecord],
+    config: Mapping[str, str],
+    secret_keys: list[str],
+    *,
+    stack: str,
+    project: str,
+    preview: bool,
 ) -> list[ResourceRecord]:
     """Insert the providers the engine would create for resources that named none."""
     result: list[ResourceRecord] = []
@@ -856,11 +942,19 @@ def _with_default_providers(
                     name = default_provider_name(version)
                     prov_type = f"{PROVIDER_TYPE_PREFIX}{package}"
                     prov_urn = _urn(stack, project, "", prov_type, name)
-                    prov_id = wire.UNKNOWN if preview else str(uuid.uuid5(uuid.NAMESPACE_URL, prov_urn))
+                    prov_id = (
+                        wire.UNKNOWN if preview else str(uuid.uuid5(uuid.NAMESPACE_URL, prov_urn))
+                    )
                     inputs = default_provider_inputs(package, version, config, secret_keys)
                     prov = ResourceRecord(
-                        urn=prov_urn, type=prov_type, name=name, custom=True, parent="",
-                        inputs=inputs, outputs=copy.deepcopy(inputs), id=prov_id,
+                        urn=prov_urn,
+                        type=prov_type,
+                        name=name,
+                        custom=True,
+                        parent="",
+                        inputs=inputs,
+                        outputs=copy.deepcopy(inputs),
+                        id=prov_id,
                         options={"defaultProvider": True, "version": version},
                     )
                     created[key] = prov
@@ -925,8 +1019,15 @@ def evaluate_program(
     with _EVAL_LOCK, _pulumi_defaults_restored():
         ctx = contextvars.copy_context()
         return ctx.run(
-            _evaluate_in_context, main_path, program_dir, stack, project, config, secret_keys,
-            preview, mocks,
+            _evaluate_in_context,
+            main_path,
+            program_dir,
+            stack,
+            project,
+            config,
+            secret_keys,
+            preview,
+            mocks,
         )
 
 
@@ -963,8 +1064,14 @@ def reset_pulumi_state() -> None:
 
 
 def _evaluate_in_context(
-    main_path: Path, program_dir: Path, stack: str, project: str, config: dict[str, str],
-    secret_keys: list[str], preview: bool, mocks: HarnessMocks,
+    main_path: Path,
+    program_dir: Path,
+    stack: str,
+    project: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    preview: bool,
+    mocks: HarnessMocks,
 ) -> ProgramGraph:
     import pulumi.runtime
     from pulumi.runtime import settings as pulumi_settings
@@ -1047,7 +1154,7 @@ def _evaluate_in_context(
         logs=list(engine.logs),
     )
     if error is not None:
-        if isinstance(error, (KeyboardInterrupt, SystemExit)) and not isinstance(error, SystemExit):
+        if isinstance(error, KeyboardInterrupt):
             raise error
         message = str(error) or type(error).__name__
         raise ProgramError(message, error_type=type(error).__name__, graph=graph) from error
@@ -1058,11 +1165,28 @@ def _evaluate_in_context(
 # Synthetic records for policy tables
 
 
+# Packages whose resources are custom (provider-managed); "pkg:mod/x:X" tokens are custom too.
+_PROVIDER_PACKAGES = {
+    "aws",
+    "command",
+    DYNAMIC_PACKAGE,
+    "random",
+    "tls",
+    "archive",
+    "docker",
+    "kubernetes",
+}
+
+
 def _is_custom_type(type_token: str, project: str) -> bool:
-    package = _package_of(type_token)
+    if type_token.startswith(PROVIDER_TYPE_PREFIX):
+        return True
     if type_token == STACK_TYPE:
         return False
-    return package not in (project,) and not type_token.startswith(f"{project}:")
+    package, _, rest = type_token.partition(":")
+    if package == project:
+        return False
+    return package in _PROVIDER_PACKAGES or "/" in rest.partition(":")[0]
 
 
 def make_resource(
@@ -1102,7 +1226,9 @@ def make_resource(
         dependencies=list(dependencies or []),
         property_dependencies={k: list(v) for k, v in (property_dependencies or {}).items()},
         inputs=inputs,
-        outputs=json.loads(json.dumps(dict(outputs))) if outputs is not None else copy.deepcopy(inputs),
+        outputs=json.loads(json.dumps(dict(outputs)))
+        if outputs is not None
+        else copy.deepcopy(inputs),
         options=dict(options or {}),
         id=resource_id,
     )
@@ -1120,8 +1246,14 @@ def make_resource(
         prov_id = str(uuid.uuid5(uuid.NAMESPACE_URL, prov_urn))
         rec.provider = f"{prov_urn}::{prov_id}"
         rec.provider_record = ResourceRecord(
-            urn=prov_urn, type=prov_type, name=prov_name, custom=True, inputs=prov_inputs,
-            outputs=copy.deepcopy(prov_inputs), id=prov_id, options={"defaultProvider": True},
+            urn=prov_urn,
+            type=prov_type,
+            name=prov_name,
+            custom=True,
+            inputs=prov_inputs,
+            outputs=copy.deepcopy(prov_inputs),
+            id=prov_id,
+            options={"defaultProvider": True},
         )
     return rec
 
@@ -1138,11 +1270,19 @@ def _package_version(package: str) -> str:
         return ""
 
 
+@functools.lru_cache(maxsize=32)
+def _cached_stack_config(stack: str, mtime: float) -> tuple[dict[str, str], tuple[str, ...]]:
+    del mtime  # part of the cache key only: an edited stack file is read again
+    _, config, secret_keys = load_config(stack, program_dir=REPO_ROOT)
+    return config, tuple(secret_keys)
+
+
 def _stack_provider_inputs(package: str, version: str, stack: str) -> dict[str, Any]:
     try:
-        _, config, secret_keys = load_config(stack, program_dir=REPO_ROOT)
+        mtime = (REPO_ROOT / f"Pulumi.{stack}.yaml").stat().st_mtime
+        config, secret_keys = _cached_stack_config(stack, mtime)
     except (FileNotFoundError, OSError):
-        config, secret_keys = {}, []
+        config, secret_keys = {}, ()
     inputs = default_provider_inputs(package, "", config, secret_keys)
     if package == "aws" and "region" not in inputs:
         inputs["region"] = DEFAULT_REGION

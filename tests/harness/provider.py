@@ -47,7 +47,9 @@ class ProviderError(Exception):
         self.details = details or ""
         self.method = method
         name = getattr(code, "name", str(code))
-        super().__init__(f"{method}: {name}: {self.details}" if method else f"{name}: {self.details}")
+        super().__init__(
+            f"{method}: {name}: {self.details}" if method else f"{name}: {self.details}"
+        )
 
 
 @dataclasses.dataclass
@@ -209,7 +211,9 @@ class DynamicProvider:
         self.project = project
         self.extra_env = dict(env or {})
         self.provider_string = (
-            provider if isinstance(provider, str) or provider is None else serialize_provider(provider)
+            provider
+            if isinstance(provider, str) or provider is None
+            else serialize_provider(provider)
         )
         self.default_config = dict(config or {})
         self.python = python or default_python(self.cwd)
@@ -282,7 +286,9 @@ class DynamicProvider:
         return self._plugin.stdout if self._plugin else ""
 
     # Encoding --------------------------------------------------------------------------
-    def _with_provider(self, props: Mapping[str, Any] | None, fallback: Mapping[str, Any] | None = None) -> dict:
+    def _with_provider(
+        self, props: Mapping[str, Any] | None, fallback: Mapping[str, Any] | None = None
+    ) -> dict:
         props = dict(props or {})
         current = props.get(wire.PROVIDER_KEY)
         if current is None or wire.is_unknown(wire.unwrap_secrets(current)):
@@ -324,7 +330,9 @@ class DynamicProvider:
             self.configure(self.default_config)
 
     # Provider RPCs ---------------------------------------------------------------------
-    def configure(self, config: Mapping[str, Any] | None = None, *, secret_keys=()) -> dict[str, Any]:
+    def configure(
+        self, config: Mapping[str, Any] | None = None, *, secret_keys=()
+    ) -> dict[str, Any]:
         """Configure with the full, namespaced stack config (as ``deploy/target.go`` does).
 
         Values are sent as the engine sends config (strings; ``secret_keys`` wrapped as secrets).
@@ -334,9 +342,7 @@ class DynamicProvider:
 
         config = dict(config or {})
         variables = {k: v if isinstance(v, str) else _json(v) for k, v in config.items()}
-        args = {
-            k: wire.secret(v) if k in set(secret_keys) else v for k, v in variables.items()
-        }
+        args = {k: wire.secret(v) if k in set(secret_keys) else v for k, v in variables.items()}
         request = provider_pb2.ConfigureRequest(
             variables=variables,
             args=wire.to_struct(args),
@@ -413,7 +419,9 @@ class DynamicProvider:
             type=type_,
             olds=self._encode(olds, keep_unknowns=False),
             news=self._encode(news, keep_unknowns=preview),
-            old_inputs=self._encode(old_inputs if old_inputs is not None else olds, keep_unknowns=False),
+            old_inputs=self._encode(
+                old_inputs if old_inputs is not None else olds, keep_unknowns=False
+            ),
             ignoreChanges=list(ignore_changes or []),
         )
         resp = self._call("Diff", request)
@@ -432,8 +440,12 @@ class DynamicProvider:
         props = self._with_provider(properties)
         type_, name = _type_and_name(urn)
         request = provider_pb2.CreateRequest(
-            urn=urn, name=name, type=type_, properties=self._encode(props, keep_unknowns=False),
-            timeout=timeout, preview=False,
+            urn=urn,
+            name=name,
+            type=type_,
+            properties=self._encode(props, keep_unknowns=False),
+            timeout=timeout,
+            preview=False,
         )
         resp = self._call("Create", request, timeout=timeout + 30)
         return CreateResult(id=resp.id, outputs=self._decode(resp.properties))
@@ -452,7 +464,10 @@ class DynamicProvider:
         props = self._with_provider(properties, inputs)
         type_, name = _type_and_name(urn)
         request = provider_pb2.ReadRequest(
-            id=id, urn=urn, name=name, type=type_,
+            id=id,
+            urn=urn,
+            name=name,
+            type=type_,
             properties=self._encode(props, keep_unknowns=False),
             inputs=self._encode(inputs, keep_unknowns=False) if inputs is not None else None,
         )
@@ -479,11 +494,18 @@ class DynamicProvider:
         news = self._with_provider(news, olds)
         type_, name = _type_and_name(urn)
         request = provider_pb2.UpdateRequest(
-            id=id, urn=urn, name=name, type=type_,
+            id=id,
+            urn=urn,
+            name=name,
+            type=type_,
             olds=self._encode(olds, keep_unknowns=False),
             news=self._encode(news, keep_unknowns=False),
-            old_inputs=self._encode(old_inputs if old_inputs is not None else olds, keep_unknowns=False),
-            timeout=timeout, preview=False, ignoreChanges=list(ignore_changes or []),
+            old_inputs=self._encode(
+                old_inputs if old_inputs is not None else olds, keep_unknowns=False
+            ),
+            timeout=timeout,
+            preview=False,
+            ignoreChanges=list(ignore_changes or []),
         )
         resp = self._call("Update", request, timeout=timeout + 30)
         return self._decode(resp.properties)
@@ -503,9 +525,14 @@ class DynamicProvider:
         props = self._with_provider(properties, old_inputs)
         type_, name = _type_and_name(urn)
         request = provider_pb2.DeleteRequest(
-            id=id, urn=urn, name=name, type=type_,
+            id=id,
+            urn=urn,
+            name=name,
+            type=type_,
             properties=self._encode(props, keep_unknowns=False),
-            old_inputs=self._encode(old_inputs if old_inputs is not None else props, keep_unknowns=False),
+            old_inputs=self._encode(
+                old_inputs if old_inputs is not None else props, keep_unknowns=False
+            ),
             timeout=timeout,
         )
         self._call("Delete", request, timeout=timeout + 30)

@@ -105,7 +105,9 @@ def _downgrade(value: Any, *, keep_unknowns: bool, keep_secrets: bool) -> Any:
     if isinstance(value, dict):
         sig = value.get(SIG)
         if sig == SECRET_SIG:
-            inner = _downgrade(value.get("value"), keep_unknowns=keep_unknowns, keep_secrets=keep_secrets)
+            inner = _downgrade(
+                value.get("value"), keep_unknowns=keep_unknowns, keep_secrets=keep_secrets
+            )
             return secret(inner) if keep_secrets else inner
         if sig == RESOURCE_SIG:
             # Resource references are downgraded to their ID (custom) or URN (component).
@@ -117,14 +119,18 @@ def _downgrade(value: Any, *, keep_unknowns: bool, keep_secrets: bool) -> Any:
             if "value" not in value:
                 inner = UNKNOWN if keep_unknowns else None
             else:
-                inner = _downgrade(value["value"], keep_unknowns=keep_unknowns, keep_secrets=keep_secrets)
+                inner = _downgrade(
+                    value["value"], keep_unknowns=keep_unknowns, keep_secrets=keep_secrets
+                )
             return secret(inner) if (value.get("secret") and keep_secrets) else inner
         return {
             k: _downgrade(v, keep_unknowns=keep_unknowns, keep_secrets=keep_secrets)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_downgrade(v, keep_unknowns=keep_unknowns, keep_secrets=keep_secrets) for v in value]
+        return [
+            _downgrade(v, keep_unknowns=keep_unknowns, keep_secrets=keep_secrets) for v in value
+        ]
     if is_unknown(value) and not keep_unknowns:
         return None
     return value

@@ -76,15 +76,21 @@ def test_analyzer_info_and_reconciled_config(update_graph):
 def test_update_mode_reports_with_provider_region_and_stack_links(update_graph):
     with PolicyPack.for_graph(PACK, update_graph) as pack:
         diags = pack.run(update_graph)
-    owner = sorted((d.urn.rsplit("::", 1)[1], d.enforcement_level, d.message) for d in by_policy(diags, OWNER))
+    owner = sorted(
+        (d.urn.rsplit("::", 1)[1], d.enforcement_level, d.message) for d in by_policy(diags, OWNER)
+    )
     assert owner == [
         ("site-bucket", "mandatory", owner_message("site-bucket", "eu-west-1")),  # default provider
         ("site-role", "mandatory", owner_message("site-role", "eu-west-1")),
         ("west-logs", "mandatory", owner_message("west-logs", "us-west-2")),  # explicit provider
     ]
-    assert all(d.source == "analyze" and d.policy_pack_version == "0.1.0" for d in by_policy(diags, OWNER))
+    assert all(
+        d.source == "analyze" and d.policy_pack_version == "0.1.0" for d in by_policy(diags, OWNER)
+    )
     shape = by_policy(diags, SHAPE)
-    assert [(d.enforcement_level, d.urn, d.source) for d in shape] == [("advisory", FILE_URN, "analyzeStack")]
+    assert [(d.enforcement_level, d.urn, d.source) for d in shape] == [
+        ("advisory", FILE_URN, "analyzeStack")
+    ]
     # Outputs, property dependencies and the parent reached StackValidationArgs intact.
     assert shape[0].message.endswith("\nok: content from ['site-bucket'] under toyproj:site:Site")
 
@@ -112,38 +118,55 @@ def test_fixing_the_program_clears_the_resource_policy():
 def test_enforcement_levels_from_policy_config(update_graph):
     config = {"all": "advisory", SHAPE: {"enforcementLevel": "mandatory", "maxResources": 3}}
     with PolicyPack.for_graph(PACK, update_graph, policy_config=config) as pack:
-        assert pack.policy_config[SHAPE]["properties"] == {"maxResources": 3, "requireRoleDependency": True}
+        assert pack.policy_config[SHAPE]["properties"] == {
+            "maxResources": 3,
+            "requireRoleDependency": True,
+        }
         diags = pack.run(update_graph)
     assert {d.enforcement_level for d in by_policy(diags, OWNER)} == {"advisory"}
-    shape = sorted((d.enforcement_level, d.message.split("\n", 1)[1]) for d in by_policy(diags, SHAPE))
+    shape = sorted(
+        (d.enforcement_level, d.message.split("\n", 1)[1]) for d in by_policy(diags, SHAPE)
+    )
     assert shape == [
         ("mandatory", "9 resources exceed maxResources=3.0"),  # Struct numbers are doubles
         ("mandatory", "ok: content from ['site-bucket'] under toyproj:site:Site"),
     ]
 
-    # "disabled" switches a policy off; "remediate" on a stack policy is reported as mandatory.
-    config = {OWNER: "disabled", SHAPE: "remediate"}
+    # "disabled" switches a policy off; a "remediate" policy without remediation is not applicable
+    # to Remediate and its Analyze violations are reported as mandatory.
+    config = {OWNER: "remediate", SHAPE: "disabled"}
     with PolicyPack.for_graph(PACK, update_graph, policy_config=config) as pack:
         diags = pack.run(update_graph)
-    assert by_policy(diags, OWNER) == []
-    assert {d.enforcement_level for d in by_policy(diags, SHAPE)} == {"mandatory"}
-    assert {n["policy"] for n in pack.not_applicable} == {OWNER}  # Remediate: no remediation defined
-    assert {n["reason"] for n in pack.not_applicable} == {"Policy does not implement remediate"}
+    assert by_policy(diags, SHAPE) == []
+    assert [d.enforcement_level for d in by_policy(diags, OWNER)] == ["mandatory"] * 3
+    assert {(n["policy"], n["reason"], n["source"]) for n in pack.not_applicable} == {
+        (OWNER, "Policy does not implement remediate", "remediate")
+    }
 
 
 def test_invalid_policy_config_is_rejected_before_any_analyze(tmp_path):
+    pack = PolicyPack(
+        PACK, policy_config={SHAPE: {"maxResources": "many", "requireRoleDependency": 1}}
+    )
     with pytest.raises(PolicyConfigError) as info:
-        with PolicyPack(PACK, policy_config={SHAPE: {"maxResources": "many", "requireRoleDependency": 1}}):
-            pytest.fail("the pack must not be usable with an invalid config")
+        pack.start()
     assert info.value.errors == [
         "toy-stack-shape: maxResources: 'many' is not of type 'integer'",
         "toy-stack-shape: requireRoleDependency: 1 is not of type 'boolean'",
     ]
+    # The engine stops there: the pack got GetAnalyzerInfo but no Configure/Analyze, and is gone.
+    assert pack.info["name"] == "toy-pack" and pack.policy_config == {}
+    assert pack._plugin.proc.poll() is not None
     config_file = tmp_path / "policy.json"
     config_file.write_text('{"toy-stack-shape": {"maxResources": 0}}')
-    with pytest.raises(PolicyConfigError, match=r"toy-stack-shape: maxResources: 0 is less than the minimum of 1"):
-        with PolicyPack(PACK, policy_config=config_file):
-            pass
+    with (
+        pytest.raises(
+            PolicyConfigError,
+            match=r"toy-stack-shape: maxResources: 0 is less than the minimum of 1",
+        ),
+        PolicyPack(PACK, policy_config=config_file),
+    ):
+        pass
 
 
 def test_policy_config_parsing_errors_name_the_policy():
@@ -154,8 +177,16 @@ def test_policy_config_parsing_errors_name_the_policy():
         "parsing 'toy-owner-tag': 3 is not a valid value; must be a string or object",
     ]
     assert parse_policy_config('{"x": {}}') == {}  # empty configs are dropped, as the engine does
-    policies = [{"name": "p", "enforcementLevel": "advisory", "configSchema": {"properties": {}, "required": ["k"]}}]
-    with pytest.raises(PolicyConfigError, match=r"^invalid policy pack config: p: 'k' is a required property$"):
+    policies = [
+        {
+            "name": "p",
+            "enforcementLevel": "advisory",
+            "configSchema": {"properties": {}, "required": ["k"]},
+        }
+    ]
+    with pytest.raises(
+        PolicyConfigError, match=r"^invalid policy pack config: p: 'k' is a required property$"
+    ):
         reconcile_policy_config(policies, None, None)
 
 
@@ -171,6 +202,8 @@ def test_synthetic_records_carry_their_provider():
         diags = pack.analyze(bucket)
         assert pack.analyze(role) == []
         stack = pack.analyze_stack([bucket, role])
-    assert [(d.policy_name, d.urn, d.enforcement_level) for d in diags] == [(OWNER, bucket.urn, "mandatory")]
+    assert [(d.policy_name, d.urn, d.enforcement_level) for d in diags] == [
+        (OWNER, bucket.urn, "mandatory")
+    ]
     assert "(region ap-northeast-1)" in diags[0].message
     assert stack == []  # no toy file: nothing for the stack policy to check

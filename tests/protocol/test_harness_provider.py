@@ -43,7 +43,10 @@ def provider(graph_config):
 
 
 def test_make_urn_and_serialize_provider(record, monkeypatch):
-    assert make_urn(FILE_TYPE, "f") == "urn:pulumi:test::lambda-microvms::pulumi-python:dynamic/toy:File::f"
+    assert (
+        make_urn(FILE_TYPE, "f")
+        == "urn:pulumi:test::lambda-microvms::pulumi-python:dynamic/toy:File::f"
+    )
     assert record.urn == make_urn(
         FILE_TYPE, "site-file", stack="dev", project="toyproj", parent_type="toyproj:site:Site"
     )
@@ -97,7 +100,11 @@ def test_full_lifecycle_writes_updates_and_deletes_the_file(provider, record, tm
     diff = provider.diff(created.id, record.urn, created.outputs, changed, checked.inputs)
     assert (diff.changes, diff.replaces, diff.delete_before_replace) == ("DIFF_SOME", [], False)
     moved = provider.diff(created.id, record.urn, created.outputs, dict(changed, dir="/elsewhere"))
-    assert (moved.changes, moved.replaces, moved.delete_before_replace) == ("DIFF_SOME", ["dir"], True)
+    assert (moved.changes, moved.replaces, moved.delete_before_replace) == (
+        "DIFF_SOME",
+        ["dir"],
+        True,
+    )
 
     updated = provider.update(created.id, record.urn, created.outputs, changed, checked.inputs)
     assert path.read_text().startswith("hello\n")
@@ -154,16 +161,19 @@ def test_provider_exceptions_become_provider_errors(provider, record):
         provider.delete("/nonexistent/toy-missing.txt", record.urn, props)
     assert info.value.code == grpc.StatusCode.UNKNOWN
     assert info.value.method == "Delete"
-    assert "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/toy-missing.txt'" in (
-        info.value.details
+    assert (
+        "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/toy-missing.txt'"
+        in (info.value.details)
     )
 
 
 def test_provider_module_must_be_importable_from_cwd(record, tmp_path):
     """A provider pickled by reference fails when the plugin's cwd is not the program dir."""
-    with DynamicProvider(cwd=tmp_path, project="toyproj", python=sys.executable) as p:
-        with pytest.raises(ProviderError) as info:
-            p.check(record.urn, {}, dict(record.inputs, dir=str(tmp_path)))
+    with (
+        DynamicProvider(cwd=tmp_path, project="toyproj", python=sys.executable) as p,
+        pytest.raises(ProviderError) as info,
+    ):
+        p.check(record.urn, {}, dict(record.inputs, dir=str(tmp_path)))
     assert info.value.code == grpc.StatusCode.UNKNOWN
     assert "No module named 'toyprov'" in info.value.details
 
@@ -176,9 +186,15 @@ def test_driver_injects_the_configured_provider_and_autoconfigures(tmp_path, mon
         prov = toyprov.FileProvider()
         urn = make_urn(FILE_TYPE, "direct", project="toyproj")
         with DynamicProvider(
-            cwd=TOY, project="toyproj", provider=prov, config={"toyproj:env": "ci"}, env={"TOY_MARK": "1"}
+            cwd=TOY,
+            project="toyproj",
+            provider=prov,
+            config={"toyproj:env": "ci"},
+            env={"TOY_MARK": "1"},
         ) as p:
-            created = p.create(urn, {"dir": str(tmp_path), "content": "x", "salt": "s", "mode": "0600"})
+            created = p.create(
+                urn, {"dir": str(tmp_path), "content": "x", "salt": "s", "mode": "0600"}
+            )
             assert p.configured and created.outputs["env"] == "ci"
             assert oct(os.stat(created.id).st_mode & 0o777) == "0o600"
             p.delete(created.id, urn, created.outputs)

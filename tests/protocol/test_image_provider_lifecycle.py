@@ -6,12 +6,16 @@ import pytest
 
 from components.microvm_image import spec
 from tests.harness.provider import ProviderError
-from tests.protocol.test_image_provider_support import (  # noqa: F401 - fixtures
+from tests.protocol import test_image_provider_support as support
+from tests.protocol.test_image_provider_support import (
     PROVIDER,
     SECRET_VALUE,
     program_inputs,
-    rig,
 )
+
+# fixtures shared with the other image-provider modules
+rig = support.rig
+shared_rig = support.shared_rig
 
 pytestmark = pytest.mark.protocol
 
@@ -93,7 +97,14 @@ def test_build_change_mints_version_2_with_the_full_config(rig):
     v2 = rig.aws.get_microvm_image_version(imageIdentifier=created.id, imageVersion="2.0")
     assert v2["resources"] == [{"minimumMemoryInMiB": 4096}]
     # a full PUT: nothing else was reset (the pulumi-aws Image bug this provider exists for)
-    for key in ("hooks", "logging", "environmentVariables", "codeArtifact", "buildRoleArn", "egressNetworkConnectors"):
+    for key in (
+        "hooks",
+        "logging",
+        "environmentVariables",
+        "codeArtifact",
+        "buildRoleArn",
+        "egressNetworkConnectors",
+    ):
         assert v2[key] == v1[key], key
     # and the state now diffs clean
     _, diff = rig.plan(out, news, resources=[{"minimumMemoryInMiB": 4096}])
@@ -106,12 +117,17 @@ def test_retention_keeps_newest_and_protects_versions_in_use(rig):
     vm = rig.aws.run_microvm(imageIdentifier=arn, imageVersion="1.0")  # pins version 1.0
     state, old_inputs = created.outputs, inputs
     for n, uri in enumerate(("v2.zip", "v3.zip", "v4.zip"), start=2):
-        news, diff = rig.plan(state, old_inputs, keepVersions=2, codeArtifact={"uri": f"s3://artifact-bucket-1/{uri}"})
+        news, diff = rig.plan(
+            state, old_inputs, keepVersions=2, codeArtifact={"uri": f"s3://artifact-bucket-1/{uri}"}
+        )
         assert diff.changes == "DIFF_SOME"
         state = rig.provider.update(arn, rig.urn, state, news, old_inputs)
         old_inputs = news
         assert state["imageVersion"] == f"{n}.0"
-    live = {v["imageVersion"]: v for v in rig.aws.list_microvm_image_versions(imageIdentifier=arn)["items"]}
+    live = {
+        v["imageVersion"]: v
+        for v in rig.aws.list_microvm_image_versions(imageIdentifier=arn)["items"]
+    }
     kept = {k for k, v in live.items() if v["state"] not in ("DELETING", "DELETED")}
     assert kept == {"1.0", "3.0", "4.0"}, live  # 1.0 is used by a running MicroVM
     assert state["retainedVersions"] == ["4.0", "3.0", "1.0"]
@@ -191,7 +207,10 @@ def test_import_by_arn_adopts_an_existing_image(rig):
     assert read.id == arn and read.inputs is not None
     assert read.outputs["name"] == "hand-made" and read.outputs["imageVersion"] == "1.0"
     # the SDK's Read hands the provider no program inputs, so every imported value is secret
-    assert read.outputs["secretEnvironmentVariables"] == {"API_TOKEN": SECRET_VALUE, "LOG_LEVEL": "info"}
+    assert read.outputs["secretEnvironmentVariables"] == {
+        "API_TOKEN": SECRET_VALUE,
+        "LOG_LEVEL": "info",
+    }
     assert read.outputs["environmentVariables"] == {}
     # the engine then checks the program against the imported inputs and diffs: no change
     checked = rig.check(program, olds=read.inputs)
@@ -246,7 +265,9 @@ def test_build_failure_is_one_clear_error_and_leaves_nothing(rig):
 
 def test_failed_update_deletes_the_failed_version_and_keeps_the_old_one(rig):
     inputs, created = rig.create()
-    news, _ = rig.plan(created.outputs, inputs, codeArtifact={"uri": "s3://artifact-bucket-1/broken.zip"})
+    news, _ = rig.plan(
+        created.outputs, inputs, codeArtifact={"uri": "s3://artifact-bucket-1/broken.zip"}
+    )
     rig.faults(failNextBuilds=["The container image build failed."])
     with pytest.raises(ProviderError) as err:
         rig.provider.update(created.id, rig.urn, created.outputs, news, inputs)
@@ -259,7 +280,9 @@ def test_failed_update_deletes_the_failed_version_and_keeps_the_old_one(rig):
     }
     assert versions.get("1.0") == "SUCCESSFUL"
     assert versions.get("2.0") in (None, "DELETING", "DELETED")
-    assert rig.aws.get_microvm_image(imageIdentifier=created.id)["latestActiveImageVersion"] == "1.0"
+    assert (
+        rig.aws.get_microvm_image(imageIdentifier=created.id)["latestActiveImageVersion"] == "1.0"
+    )
 
 
 def test_delete_waits_until_gone(rig):

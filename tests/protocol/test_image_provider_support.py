@@ -9,6 +9,7 @@ talks boto3 over HTTP to the emulator started by the ``emulator`` fixture.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ import pytest
 from botocore.config import Config
 
 from components.microvm_image.provider import MicrovmImageProvider
+from microvms.emulator import EmulatorServer
+from tests.fixtures.emulator import FAST_OPTIONS
 from tests.harness.provider import DynamicProvider, make_urn, serialize_provider
 
 TYPE = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"
@@ -109,19 +112,50 @@ class ImageRig:
         return checked.inputs, diff
 
 
-def start_rig(emulator) -> ImageRig:
-    provider = DynamicProvider(provider=PROVIDER)
+HERMETIC_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+def start_rig(emulator, **env) -> ImageRig:
+    """A provider plugin whose boto3 finds the emulator through AWS_ENDPOINT_URL_LAMBDA_MICROVMS."""
+    provider = DynamicProvider(
+        provider=PROVIDER,
+        env={**HERMETIC_ENV, "AWS_ENDPOINT_URL_LAMBDA_MICROVMS": emulator.url, **env},
+    )
     provider.start()
     provider.configure({"aws:region": "us-east-1"})
     return ImageRig(emulator=emulator, provider=provider)
 
 
-@pytest.fixture
-def rig(emulator):
+def assert_no_secret_in_logs(r: ImageRig) -> None:
+    assert SECRET_VALUE not in r.provider.stderr, "a secret value reached the provider's logs"
+    assert SECRET_VALUE not in r.provider.stdout, "a secret value reached the provider's logs"
+
+
+@pytest.fixture(scope="module")
+def shared_rig():
+    """One emulator and one plugin process per module (starting Python + pulumi + boto3 costs
+    seconds on a busy box); each test starts from an emptied emulator."""
+    emulator = EmulatorServer(**FAST_OPTIONS)
     r = start_rig(emulator)
     try:
         yield r
     finally:
         r.provider.stop()
-        assert SECRET_VALUE not in r.provider.stderr, "a secret value reached the provider's logs"
-        assert SECRET_VALUE not in r.provider.stdout, "a secret value reached the provider's logs"
+        emulator.stop()
+        assert_no_secret_in_logs(r)
+
+
+@pytest.fixture
+def rig(shared_rig):
+    shared_rig._admin("reset", {})
+    yield shared_rig
+    assert_no_secret_in_logs(shared_rig)

@@ -123,7 +123,10 @@ def test_explicit_provider_reference_keeps_its_own_region(graph):
 
 def test_dependencies_and_property_dependencies(graph):
     f = graph.one(FILE_TYPE)
-    assert set(f.dependencies) == {BUCKET_URN, ROLE_URN}  # depends_on=[role] + content <- bucket.arn
+    assert set(f.dependencies) == {
+        BUCKET_URN,
+        ROLE_URN,
+    }  # depends_on=[role] + content <- bucket.arn
     assert f.property_dependencies["content"] == [BUCKET_URN]
     assert f.property_dependencies["salt"] == []
     assert f.options["protect"] is False and f.options["ignoreChanges"] == []
@@ -152,7 +155,9 @@ def test_update_mode_outputs_are_realistic(graph):
     assert bucket.outputs["arn"] == f"arn:aws:s3:::{name}"
     assert bucket.outputs["tagsAll"] == {"env": "dev"}
     role = graph.by_urn(ROLE_URN)
-    assert re.fullmatch(r"arn:aws:iam::210987654321:role/site-role-[0-9a-f]{7}", role.outputs["arn"])
+    assert re.fullmatch(
+        r"arn:aws:iam::210987654321:role/site-role-[0-9a-f]{7}", role.outputs["arn"]
+    )
     f = graph.one(FILE_TYPE)
     assert f.inputs["content"] == f"bucket=arn:aws:s3:::{name}"
     assert f.inputs["size"] == 3  # from the structured config value settings.size
@@ -185,6 +190,9 @@ def test_preview_mode_has_unknowns_where_the_engine_has_them(preview_graph):
     # New providers have an unknown ID during preview.
     assert g.by_urn(AWS_DEFAULT).id == wire.UNKNOWN
     assert bucket.provider == f"{AWS_DEFAULT}::{wire.UNKNOWN}"
+    west_logs = g.one("aws:s3/bucket:Bucket", "west-logs")
+    assert west_logs.provider.endswith("::pulumi:providers:aws::west::" + wire.UNKNOWN)
+    assert g.provider_of(west_logs).inputs["region"] == "us-west-2"
 
 
 def test_config_layers_project_defaults_stack_values_and_overrides():
@@ -200,7 +208,12 @@ def test_config_layers_project_defaults_stack_values_and_overrides():
     _, config, secret_keys = load_config(
         "dev",
         program_dir=TOY,
-        overrides={"owner": "me", "toyproj:env": None, "toyproj:token": SecretValue("t0k"), "x:flag": True},
+        overrides={
+            "owner": "me",
+            "toyproj:env": None,
+            "toyproj:token": SecretValue("t0k"),
+            "x:flag": True,
+        },
     )
     assert config["toyproj:owner"] == "me"  # un-namespaced keys get the project's namespace
     assert "toyproj:env" not in config
@@ -275,7 +288,10 @@ def test_make_resource_builds_policy_table_records():
     assert role.custom is True and role.parent == parent.urn
     assert role.provider_record.inputs == {"region": "eu-west-1", "version": "7.51.1"}
     assert role.provider == f"{role.provider_record.urn}::{role.provider_record.id}"
-    assert role.provider_record.urn == "urn:pulumi:prod::lambda-microvms::pulumi:providers:aws::default_7_51_1"
+    assert (
+        role.provider_record.urn
+        == "urn:pulumi:prod::lambda-microvms::pulumi:providers:aws::default_7_51_1"
+    )
     assert role.plain_inputs == {"tags": {"a": "b"}, "secret": "s"}
     assert role.outputs == role.inputs and role.outputs is not role.inputs
     # Without provider_inputs the stack's own aws:* config is used.
@@ -292,7 +308,9 @@ def test_engine_remarshal_matches_the_engines_marshal_options():
         "out": {wire.SIG: wire.OUTPUT_SIG, "value": 1, "secret": True},
         "unk_out": {wire.SIG: wire.OUTPUT_SIG},
     }
-    analyzer = wire.engine_remarshal(props, keep_unknowns=True, keep_secrets=True, skip_internal_keys=True)
+    analyzer = wire.engine_remarshal(
+        props, keep_unknowns=True, keep_secrets=True, skip_internal_keys=True
+    )
     assert analyzer == {
         "s": wire.secret({"k": wire.UNKNOWN}),
         "u": wire.UNKNOWN,
@@ -301,7 +319,13 @@ def test_engine_remarshal_matches_the_engines_marshal_options():
         "unk_out": wire.UNKNOWN,
     }
     provider = wire.engine_remarshal(props, keep_unknowns=False, keep_secrets=False)
-    assert provider == {"__provider": "abc", "s": {"k": None}, "ref": "i-1", "out": 1, "unk_out": None}
+    assert provider == {
+        "__provider": "abc",
+        "s": {"k": None},
+        "ref": "i-1",
+        "out": 1,
+        "unk_out": None,
+    }
 
 
 def test_importing_the_harness_is_light_and_side_effect_free():

@@ -31,7 +31,9 @@ owner_tag = ResourceValidationPolicy(
 def _stack_shape(args, report_violation):
     cfg = args.get_config()
     if len(args.resources) > cfg["maxResources"]:
-        report_violation(f"{len(args.resources)} resources exceed maxResources={cfg['maxResources']}")
+        report_violation(
+            f"{len(args.resources)} resources exceed maxResources={cfg['maxResources']}"
+        )
     files = [r for r in args.resources if r.resource_type == "pulumi-python:dynamic/toy:File"]
     for f in files:
         if cfg["requireRoleDependency"] and not any(

@@ -43,14 +43,21 @@ class FileProvider(ResourceProvider):
     def diff(self, id, olds, news):
         replaces = [k for k in ("dir",) if olds.get(k) != news.get(k)]
         changed = [k for k in ("content", "salt", "mode", "dir") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=bool(replaces))
+        return DiffResult(
+            changes=bool(changed), replaces=replaces, delete_before_replace=bool(replaces)
+        )
 
     def _write(self, path: str, props) -> dict:
         body = f"{props['content']}\nsalt-sha256={_sha(str(props.get('salt', '')))}\n"
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(body)
         os.chmod(path, int(str(props.get("mode", "0644")), 8))
-        return {**props, "path": path, "sha256": _sha(body), "env": getattr(self, "configured_env", None)}
+        return {
+            **props,
+            "path": path,
+            "sha256": _sha(body),
+            "env": getattr(self, "configured_env", None),
+        }
 
     def create(self, props):
         path = os.path.join(props["dir"], f"toy-{uuid.uuid4().hex[:12]}.txt")

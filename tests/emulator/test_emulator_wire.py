@@ -1,0 +1,365 @@
+"""The model-driven wire layer: routes from botocore, constraint messages, property-based checks."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from microvms.emulator import wire
+from microvms.emulator.exceptions import SerializationException, ValidationErrors
+
+pytestmark = pytest.mark.emulator
+
+VALID_CREATE = {
+    "name": "image-1",
+    "baseImageArn": "arn:aws:lambda:us-east-1:aws:microvm-image:al2023-1",
+    "buildRoleArn": "arn:aws:iam::123456789012:role/build",
+    "codeArtifact": {"uri": "s3://bucket/app.zip"},
+}
+
+
+def test_every_model_operation_has_a_route():
+    model = wire.service_model()
+    routed = {route.operation for route in wire.routes()}
+    assert routed == set(model.operation_names)
+    assert len(routed) == 24
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "operation", "labels"),
+    [
+        ("POST", "/2025-09-09/microvm-images", "CreateMicrovmImage", {}),
+        (
+            "GET",
+            "/2025-09-09/microvm-images/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Amicrovm-image%3Ax/versions/1.0/builds",
+            "ListMicrovmImageBuilds",
+            {
+                "imageIdentifier": "arn:aws:lambda:us-east-1:1:microvm-image:x",
+                "imageVersion": "1.0",
+            },
+        ),
+        (
+            "GET",
+            "/2025-09-09/microvm-images/arn:aws:lambda:us-east-1:1:microvm-image:x/versions/2.0",
+            "GetMicrovmImageVersion",
+            {
+                "imageIdentifier": "arn:aws:lambda:us-east-1:1:microvm-image:x",
+                "imageVersion": "2.0",
+            },
+        ),
+        (
+            "DELETE",
+            "/2025-09-09/microvms/microvm-1",
+            "TerminateMicrovm",
+            {"microvmIdentifier": "microvm-1"},
+        ),
+        (
+            "POST",
+            "/2025-09-09/microvms/m/shell-auth-token",
+            "CreateMicrovmShellAuthToken",
+            {"microvmIdentifier": "m"},
+        ),
+        ("DELETE", "/2017-03-31/tags/arn%3Ax?tagKeys=a", "UntagResource", {"Resource": "arn:x"}),
+    ],
+)
+def test_routes_decode_labels(method, path, operation, labels):
+    assert wire.match_route(method, path) == (operation, labels)
+
+
+def test_unknown_route():
+    assert wire.match_route("PATCH", "/2025-09-09/microvms") is None
+
+
+def test_recorded_bad_name_message():
+    with pytest.raises(ValidationErrors) as excinfo:
+        wire.validate_input("CreateMicrovmImage", {**VALID_CREATE, "name": "bad name!"})
+    assert str(excinfo.value) == (
+        "1 validation error detected: Value 'bad name!' at 'name' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
+    )
+
+
+def test_recorded_missing_required_message_and_order():
+    with pytest.raises(ValidationErrors) as excinfo:
+        wire.validate_input("CreateMicrovmImage", {"name": "m80-missing-required"})
+    assert excinfo.value.message == (
+        "3 validation errors detected: Value null at 'baseImageArn' failed to satisfy constraint: "
+        "Member must not be null; Value null at 'codeArtifact' failed to satisfy constraint: Member "
+        "must not be null; Value null at 'buildRoleArn' failed to satisfy constraint: Member must "
+        "not be null"
+    )
+
+
+def test_sensitive_values_are_not_echoed():
+    messages = wire.validation_messages(
+        "RunMicrovm", {"imageIdentifier": "arn:x", "runHookPayload": "secret" * 1000}
+    )
+    assert messages == [
+        "Value at 'runHookPayload' failed to satisfy constraint: Member must have length less "
+        "than or equal to 4096"
+    ]
+    env = wire.validation_messages(
+        "CreateMicrovmImage", {**VALID_CREATE, "environmentVariables": {"K": "v" * 5000}}
+    )
+    assert env and all("vvvv" not in m for m in env)
+
+
+def test_nested_and_enum_paths():
+    messages = wire.validation_messages(
+        "CreateMicrovmImage",
+        {
+            **VALID_CREATE,
+            "cpuConfigurations": [{"architecture": "RISC_V"}],
+            "hooks": {"port": 0, "microvmHooks": {"runTimeoutInSeconds": 61}},
+        },
+    )
+    assert sorted(messages) == sorted(
+        [
+            "Value 'RISC_V' at 'cpuConfigurations.1.member.architecture' failed to satisfy "
+            "constraint: Member must satisfy enum value set: [ARM_64, X86_64]",
+            "Value '0' at 'hooks.port' failed to satisfy constraint: Member must have value "
+            "greater than or equal to 1",
+            "Value '61' at 'hooks.microvmHooks.runTimeoutInSeconds' failed to satisfy constraint: "
+            "Member must have value less than or equal to 60",
+        ]
+    )
+
+
+def test_union_needs_exactly_one_member():
+    messages = wire.validation_messages(
+        "CreateMicrovmAuthToken",
+        {
+            "microvmIdentifier": "m",
+            "expirationInMinutes": 5,
+            "allowedPorts": [{"port": 1, "allPorts": {}}],
+        },
+    )
+    assert messages == [
+        "Value '{port=1, allPorts={}}' at 'allowedPorts.1.member' failed to satisfy constraint: "
+        "Member must have exactly one member set"
+    ]
+
+
+def test_all_ports_must_be_an_object():
+    with pytest.raises(SerializationException) as excinfo:
+        wire.validate_input(
+            "CreateMicrovmAuthToken",
+            {
+                "microvmIdentifier": "m",
+                "expirationInMinutes": 5,
+                "allowedPorts": [{"allPorts": True}],
+            },
+        )
+    assert excinfo.value.body() == {"Message": "Expected null"}
+
+
+def test_tag_map_constraints():
+    messages = wire.validation_messages(
+        "TagResource",
+        {
+            "Resource": "arn:aws:lambda:us-east-1:123456789012:microvm-image:x",
+            "Tags": {"k" * 129: "v"},
+        },
+    )
+    assert len(messages) == 1
+    assert (
+        "at 'Tags' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 128]"
+        in messages[0]
+    )
+
+
+def test_java_hashmap_order_is_stable_for_collisions():
+    # baseImageArn and codeArtifact share a bucket; insertion order decides between them.
+    assert wire.java_hashmap_order(["baseImageArn", "buildRoleArn", "codeArtifact"]) == [0, 2, 1]
+    assert wire.java_hashmap_order(["codeArtifact", "baseImageArn"]) == [0, 1]
+
+
+def test_serialisation_keeps_explicit_nulls_and_unmodelled_members():
+    status, headers, body = wire.serialize_output(
+        "GetMicrovmImage",
+        {
+            "imageArn": "a",
+            "name": "n",
+            "state": "CREATED",
+            "createdAt": 1.23456,
+            "latestFailedImageVersion": None,
+            "id": "u",
+        },
+    )
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert body == (
+        b'{"imageArn": "a", "name": "n", "state": "CREATED", "createdAt": 1.235, '
+        b'"latestFailedImageVersion": null, "id": "u"}'
+    )
+    assert wire.serialize_output("TagResource", None) == (204, {}, b"")
+
+
+def test_error_status_comes_from_the_model():
+    assert wire.error_status("ServiceQuotaExceededException", 400) == 402
+    assert wire.error_status("ThrottlingException", 400) == 429
+    assert wire.error_status("NotAShape", 418) == 418
+
+
+# --------------------------------------------------------------------------- property-based
+
+NAME_CHARS = string.ascii_letters + string.digits + "-_"
+names = st.text(alphabet=NAME_CHARS, min_size=1, max_size=64)
+bad_names = st.one_of(
+    st.text(alphabet=NAME_CHARS, min_size=65, max_size=80),
+    st.text(min_size=1, max_size=20).filter(lambda s: any(c not in NAME_CHARS for c in s)),
+)
+memory = st.sampled_from([512, 1024, 2048, 4096, 8192])
+hook_state = st.sampled_from(["ENABLED", "DISABLED"])
+
+
+@st.composite
+def valid_create(draw):
+    params = {**VALID_CREATE, "name": draw(names)}
+    if draw(st.booleans()):
+        params["resources"] = [{"minimumMemoryInMiB": draw(memory)}]
+    if draw(st.booleans()):
+        params["description"] = draw(st.text(max_size=200))
+    if draw(st.booleans()):
+        params["hooks"] = {
+            "port": draw(st.integers(1, 65535)),
+            "microvmImageHooks": {
+                "ready": draw(hook_state),
+                "readyTimeoutInSeconds": draw(st.integers(1, 3600)),
+            },
+            "microvmHooks": {
+                "run": draw(hook_state),
+                "runTimeoutInSeconds": draw(st.integers(1, 60)),
+            },
+        }
+    if draw(st.booleans()):
+        params["tags"] = draw(
+            st.dictionaries(
+                st.text(alphabet=string.ascii_letters + "_.:/=+-@", min_size=1, max_size=128),
+                st.text(alphabet=string.ascii_letters + " _.", max_size=256),
+                max_size=5,
+            )
+        )
+    if draw(st.booleans()):
+        params["clientToken"] = draw(st.text(alphabet=string.printable, min_size=1, max_size=128))
+    return params
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_create())
+def test_valid_create_requests_pass(params):
+    assert wire.validation_messages("CreateMicrovmImage", params) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(bad_names)
+def test_invalid_names_are_rejected_naming_the_member(name):
+    messages = wire.validation_messages("CreateMicrovmImage", {**VALID_CREATE, "name": name})
+    assert messages
+    assert all(" at 'name' failed to satisfy constraint: " in m for m in messages)
+    if len(name) > 64:
+        assert any(m.endswith("Member must have length less than or equal to 64") for m in messages)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            ("maximumDurationInSeconds", st.integers(max_value=0) | st.integers(min_value=28801)),
+            ("runHookPayload", st.text(min_size=4097, max_size=4200)),
+            ("clientToken", st.text(min_size=129, max_size=140) | st.just("")),
+            ("executionRoleArn", st.text(alphabet=string.ascii_letters, min_size=20, max_size=40)),
+        ]
+    ).flatmap(lambda pair: st.tuples(st.just(pair[0]), pair[1]))
+)
+def test_invalid_run_members_are_rejected_naming_the_member(case):
+    member, value = case
+    messages = wire.validation_messages("RunMicrovm", {"imageIdentifier": "arn:x", member: value})
+    assert messages, (member, value)
+    assert all(f"at '{member}' failed to satisfy constraint: " in m for m in messages)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(60, 10**6),
+    st.integers(0, 10**6),
+    st.booleans(),
+    st.integers(1, 28800),
+)
+def test_valid_idle_policies_pass(idle, suspended, auto, duration):
+    params = {
+        "imageIdentifier": "arn:aws:lambda:us-east-1:123456789012:microvm-image:x",
+        "idlePolicy": {
+            "maxIdleDurationSeconds": idle,
+            "suspendedDurationSeconds": suspended,
+            "autoResumeEnabled": auto,
+        },
+        "maximumDurationInSeconds": duration,
+    }
+    assert wire.validation_messages("RunMicrovm", params) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sets(
+        st.sampled_from(
+            ["maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled"]
+        ),
+        min_size=1,
+    )
+)
+def test_idle_policy_members_are_all_required(missing):
+    policy = {
+        "maxIdleDurationSeconds": 60,
+        "suspendedDurationSeconds": 0,
+        "autoResumeEnabled": True,
+    }
+    for key in missing:
+        policy.pop(key)
+    messages = wire.validation_messages(
+        "RunMicrovm", {"imageIdentifier": "arn:x", "idlePolicy": policy}
+    )
+    assert sorted(messages) == sorted(
+        f"Value null at 'idlePolicy.{key}' failed to satisfy constraint: Member must not be null"
+        for key in missing
+    )
+    prefix = (
+        "1 validation error detected: "
+        if len(missing) == 1
+        else f"{len(missing)} validation errors detected: "
+    )
+    with pytest.raises(ValidationErrors) as excinfo:
+        wire.validate_input("RunMicrovm", {"imageIdentifier": "arn:x", "idlePolicy": policy})
+    assert str(excinfo.value).startswith(prefix)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.integers(1, 65535).map(lambda p: {"port": p}), st.just({"allPorts": {}})),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(1, 60),
+)
+def test_valid_port_specs_pass(ports, minutes):
+    params = {
+        "microvmIdentifier": "microvm-x",
+        "expirationInMinutes": minutes,
+        "allowedPorts": ports,
+    }
+    assert wire.validation_messages("CreateMicrovmAuthToken", params) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers().filter(lambda p: p < 1 or p > 65535))
+def test_out_of_range_ports_are_rejected(port):
+    params = {
+        "microvmIdentifier": "microvm-x",
+        "expirationInMinutes": 5,
+        "allowedPorts": [{"port": port}],
+    }
+    messages = wire.validation_messages("CreateMicrovmAuthToken", params)
+    assert len(messages) == 1 and "at 'allowedPorts.1.member.port'" in messages[0]

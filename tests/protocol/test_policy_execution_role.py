@@ -1,0 +1,346 @@
+"""microvm-execution-role-read-only over the Analyzer protocol: a labelled table of stack graphs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.harness.program import make_resource
+from tests.protocol.test_policy_support import (
+    ACCOUNT,
+    MODES,
+    PROVIDER,
+    SCOPES,
+    UNKNOWN,
+    PackPool,
+    check_case,
+    lambda_statement,
+    only,
+    policy_config,
+    trust_doc,
+)
+
+pytestmark = pytest.mark.protocol
+
+POLICY = "microvm-execution-role-read-only"
+LG = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda-microvms/agent-sandbox"
+TRUST = trust_doc(lambda_statement({"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
+EXEC_TAGS = {"lambda-microvms:role": "execution", "lambda-microvms:log-group": LG}
+
+
+def arn_of(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+def role(name="exec", tags=EXEC_TAGS, **inputs):
+    props = {"assumeRolePolicy": TRUST, "name": name, **inputs}
+    if tags is not None:
+        props["tags"] = tags
+    return make_resource(
+        "aws:iam/role:Role", name, props, provider_inputs=PROVIDER, outputs={**props, "arn": arn_of(name)}
+    )
+
+
+def doc(*statements, as_json=True):
+    d = {"Version": "2012-10-17", "Statement": list(statements)}
+    return json.dumps(d) if as_json else d
+
+
+def allow(action, resource="*", **extra):
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def role_policy(r, document, *, name="inline", role_ref=None, deps=None):
+    ref = r.inputs["name"] if role_ref is None else role_ref
+    return make_resource(
+        "aws:iam/rolePolicy:RolePolicy",
+        name,
+        {"role": ref, "policy": document},
+        provider_inputs=PROVIDER,
+        property_dependencies={"role": [r.urn], **(deps or {})},
+    )
+
+
+def managed(name, document, *, arn=None):
+    props = {"name": name, "policy": document}
+    return make_resource(
+        "aws:iam/policy:Policy",
+        name,
+        props,
+        provider_inputs=PROVIDER,
+        outputs={**props, "arn": arn or f"arn:aws:iam::{ACCOUNT}:policy/{name}"},
+    )
+
+
+def attach(r, policy_arn, *, deps=None, name="attach"):
+    return make_resource(
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        name,
+        {"role": r.inputs["name"], "policyArn": policy_arn},
+        provider_inputs=PROVIDER,
+        property_dependencies={"role": [r.urn], **(deps or {})},
+    )
+
+
+def single(*statements, tags=EXEC_TAGS, as_json=True):
+    """An execution role with one RolePolicy holding ``statements``."""
+    r = role(tags=tags)
+    return [r, role_policy(r, doc(*statements, as_json=as_json))]
+
+
+def with_managed(arn, via="attachment"):
+    r = role()
+    if via == "attachment":
+        return [r, attach(r, arn)]
+    if via == "role":
+        return [role(managedPolicyArns=[arn])]
+    if via == "exclusive":
+        return [
+            r,
+            make_resource(
+                "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive",
+                "exclusive",
+                {"roleName": "exec", "policyArns": [arn]},
+                provider_inputs=PROVIDER,
+            ),
+        ]
+    raise AssertionError(via)
+
+
+def customer(document, *, preview_unknown=False, in_stack=True):
+    r = role()
+    pol = managed("app-read", document)
+    arn = pol.outputs["arn"]
+    if preview_unknown:
+        att = attach(r, UNKNOWN, deps={"policyArn": [pol.urn]})
+    else:
+        att = attach(r, arn)
+    return [r, pol, att] if in_stack else [r, att]
+
+
+def policy_attachment(document):
+    r = role()
+    pol = managed("shared", document)
+    att = make_resource(
+        "aws:iam/policyAttachment:PolicyAttachment",
+        "shared-attach",
+        {"roles": ["other", "exec"], "policyArn": pol.outputs["arn"]},
+        provider_inputs=PROVIDER,
+    )
+    return [r, pol, att]
+
+
+def passed_by_microvm(document, *, known=True, role_in_stack=True):
+    r = role(name="plain-role", tags={"team": "x"})
+    vm = make_resource(
+        "aws:lambdamicrovms/microvm:Microvm",
+        "vm",
+        {"imageArn": "arn:aws:lambda:us-east-1:111111111111:microvm-image:img", "executionRoleArn": arn_of("plain-role") if known else UNKNOWN},
+        provider_inputs=PROVIDER,
+        property_dependencies={"executionRoleArn": [r.urn]} if role_in_stack else {},
+    )
+    recs = [r, role_policy(r, document)] if role_in_stack else []
+    return [*recs, vm]
+
+
+def passed_by_command(document, *, known=True):
+    r = role(name="smoke-role", tags=None)
+    cmd = make_resource(
+        "command:local:Command",
+        "smoke",
+        {"create": "python -m microvms smoke", "environment": {"MICROVMS_EXECUTION_ROLE_ARN": arn_of("smoke-role") if known else UNKNOWN, "AWS_REGION": "us-east-1"}},
+        property_dependencies={"environment": [r.urn]},
+    )
+    return [r, role_policy(r, document), cmd]
+
+
+READ = allow(["s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:Query"])
+WRITE = allow("s3:PutObject")
+LOGS = allow(["logs:CreateLogStream", "logs:PutLogEvents"], [LG, f"{LG}:*"])
+
+# (label, graph, expected substring or None)
+CASES = [
+    # ---- passing ----
+    ("s3-get-object", single(allow("s3:GetObject")), None),
+    ("read-and-list-actions", single(READ), None),
+    ("glob-get", single(allow("s3:Get*")), None),
+    ("glob-list", single(allow("s3:List*")), None),
+    ("glob-describe", single(allow("ec2:Describe*")), None),
+    ("bedrock-invoke", single(allow(["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"])), None),
+    ("own-log-group", single(LOGS), None),
+    ("own-log-group-streams", single(allow("logs:PutLogEvents", f"{LG}:log-stream:*")), None),
+    ("deny-ignored", single(READ, {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}), None),
+    ("action-case-insensitive", single(allow("S3:GETOBJECT")), None),
+    ("action-question-mark", single(allow("s3:GetObjec?")), None),
+    ("document-as-object", single(READ, as_json=False), None),
+    ("managed-read-only-access", with_managed("arn:aws:iam::aws:policy/ReadOnlyAccess"), None),
+    ("managed-read-only-china", with_managed("arn:aws-cn:iam::aws:policy/ReadOnlyAccess"), None),
+    ("managed-view-only-govcloud", with_managed("arn:aws-us-gov:iam::aws:policy/job-function/ViewOnlyAccess"), None),
+    ("managed-s3-read-only-on-role", with_managed("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", via="role"), None),
+    ("managed-read-only-exclusive", with_managed("arn:aws:iam::aws:policy/ReadOnlyAccess", via="exclusive"), None),
+    ("customer-policy-read-only", customer(doc(READ)), None),
+    ("customer-policy-preview-deps", customer(doc(READ), preview_unknown=True), None),
+    ("role-ref-unknown-resolved-by-deps", (lambda r: [r, role_policy(r, doc(READ), role_ref=UNKNOWN)])(role()), None),
+    ("untagged-admin-role-out-of-scope", [role(name="ops", tags={"team": "ops"}, managedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"])], None),
+    ("build-role-out-of-scope", single(WRITE, tags={"lambda-microvms:role": "build"}), None),
+    ("inline-policies-read-only", [role(inlinePolicies=[{"name": "read", "policy": doc(READ)}])], None),
+    ("policy-attachment-read-only", policy_attachment(doc(READ)), None),
+    ("microvm-passes-read-only-role", passed_by_microvm(doc(READ)), None),
+    ("command-passes-read-only-role", passed_by_command(doc(READ)), None),
+    ("read-with-conditions", single(allow("s3:GetObject", f"arn:aws:s3:::b/*", Condition={"StringEquals": {"aws:ResourceAccount": ACCOUNT}})), None),
+    # ---- failing ----
+    ("s3-put-object", single(WRITE), "allows non-read actions s3:PutObject (Write)"),
+    ("s3-star", single(allow("s3:*")), "allows non-read actions s3:"),
+    ("star", single(allow("*")), "allows non-read actions"),
+    ("tagging-write", single(allow("iam:TagRole")), "iam:TagRole (Tagging, Write)"),
+    ("pass-role", single(allow("iam:PassRole", arn_of("x"))), "iam:PassRole (Write)"),
+    ("kms-decrypt-is-write", single(allow("kms:Decrypt")), "kms:Decrypt (Write)"),
+    ("write-scoped-and-conditioned", single(allow("s3:PutObject", "arn:aws:s3:::b/only/this", Condition={"Bool": {"aws:SecureTransport": "true"}})), "s3:PutObject (Write)"),
+    ("not-action", single({"Effect": "Allow", "NotAction": ["s3:Get*"], "Resource": "*"}), "NotAction allows non-read actions"),
+    ("typo-action", single(allow("s3:GetObjectt")), "action 's3:GetObjectt' is not in the IAM action dataset"),
+    ("unknown-service", single(allow("foo:Bar")), "action 'foo:Bar' is not in the IAM action dataset"),
+    ("logs-on-star", single(allow(["logs:CreateLogStream", "logs:PutLogEvents"])), "Resource '*' is not the role's own log group"),
+    ("logs-other-group", single(allow("logs:PutLogEvents", LG.replace("agent-sandbox", "other"))), "is not the role's own log group"),
+    ("logs-not-resource", single({"Effect": "Allow", "Action": "logs:PutLogEvents", "NotResource": "arn:aws:logs:*:*:log-group:/secret"}), "it uses NotResource"),
+    ("logs-without-tag", single(LOGS, tags={"lambda-microvms:role": "execution"}), "the role has no lambda-microvms:log-group tag"),
+    ("logs-tag-wrong-prefix", single(allow("logs:PutLogEvents", "arn:aws:logs:us-east-1:111111111111:log-group:/app/x"), tags={"lambda-microvms:role": "execution", "lambda-microvms:log-group": "arn:aws:logs:us-east-1:111111111111:log-group:/app/x"}), "is not under one of /aws/lambda-microvms/, /aws/lambda/microvms/"),
+    ("logs-tag-wildcard", single(allow("logs:PutLogEvents", "arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda-microvms/*"), tags={"lambda-microvms:role": "execution", "lambda-microvms:log-group": "arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda-microvms/*"}), "contains a wildcard"),
+    ("logs-create-log-group", single(allow("logs:CreateLogGroup", LG)), "logs:CreateLogGroup (Write)"),
+    ("managed-administrator", with_managed("arn:aws:iam::aws:policy/AdministratorAccess"), "grants every action on every resource"),
+    ("managed-power-user", with_managed("arn:aws:iam::aws:policy/PowerUserAccess"), "PowerUserAccess"),
+    ("managed-basic-execution", with_managed("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"), "writes CloudWatch Logs on '*'"),
+    ("managed-admin-china-on-role", with_managed("arn:aws-cn:iam::aws:policy/AdministratorAccess", via="role"), "grants every action"),
+    ("managed-unlisted", with_managed("arn:aws:iam::aws:policy/AmazonBedrockFullAccess"), "is not in the pack's table of judged managed policies"),
+    ("managed-power-user-exclusive", with_managed("arn:aws:iam::aws:policy/PowerUserAccess", via="exclusive"), "PowerUserAccess"),
+    ("customer-not-in-stack", customer(doc(READ), in_stack=False), "customer-managed policy 'arn:aws:iam::111111111111:policy/app-read' is not defined in this stack"),
+    ("customer-policy-write", customer(doc(WRITE)), "s3:PutObject (Write)"),
+    ("customer-policy-preview-write", customer(doc(WRITE), preview_unknown=True), "s3:PutObject (Write)"),
+    ("preview-policy-arn-unknown-no-deps", (lambda r: [r, attach(r, UNKNOWN)])(role()), "'policyArn' is unknown during preview, so this guardrail cannot be verified until apply"),
+    ("preview-policy-document-unknown", (lambda r: [r, role_policy(r, UNKNOWN)])(role()), "'policy' is unknown during preview"),
+    ("preview-action-unknown", single(allow(UNKNOWN), as_json=False), "its Action is unknown during preview and cannot be verified until apply"),
+    ("preview-log-resource-unknown", single(allow("logs:PutLogEvents", UNKNOWN), as_json=False), "its Resource is unknown during preview"),
+    ("inline-policies-write", [role(inlinePolicies=[{"name": "w", "policy": doc(WRITE)}])], "inline policy 'w'"),
+    ("policy-attachment-write", policy_attachment(doc(WRITE)), "policy attachment 'shared-attach'"),
+    ("microvm-passes-write-role", passed_by_microvm(doc(WRITE)), "passed as execution role by aws:lambdamicrovms/microvm:Microvm 'vm'"),
+    ("microvm-passes-unknown-arn", passed_by_microvm(doc(WRITE), known=False), "s3:PutObject (Write)"),
+    ("microvm-passes-role-not-in-stack", passed_by_microvm(doc(READ), role_in_stack=False), "no such role is defined in this stack"),
+    ("command-passes-write-role", passed_by_command(doc(WRITE)), "passed as execution role by command:local:Command 'smoke'"),
+    ("command-passes-unknown-arn", passed_by_command(doc(WRITE), known=False), "s3:PutObject (Write)"),
+    ("preview-role-tags-unknown", [role(tags=UNKNOWN)], "'tags' is unknown during preview"),
+    ("bedrock-other-action", single(allow("bedrock:CreateModelCustomizationJob")), "bedrock:CreateModelCustomizationJob (Write)"),
+    ("deny-does-not-rescue", single(WRITE, {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"}), "statement 0"),
+    ("second-statement-bad", single(READ, allow("sqs:SendMessage", Sid="Send")), "statement 1 (Sid 'Send'): allows non-read actions sqs:SendMessage (Write)"),
+    ("invalid-document", (lambda r: [r, role_policy(r, "{oops")])(role()), "not a valid policy document"),
+]
+
+
+def test_table_is_big_enough():
+    assert len(CASES) >= 40
+    assert sum(1 for c in CASES if c[2] is None) >= 20
+    assert sum(1 for c in CASES if c[2] is not None) >= 30
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = PackPool()
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize("dry_run", MODES)
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize(("label", "graph", "expect"), CASES, ids=[c[0] for c in CASES])
+def test_execution_role_table(pool, dry_run, scope, label, graph, expect):
+    pack = pool.get(dry_run=dry_run, config=policy_config(POLICY, scope))
+    check_case(pack.run(graph), POLICY, expect, label)
+
+
+@pytest.mark.parametrize("dry_run", MODES)
+def test_config_knobs(pool, dry_run):
+    pack = pool.get(
+        dry_run=dry_run,
+        config=policy_config(
+            POLICY,
+            "alone",
+            {
+                "allowedActions": ["s3:PutObject", "sqs:Send*"],
+                "executionRoleNames": ["legacy-runner"],
+                "logGroupPrefixes": ["/app/"],
+            },
+        ),
+    )
+    check_case(pack.run(single(allow(["s3:PutObject", "sqs:SendMessage"]))), POLICY, None, "allowedActions")
+    check_case(pack.run(single(allow("s3:DeleteObject"))), POLICY, "s3:DeleteObject (Write)", "not allowed")
+    legacy = role(name="legacy-runner", tags=None)
+    check_case(pack.run([legacy, role_policy(legacy, doc(allow("s3:DeleteObject")))]), POLICY, "named in executionRoleNames", "executionRoleNames")
+    check_case(pack.run([legacy, role_policy(legacy, doc(READ))]), POLICY, None, "executionRoleNames read-only")
+    own = "arn:aws:logs:us-east-1:111111111111:log-group:/app/x"
+    tagged = role(tags={"lambda-microvms:role": "execution", "lambda-microvms:log-group": own})
+    check_case(pack.run([tagged, role_policy(tagged, doc(allow("logs:PutLogEvents", [own, f"{own}:*"])))]), POLICY, None, "prefix /app/")
+    check_case(pack.run(single(LOGS)), POLICY, "is not under one of /app/", "default prefix no longer allowed")
+
+
+def test_violation_points_at_the_attaching_resource(pool):
+    pack = pool.get(dry_run=False, config=policy_config(POLICY, "alone"))
+    graph = single(WRITE)
+    diags = only(pack.run(graph), POLICY)
+    assert [d.urn for d in diags] == [graph[1].urn]
+    assert "role 'exec' (tagged lambda-microvms:role=execution), role policy 'inline', statement 0" in diags[0].message
+    assert "Fix: remove these from statement 0" in diags[0].message
+
+
+def test_read_only_access_note_is_advisory(pool):
+    pack = pool.get(dry_run=False, config={})
+    diags = pack.run(with_managed("arn:aws:iam::aws:policy/ReadOnlyAccess"))
+    assert not only(diags, POLICY)
+    notes = only(diags, "execution-role-broad-read-access")
+    assert len(notes) == 1 and notes[0].enforcement_level == "advisory"
+    assert "consider a narrower read-only policy" in notes[0].message
+
+
+# ---- property-based: Read/List-only statements pass; one Write action fails ---------------
+
+
+def _dataset():
+    import sys
+
+    from tests.harness.program import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "policies"))
+    import iam_docs
+
+    services = ["s3", "dynamodb", "ec2", "logs", "sqs", "lambda", "ecr", "kms", "sns", "cloudwatch"]
+    actions = [a for s in services for a in iam_docs.service_actions(s)]
+    read = sorted(a.name for a in actions if a.read_only)
+    write = sorted(a.name for a in actions if "Write" in a.levels)
+    return read, write
+
+
+READ_ACTIONS, WRITE_ACTIONS = _dataset()
+statements = st.lists(
+    st.builds(
+        lambda actions, resource: allow(actions, resource),
+        st.lists(st.sampled_from(READ_ACTIONS), min_size=1, max_size=6, unique=True),
+        st.sampled_from(["*", "arn:aws:s3:::bucket/*", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t"]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@pytest.fixture(scope="module")
+def hypothesis_pack(pool):
+    return pool.get(dry_run=False, config=policy_config(POLICY, "alone"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stmts=statements, write=st.sampled_from(WRITE_ACTIONS), where=st.integers(min_value=0, max_value=3))
+def test_property_read_only_passes_one_write_fails(hypothesis_pack, stmts, write, where):
+    check_case(hypothesis_pack.run(single(*stmts)), POLICY, None, f"read-only {stmts}")
+    index = where % len(stmts)
+    mutated = [dict(s) for s in stmts]
+    mutated[index]["Action"] = [*mutated[index]["Action"], write]
+    check_case(hypothesis_pack.run(single(*mutated)), POLICY, f"{write} (", f"with {write}")

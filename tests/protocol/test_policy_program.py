@@ -1,0 +1,86 @@
+"""The program's own dev/prod/local graphs pass the pack with the shipped per-environment configs.
+
+The graphs come from the real ``__main__.py`` under the offline harness; each (stack, mode)
+graph is evaluated once per module and fed to one pack process per config.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from tests.harness.analyzer import PolicyPack
+from tests.harness.program import ProgramError, evaluate_program
+from tests.protocol.test_policy_support import CORE, PACK_DIR, only
+
+pytestmark = pytest.mark.protocol
+
+STACK_CONFIG = {"dev": "dev.json", "prod": "prod.json", "local": "dev.json"}
+_GRAPHS: dict = {}
+
+
+def graph_for(stack: str, preview: bool, overrides=None):
+    key = (stack, preview, repr(overrides))
+    if key not in _GRAPHS:
+        _GRAPHS[key] = evaluate_program(stack, preview=preview, overrides=overrides)
+    return _GRAPHS[key]
+
+
+def _describe(diags) -> str:
+    return "\n".join(f"[{d.enforcement_level}] {d.policy_name} {d.urn}: {d.message}" for d in diags)
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_program_graph_has_no_mandatory_violations(stack, preview):
+    graph = graph_for(stack, preview)
+    config = PACK_DIR / "config" / STACK_CONFIG[stack]
+    with PolicyPack.for_graph(PACK_DIR, graph, policy_config=config) as pack:
+        diags = pack.run(graph)
+    mandatory = [d for d in diags if d.enforcement_level == "mandatory"]
+    assert not mandatory, _describe(mandatory)
+    cant_run = [d for d in diags if "can't run policy" in d.message]
+    assert not cant_run, _describe(cant_run)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_program_graph_is_in_scope_of_the_core_policies(stack):
+    """Guard against passing vacuously: the graph has what the core rules judge."""
+    graph = graph_for(stack, False)
+    roles = graph.by_type("aws:iam/role:Role")
+    tags = [r.plain_inputs.get("tags") or {} for r in roles]
+    assert any(t.get("lambda-microvms:role") == "execution" for t in tags)
+    assert all("lambda.amazonaws.com" in r.plain_inputs["assumeRolePolicy"] for r in roles)
+    assert graph.by_type("aws:iam/rolePolicy:RolePolicy")
+
+
+def test_program_itself_refuses_a_write_extra_statement():
+    extra = [{"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "*"}]
+    with pytest.raises(ProgramError) as err:
+        evaluate_program("dev", overrides={"executionRoleExtraStatements": extra})
+    assert "executionRoleExtraStatements[0].Action: s3:PutObject not read-only" in str(err.value)
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+def test_program_graph_with_a_tampered_execution_policy_fails_mandatory(preview):
+    """The program's graph with a Write action slipped into the execution role is blocked."""
+    graph = copy.deepcopy(graph_for("dev", preview))
+    role = next(
+        r for r in graph.by_type("aws:iam/role:Role")
+        if (r.plain_inputs.get("tags") or {}).get("lambda-microvms:role") == "execution"
+    )
+    policy = next(
+        p for p in graph.by_type("aws:iam/rolePolicy:RolePolicy")
+        if role.urn in p.property_dependencies.get("role", [])
+    )
+    document = json.loads(policy.inputs["policy"])
+    document["Statement"].append({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"})
+    policy.inputs["policy"] = policy.outputs["policy"] = json.dumps(document)
+    with PolicyPack.for_graph(PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json") as pack:
+        diags = only(pack.run(graph), CORE[1])
+    assert len(diags) == 1 and diags[0].enforcement_level == "mandatory", _describe(diags)
+    index = len(document["Statement"]) - 1
+    assert f"statement {index}: allows non-read actions sqs:SendMessage (Write)" in diags[0].message
+    assert diags[0].urn == policy.urn
