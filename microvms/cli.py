@@ -583,6 +583,14 @@ def smoke(
         float,
         typer.Option(help="Total seconds for run + probe.", envvar="MICROVMS_TIMEOUT_SECONDS"),
     ] = 120.0,
+    wait_terminated: Annotated[
+        bool,
+        typer.Option(
+            "--wait-terminated/--no-wait-terminated",
+            help="Poll until TERMINATED after terminating (default), or read the state once.",
+            envvar="MICROVMS_WAIT_TERMINATED",
+        ),
+    ] = True,
     output_format: OutputOpt = None,
 ) -> None:
     """run → wait RUNNING → token → probe until expected → terminate (always). One JSON document."""
@@ -595,7 +603,12 @@ def smoke(
             max_duration, None, None,
         )  # fmt: skip
         options = SmokeOptions(
-            spec=spec, path=path, port=port, expect_status=expect_status, timeout=timeout
+            spec=spec,
+            path=path,
+            port=port,
+            expect_status=expect_status,
+            timeout=timeout,
+            wait_terminated=wait_terminated,
         )
         client = _client(ctx)
         log = _stderr_log if sys.stderr.isatty() else None

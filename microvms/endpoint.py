@@ -131,7 +131,9 @@ def probe(
                 method=method,
                 timeout=min(request_timeout, remaining),
             )
-            last = ProbeResult(status, round(latency, 2), attempts, excerpt(data), None, expect_status)
+            last = ProbeResult(
+                status, round(latency, 2), attempts, excerpt(data), None, expect_status
+            )
             retry = status in RETRY_STATUSES or (until_expected and not last.ok)
         except (OSError, http.client.HTTPException) as exc:
             last = ProbeResult(

@@ -155,7 +155,8 @@ def read_payload(source: str | None, stdin=None) -> Secret | None:
         raw = raw.encode()
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise InputError(
-            "--payload-file", f"payload is larger than {MAX_PAYLOAD_BYTES} bytes (the service limit)"
+            "--payload-file",
+            f"payload is larger than {MAX_PAYLOAD_BYTES} bytes (the service limit)",
         )
     try:
         return Secret(raw.decode("utf-8"))
@@ -313,8 +314,8 @@ def wait_for_state(
     *,
     timeout: float = 300.0,
     initial_delay: float = 0.05,
-    max_delay: float = 2.0,
-    factor: float = 1.5,
+    max_delay: float = 1.0,
+    factor: float = 1.3,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     not_found_grace: float = 5.0,
@@ -433,7 +434,9 @@ def gc(
 ) -> dict:
     """Terminate live MicroVMs of an image and/or older than an age. One selector is required."""
     if not image_arn and older_than is None:
-        raise InputError("gc", "give --image and/or --older-than (refusing to select every MicroVM)")
+        raise InputError(
+            "gc", "give --image and/or --older-than (refusing to select every MicroVM)"
+        )
     candidates = list_microvms(
         client,
         image_arn=image_arn,

@@ -3,12 +3,13 @@
 botocore ships no waiters for ``lambda-microvms`` (facts §1), so these are ours. They poll with a
 capped exponential backoff with jitter:
 
-* the first polls come soon (0.5 s, then growing by 1.6x), so a build that fails in its first
-  seconds (a missing S3 key, a role that cannot be assumed) is seen at once;
-* the interval is capped at ``cap`` (4.5 s by default) with up to 10 % downward jitter, so a long
-  build (2-6 minutes live, facts §6.1) costs about one Get every 4.3 s -- within the "one Get every
-  3 s" request budget -- while the median time from "build done" to "we noticed" stays near
-  half the cap (about 2.2 s).
+* the first polls come soon (0.5 s, then growing by 1.5x: 0.5, 1.25, 2.4, 4.1, 6.6 s …), so a
+  build that fails in its first seconds (a missing S3 key, a role that cannot be assumed) is seen
+  at once;
+* the interval is capped at ``cap`` (4 s by default) with up to 10 % downward jitter, so a long
+  build (2-6 minutes live, facts §6.1) costs about one Get every 3.8 s -- within the "one Get
+  every 3 s" request budget -- while the median time from "build done" to "we noticed" stays
+  near half the cap (about 1.9 s).
 
 No Pulumi imports here: progress is reported through an optional callback
 ``progress(elapsed_seconds, state, detail)`` that the caller routes to ``pulumi.log`` or a console.
@@ -42,8 +43,8 @@ class Backoff:
     """
 
     first: float = 0.5
-    factor: float = 1.6
-    cap: float = 4.5
+    factor: float = 1.5
+    cap: float = 4.0
     jitter: float = 0.1
 
     def delays(self, rng: Callable[[], float] = random.random) -> Iterator[float]:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from execution_role import DEFAULT_LOG_GROUP_PREFIXES, ExecRole, Findings, documents_for
+from execution_role import (
+    DEFAULT_LOG_GROUP_PREFIXES,
+    ExecRole,
+    Findings,
+    documents_for,
+    index_attachments,
+)
 from graph import (
     BUCKET_TYPES,
     IMAGE_TYPES,
@@ -202,7 +208,7 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
                 (ExecRole(role.urn, role.name, f"build role of {image.label()}", role), []),
             )
             entry[1].append(image)
-    reported: set = set()
+    index = index_attachments(graph, out) if roles else {}
     stack_buckets = {
         b.get("bucket") for b in graph.of_type(*BUCKET_TYPES) if isinstance(b.get("bucket"), str)
     }
@@ -214,7 +220,7 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
             for p in prefixes
             if isinstance(img.get("name"), str)
         }
-        for where, document, urn in documents_for(entry, graph, out, reported, judge_managed=False):
+        for where, document, urn in documents_for(entry, graph, out, index, judge_managed=False):
             for message in judge_build_document(
                 document, where, locations, groups, stack_buckets, prefixes
             ):

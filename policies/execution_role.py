@@ -151,6 +151,9 @@ def _candidates(statement: Statement) -> Iterator[Action | str]:
             if not isinstance(pattern, str):
                 yield repr(pattern)
                 continue
+            if pattern == "*":
+                yield from complement_actions([])  # lazily: stops at the first few writes
+                continue
             matched = expand_action(pattern)
             if not matched:
                 yield pattern
@@ -344,21 +347,68 @@ def find_execution_roles(graph: Graph, names: list[str], out: Findings) -> list[
     return list(roles.values())
 
 
-def _targets(entry: ExecRole, res: Res, prop: str, ref: Any, out: Findings, reported: set) -> bool:
-    """Does attachment ``res`` (its ``prop`` = ``ref``) reach ``entry``?"""
-    if is_unknown(ref):
-        deps = res.deps(prop)
-        if not deps and (res.urn, prop) not in reported:
-            reported.add((res.urn, prop))
-            out.fail(unverifiable(res.label(), prop, "reference the role from this stack"), res.urn)
-        return entry.role is not None and entry.role.urn in deps
-    if not isinstance(ref, str):
-        return False
-    if entry.role is not None:
-        # A known reference that matches neither name nor ARN may still come from the role's
-        # outputs (the dependency says so); never let a policy slip through unjudged.
-        return role_matches(entry.role, ref) or entry.role.urn in res.deps(prop)
-    return role_name_from_ref(ref) == entry.name
+@dataclass
+class Attachment:
+    """Something that attaches policy to roles: which roles it reaches, and where its policy is."""
+
+    res: Res
+    kind: str  # "document" (RolePolicy), "arn" (policyArn) or "arns" (policyArns)
+    label: str
+    urns: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+
+
+ATTACHMENT_KINDS = (
+    (ROLE_POLICY, "role", "document", "role policy"),
+    (ROLE_POLICY_ATTACHMENT, "role", "arn", "attachment"),
+    (POLICY_ATTACHMENT, "roles", "arn", "policy attachment"),
+    (ROLE_POLICY_ATTACHMENTS_EXCLUSIVE, "roleName", "arns", "exclusive attachments"),
+)
+
+
+def index_attachments(graph: Graph, out: Findings) -> dict[str, list[Attachment]]:
+    """Attachments keyed by the role URN (or ``name:<role name>``) they reach; built once."""
+    by_ref: dict[str, str] = {}
+    role_urns = set()
+    for role in graph.of_type(ROLE):
+        role_urns.add(role.urn)
+        for key in (role.get("arn"), role.get("name"), role.get("id")):
+            if isinstance(key, str) and not is_unknown(key):
+                by_ref.setdefault(key, role.urn)
+    index: dict[str, list[Attachment]] = {}
+    for type_, prop, kind, what in ATTACHMENT_KINDS:
+        for res in graph.of_type(type_):
+            att = Attachment(res, kind, f"{what} '{res.name}'")
+            value = res.get(prop)
+            refs = value if isinstance(value, list) else [value]
+            deps = {u for u in res.deps(prop) if u in role_urns}
+            for ref in refs:
+                if ref is None:
+                    continue
+                if is_unknown(ref) or is_unknown(value):
+                    if not deps:
+                        out.fail(
+                            unverifiable(res.label(), prop, "reference the role from this stack"),
+                            res.urn,
+                        )
+                    att.urns |= deps
+                    continue
+                if not isinstance(ref, str):
+                    continue
+                name = role_name_from_ref(ref)
+                urn = by_ref.get(ref) or (by_ref.get(name) if name else None)
+                if urn:
+                    att.urns.add(urn)
+                if name:
+                    att.names.add(name)
+            # A known reference that matches neither name nor ARN may still come from a role's
+            # outputs (the dependency says so); never let a policy slip through unjudged.
+            att.urns |= deps
+            for urn in att.urns:
+                index.setdefault(urn, []).append(att)
+            for name in att.names:
+                index.setdefault(f"name:{name}", []).append(att)
+    return index
 
 
 def _policy_documents(
@@ -440,7 +490,11 @@ def _context_for(entry: ExecRole, graph: Graph, config: dict[str, Any]) -> Conte
 
 
 def documents_for(
-    entry: ExecRole, graph: Graph, out: Findings, reported: set, judge_managed: bool = True
+    entry: ExecRole,
+    graph: Graph,
+    out: Findings,
+    index: dict[str, list[Attachment]],
+    judge_managed: bool = True,
 ) -> list[tuple[str, Any, str | None]]:
     """Every identity policy document reaching ``entry``: (where, document, urn to blame)."""
     urn = entry.role.urn if entry.role else None
@@ -463,39 +517,30 @@ def documents_for(
         managed = role.get("managedPolicyArns")
         if managed is not None:
             attached(role, "managedPolicyArns", managed, f"{label}, managedPolicyArns")
-    for rp in graph.of_type(ROLE_POLICY):
-        if _targets(entry, rp, "role", rp.get("role"), out, reported):
-            docs.append((f"{label}, role policy '{rp.name}'", rp.get("policy"), rp.urn))
-    for att in graph.of_type(ROLE_POLICY_ATTACHMENT):
-        if _targets(entry, att, "role", att.get("role"), out, reported):
-            attached(att, "policyArn", att.get("policyArn"), f"{label}, attachment '{att.name}'")
-    for att in graph.of_type(POLICY_ATTACHMENT):
-        roles = att.get("roles")
-        refs = roles if isinstance(roles, list) else [roles]
-        if any(
-            _targets(entry, att, "roles", ref, out, reported) for ref in refs if ref is not None
-        ):
-            attached(
-                att, "policyArn", att.get("policyArn"), f"{label}, policy attachment '{att.name}'"
-            )
-    for att in graph.of_type(ROLE_POLICY_ATTACHMENTS_EXCLUSIVE):
-        if _targets(entry, att, "roleName", att.get("roleName"), out, reported):
-            attached(
-                att,
-                "policyArns",
-                att.get("policyArns"),
-                f"{label}, exclusive attachments '{att.name}'",
-            )
+    seen: set[str] = set()
+    for key in [urn or f"name:{entry.name}"]:
+        for att in index.get(key, []):
+            if att.res.urn in seen:
+                continue
+            seen.add(att.res.urn)
+            where = f"{label}, {att.label}"
+            if att.kind == "document":
+                docs.append((where, att.res.get("policy"), att.res.urn))
+            elif att.kind == "arn":
+                attached(att.res, "policyArn", att.res.get("policyArn"), where)
+            else:
+                attached(att.res, "policyArns", att.res.get("policyArns"), where)
     return docs
 
 
 def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
     out = Findings()
     names = [n for n in config.get("executionRoleNames") or [] if isinstance(n, str)]
-    reported: set = set()
-    for entry in find_execution_roles(graph, names, out):
+    roles = find_execution_roles(graph, names, out)
+    index = index_attachments(graph, out) if roles else {}
+    for entry in roles:
         ctx = _context_for(entry, graph, config)
-        for where, document, at_urn in documents_for(entry, graph, out, reported):
+        for where, document, at_urn in documents_for(entry, graph, out, index):
             for message in judge_document(document, where, ctx):
                 out.fail(message, at_urn)
     return out
@@ -556,7 +601,13 @@ microvm_execution_role_read_only = StackValidationPolicy(
 @guarded("execution-role-broad-read-access")
 def _validate_broad(args, report_violation) -> None:
     config = {"executionRoleNames": [], **config_of(args)}
-    findings = evaluate(Graph.from_args(args), config)
+    graph = Graph.from_args(args)
+    findings = Findings()
+    names = [n for n in config.get("executionRoleNames") or [] if isinstance(n, str)]
+    roles = find_execution_roles(graph, names, Findings())
+    index = index_attachments(graph, Findings()) if roles else {}
+    for entry in roles:
+        documents_for(entry, graph, findings, index)  # collects the managed-policy notes
     for message, urn in findings.notes:
         _stack_report(report_violation, message, urn)
 

@@ -48,6 +48,54 @@ ReportViolation = Callable[..., None]
 
 
 # --------------------------------------------------------------------------------------------
+# Decoding each resource once, not once per policy
+# --------------------------------------------------------------------------------------------
+
+
+def _install_decode_cache() -> None:
+    """Let the SDK decode each protobuf property bag once per request instead of once per policy.
+
+    pulumi_policy's Analyze/AnalyzeStack call ``json_format.MessageToDict`` on every resource for
+    every policy; with ten policies that dominates the pack's cost. The messages of one request are
+    the same (immutable) objects for every policy, so the decoded dict is memoised by identity
+    (the cache keeps the message alive, so an id is never reused while cached). The SDK only reads
+    the dict - it builds new structures from it - so sharing it is safe. If the SDK changes shape,
+    nothing is patched.
+    """
+    try:
+        import pulumi_policy.policy as sdk
+    except ImportError:  # pragma: no cover
+        return
+    json_format = getattr(sdk, "json_format", None)
+    if json_format is None or getattr(json_format, "_decode_cache", None) is not None:
+        return
+    cache: dict[int, tuple[Any, Any]] = {}
+
+    class _CachingJsonFormat:
+        _decode_cache = cache
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(json_format, name)
+
+        def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+            if args or kwargs:
+                return json_format.MessageToDict(message, *args, **kwargs)
+            hit = cache.get(id(message))
+            if hit is not None and hit[0] is message:
+                return hit[1]
+            value = json_format.MessageToDict(message)
+            if len(cache) > 20000:
+                cache.clear()
+            cache[id(message)] = (message, value)
+            return value
+
+    sdk.json_format = _CachingJsonFormat()
+
+
+_install_decode_cache()
+
+
+# --------------------------------------------------------------------------------------------
 # Safe, plain property access
 # --------------------------------------------------------------------------------------------
 
@@ -135,6 +183,10 @@ class Res:
         return self._props
 
     def get(self, *path: Any) -> Any:
+        if self._props is None and path and type(self._raw_props).__name__ == "_DictProxy":
+            # Convert only the top-level property asked for, not the whole bag.
+            target = self._raw_props["__target"]
+            return get_path({path[0]: fast_plain(target.get(path[0]))}, *path)
         return get_path(self.props, *path)
 
     @property
@@ -170,12 +222,25 @@ class Graph:
         self.resources = list(resources)
         self.by_urn = {r.urn: r for r in self.resources}
         self._by_type: dict[str, list[Res]] = {}
+        self._role_index: dict[str, list[Res]] | None = None
         for r in self.resources:
             self._by_type.setdefault(r.type, []).append(r)
 
     @classmethod
     def from_args(cls, args) -> Graph:
         return cls(Res.from_stack(r) for r in args.resources)
+
+    def role_index(self) -> dict[str, list[Res]]:
+        """Roles by their ARN, name and id (known values only)."""
+        if self._role_index is None:
+            index: dict[str, list[Res]] = {}
+            for role in self.of_type(ROLE):
+                keys = {role.get("arn"), role.get("name"), role.get("id")}
+                for key in keys:
+                    if isinstance(key, str) and key and not is_unknown(key):
+                        index.setdefault(key, []).append(role)
+            self._role_index = index
+        return self._role_index
 
     def of_type(self, *types: str) -> list[Res]:
         out: list[Res] = []
@@ -226,7 +291,12 @@ def role_matches(role: Res, ref: Any) -> bool:
 
 
 def find_roles(graph: Graph, ref: Any) -> list[Res]:
-    return [r for r in graph.of_type(ROLE) if role_matches(r, ref)]
+    """Roles in the stack that ``ref`` (name, ARN or id) denotes; indexed once per graph."""
+    if not isinstance(ref, str) or is_unknown(ref):
+        return []
+    index = graph.role_index()
+    found = index.get(ref) or index.get(role_name_from_ref(ref) or "") or []
+    return list(found)
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,8 +328,14 @@ def guarded(policy_name: str) -> Callable[[Callable], Callable]:
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(args, report_violation):
+            from pulumi_policy.proxy import UnknownValueError
+
             try:
                 fn(args, report_violation)
+            except UnknownValueError as err:
+                # Normally impossible (we read through plain()); if it happens, stay mandatory.
+                where = getattr(args, "name", None) or "the stack"
+                report_violation(unverifiable(f"{policy_name} on {where}", ".".join(err.props)))
             except Exception as err:  # noqa: BLE001 - fail closed, never crash or downgrade
                 report_violation(
                     f"{policy_name} could not evaluate this input ({type(err).__name__}: {err}); "

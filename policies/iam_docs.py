@@ -302,13 +302,22 @@ def dataset_version() -> str:
 def expand_action(pattern: str) -> list[Action]:
     """Every dataset action the (case-insensitive, globbed) ``pattern`` matches.
 
+    Cached per pattern: a stack repeats the same few patterns across many documents.
+    """
+    return list(_expand_action(pattern))
+
+
+@functools.lru_cache(maxsize=8192)
+def _expand_action(pattern: str) -> tuple[Action, ...]:
+    """See :func:`expand_action`.
+
     ``"*"`` matches every action of every service. An empty result means the action (or the
     service) is not in the dataset.
     """
     if pattern == "*":
-        return [a for s in service_keys() for a in service_actions(s)]
+        return tuple(a for s in service_keys() for a in service_actions(s))
     if ":" not in pattern:
-        return []
+        return ()
     service_pattern, _, action_pattern = pattern.partition(":")
     if has_wildcard(service_pattern):
         services = [s for s in service_keys() if glob_match(service_pattern, s)]
@@ -320,7 +329,7 @@ def expand_action(pattern: str) -> list[Action]:
             local = action.name.partition(":")[2]
             if glob_match(action_pattern, local):
                 matched.append(action)
-    return matched
+    return tuple(matched)
 
 
 def complement_actions(not_action_patterns: Sequence[str]) -> Iterator[Action]:

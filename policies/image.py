@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -24,6 +25,7 @@ class SecretStr(str):
 
 
 _SIG = "4dabf18193072939515e22adb298388d"
+MARKED_PROPERTIES = ("environmentVariables",)
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
@@ -64,12 +66,15 @@ def _install_secret_marks() -> None:
 
     def deserialize_properties(props, proxy_secrets=False):
         decoded = original(props, proxy_secrets)
-        if proxy_secrets:
+        if proxy_secrets or not isinstance(props, dict):
             return decoded
-        try:
-            return restore(props, decoded)
-        except Exception:  # noqa: BLE001 - never break decoding for other policies
-            return decoded
+        # Only the properties a policy asks about are re-walked, to keep Analyze cheap.
+        for key in MARKED_PROPERTIES:
+            if key in props and key in decoded:
+                # Never break decoding for the other policies.
+                with contextlib.suppress(Exception):
+                    decoded[key] = restore(props[key], decoded[key])
+        return decoded
 
     deserialize_properties._marks_secrets = True  # type: ignore[attr-defined]
     sdk.deserialize_properties = deserialize_properties
@@ -214,7 +219,9 @@ def run_limit_findings(idle: Any, max_duration: Any, where: str, duration_key: s
     if suspended is not None and not is_unknown(suspended):
         seconds = _int(suspended)
         if seconds is None or seconds < 0:
-            out.append(f"{where}: idlePolicy.suspendedDurationSeconds={_show(suspended)} must be >= 0.")
+            out.append(
+                f"{where}: idlePolicy.suspendedDurationSeconds={_show(suspended)} must be >= 0."
+            )
     auto = idle.get("autoResumeEnabled")
     if (
         auto is not None

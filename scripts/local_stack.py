@@ -227,13 +227,28 @@ def _service_env(name: str, ports: Ports, base: dict[str, str]) -> dict[str, str
     return env
 
 
-def _is_our_watcher(pid: int, name: str) -> bool:
+def _cmdline(pid: int) -> str:
+    """The process's command line, from /proc on Linux or ``ps`` elsewhere (macOS)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return ""  # Linux: no such process
     except OSError:
-        return False
-    args = [a.decode(errors="replace") for a in cmdline]
-    return "scripts.local_stack" in args and "_watch" in args and name in args
+        return ""
+    try:
+        proc = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.strip()
+
+
+def _is_our_watcher(pid: int, name: str) -> bool:
+    cmd = _cmdline(pid) + " "
+    return "scripts.local_stack _watch " in cmd and f" --name {name} " in cmd
 
 
 def read_service(state_dir: Path, name: str) -> Service | None:
@@ -424,8 +439,10 @@ def watch(cmd: list[str], *, state: Path, lifetime: float, parent: int | None, n
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    deadline = time.monotonic() + lifetime
+    started = time.monotonic()
+    deadline = started + lifetime
     me = os.getpid()
+    seen_state = False
     while not stop["why"]:
         if child.poll() is not None:
             return child.returncode
@@ -435,10 +452,14 @@ def watch(cmd: list[str], *, state: Path, lifetime: float, parent: int | None, n
             stop["why"] = f"parent process {parent} is gone"
         else:
             try:
-                if json.loads(state.read_text()).get("pid") not in (me, None):
+                owner = json.loads(state.read_text()).get("pid")
+                seen_state = True
+                if owner not in (me, None):
                     stop["why"] = "state file now belongs to another process"
             except FileNotFoundError:
-                stop["why"] = "state file removed"
+                # The launcher writes the file just after starting us: allow it a moment.
+                if seen_state or time.monotonic() - started > 10:
+                    stop["why"] = "state file removed"
             except (OSError, ValueError):
                 pass
         time.sleep(0.25)

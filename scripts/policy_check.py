@@ -151,11 +151,14 @@ def render_plain(findings: list[Finding], info: dict[str, Any]) -> str:
 
 def render_rich(findings: list[Finding], info: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     table = Table(
-        title=f"policy-check · stack {info['stack']} · {info.get('pack', '')} · {info['config_file']}",
+        title=escape(
+            f"policy-check · stack {info['stack']} · {info.get('pack', '')} · {info['config_file']}"
+        ),
         show_lines=True,
     )
     for col in ("level", "policy", "resource", "message", "mode"):
@@ -163,10 +166,10 @@ def render_rich(findings: list[Finding], info: dict[str, Any]) -> None:
     style = {"mandatory": "bold red", "advisory": "yellow", "remediate": "magenta"}
     for f in findings:
         table.add_row(
-            f"[{style.get(f.level, '')}]{f.level}[/]" if f.level in style else f.level,
-            f.policy,
-            f"{f.resource}\n[dim]{f.type}[/]" if f.type else f.resource,
-            f.message.strip(),
+            f"[{style[f.level]}]{f.level}[/]" if f.level in style else escape(f.level),
+            escape(f.policy),
+            f"{escape(f.resource)}\n[dim]{escape(f.type)}[/]" if f.type else escape(f.resource),
+            escape(f.message.strip()),
             ", ".join(f.modes),
         )
     console.print(table)

@@ -127,10 +127,14 @@ def plan_diff(olds: dict, news: dict) -> DiffPlan:
         new = news.get(key)
         if key == "baseImageVersion" and new is None:
             continue  # unset means "the latest the service resolves"; whatever it chose is fine
+        old = olds.get(key)
+        if key == "baseImageVersion" and old is None:
+            # the image was built with "latest": pinning the version it resolved to is no change
+            old = olds.get("resolvedBaseImageVersion")
         if contains_unknown(new):
             unknown.append(key)
             build.append(key)
-        elif not _same(key, olds.get(key), new):
+        elif not _same(key, old, new):
             build.append(key)
 
     # environment: what the image sees is the merged map; which names are secret is state only

@@ -156,6 +156,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
     # ---- create ----------------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        started_at = time.monotonic()
         props = spec.plain_numbers(props)
         scrub = _Scrubber(props)
         client = _client(props)
@@ -198,6 +199,10 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             except ClientError as exc:
                 raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
             outs = self._outputs(client, props, name, image_arn, final, scrub, retain=False)
+            _log(
+                f"microvm image {name}: ready, version {outs['imageVersion']} {outs['state']} "
+                f"after {time.monotonic() - started_at:.3f}s"
+            )
             return dyn.CreateResult(image_arn, outs)
 
         raise MicrovmImageError(

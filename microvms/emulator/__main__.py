@@ -37,11 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
     parser.add_argument("--account-id", default="123456789012", help="emulated account id")
     parser.add_argument("--build-seconds", type=float, default=1.0, help="image build duration")
-    parser.add_argument("--run-seconds", type=float, default=0.5, help="PENDING time before RUNNING")
+    parser.add_argument(
+        "--run-seconds", type=float, default=0.5, help="PENDING time before RUNNING"
+    )
     parser.add_argument(
         "--transition-seconds", type=float, default=0.2, help="suspend/resume/terminate duration"
     )
-    parser.add_argument("--delete-seconds", type=float, default=0.5, help="asynchronous delete time")
+    parser.add_argument(
+        "--delete-seconds", type=float, default=0.5, help="asynchronous delete time"
+    )
     parser.add_argument(
         "--upstream",
         type=_upstream,
@@ -52,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--s3-endpoint", help="S3 endpoint for artifact checks (e.g. moto server)")
     parser.add_argument("--iam-endpoint", help="IAM endpoint for build-role trust checks")
-    parser.add_argument("--throttle-rate", type=_rate, default=0.0, help="fraction of calls throttled")
+    parser.add_argument(
+        "--throttle-rate", type=_rate, default=0.0, help="fraction of calls throttled"
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added latency per API call")
     parser.add_argument(
         "--fail-next-build",

@@ -20,7 +20,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30)
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30
+)
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
 

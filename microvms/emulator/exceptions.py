@@ -62,7 +62,12 @@ class ThrottlingException(EmulatorError):
 class ServiceQuotaExceededException(EmulatorError):
     code = "ServiceQuotaExceededException"
     status = 402
-    extra_members = {"quotaCode": None, "resourceId": None, "resourceType": None, "serviceCode": None}
+    extra_members = {
+        "quotaCode": None,
+        "resourceId": None,
+        "resourceType": None,
+        "serviceCode": None,
+    }
 
 
 class InternalServerException(EmulatorError):
@@ -92,8 +97,8 @@ class UnknownOperationException(EmulatorError):
 class ValidationErrors(ValidationException):
     """Model-constraint failures, formatted like the live service (facts §4.1, §4.7)::
 
-        1 validation error detected: Value 'bad name!' at 'name' failed to satisfy constraint: ...
-        3 validation errors detected: Value null at 'a' ...; Value null at 'b' ...
+    1 validation error detected: Value 'bad name!' at 'name' failed to satisfy constraint: ...
+    3 validation errors detected: Value null at 'a' ...; Value null at 'b' ...
     """
 
     def __init__(self, errors: list[str]):

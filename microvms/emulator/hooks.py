@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -34,7 +33,9 @@ class HookResult:
 def post_hook(base_url: str, hook: str, body: dict, timeout: float) -> HookResult:
     """One ``POST`` of ``hook`` to ``base_url``; never raises for network trouble."""
     parts = urlsplit(base_url)
-    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn_cls = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
     conn = conn_cls(parts.hostname, parts.port, timeout=max(timeout, 0.05))
     payload = json.dumps(body).encode()
     path = (parts.path.rstrip("/") or "") + HOOK_PATH.format(hook=hook)
@@ -43,7 +44,7 @@ def post_hook(base_url: str, hook: str, body: dict, timeout: float) -> HookResul
         response = conn.getresponse()
         response.read()
         return HookResult(status=response.status)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return HookResult(error="timeout")
     except (ConnectionRefusedError, ConnectionResetError, OSError):
         return HookResult(error="refused")

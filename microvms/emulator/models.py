@@ -74,7 +74,9 @@ MSG_READY_HOOK_REQUIRED = (
     "(run, resume, suspend, or terminate) is enabled. The ready hook signals when the application "
     "has finished initializing so the snapshot is taken in a ready state."
 )
-MSG_RUN_HOOK_PAYLOAD = "The run hook must be enabled in the MicroVM image to pass the run hook payload"
+MSG_RUN_HOOK_PAYLOAD = (
+    "The run hook must be enabled in the MicroVM image to pass the run hook payload"
+)
 MSG_MALFORMED_ARN = "Malformed ARN - doesn't start with 'arn:'"
 MSG_MALFORMED_CONNECTOR = "Malformed network connector ARN"
 MSG_CLIENT_TOKEN = "The provided clientToken was used with different request parameters."
@@ -433,7 +435,11 @@ class RegionBackend:
                 f"User: arn:aws:iam::{self.account}:user/emulator is not authorized to access "
                 f"resource: {identifier} because no resource-based policy allows it"
             )
-        image = self.images.get(parts[6]) if parts[3] == self.region and account == self.account else None
+        image = (
+            self.images.get(parts[6])
+            if parts[3] == self.region and account == self.account
+            else None
+        )
         if image is None:
             raise ResourceNotFoundException(missing.format(arn=identifier))
         return image
@@ -469,8 +475,10 @@ class RegionBackend:
                 f"No managed runtime with arn {base_arn} and version {requested or 'latest'} is available."
             )
         known = {normalize_version(v["imageVersion"]) for v in MANAGED_VERSIONS}
-        base_version = normalize_version(requested) if requested else normalize_version(
-            MANAGED_VERSIONS[0]["imageVersion"]
+        base_version = (
+            normalize_version(requested)
+            if requested
+            else normalize_version(MANAGED_VERSIONS[0]["imageVersion"])
         )
         if base_version not in known:
             raise ValidationException(
@@ -580,7 +588,11 @@ class RegionBackend:
             return {"imageIdentifier": image.arn, "state": "DELETING"}
         draining = any(v.state == "DELETING" for v in image.versions.values())
         if image.state in ("CREATING", "UPDATING") or draining:
-            state = "DELETING" if draining and image.state not in ("CREATING", "UPDATING") else image.state
+            state = (
+                "DELETING"
+                if draining and image.state not in ("CREATING", "UPDATING")
+                else image.state
+            )
             raise ValidationException(f"Cannot delete MicroVM image in its current state: {state}")
         if any(vm.image is image and vm.state in LIVE_VM_STATES for vm in self.vms.values()):
             raise ValidationException(MSG_RUNNING_VMS)
@@ -614,7 +626,11 @@ class RegionBackend:
         found = self.version_for(identifier, version)
         image = found.image
         if found.state == "DELETING":
-            return {"imageIdentifier": image.arn, "imageVersion": found.version, "state": "DELETING"}
+            return {
+                "imageIdentifier": image.arn,
+                "imageVersion": found.version,
+                "state": "DELETING",
+            }
         if image.state in ("CREATING", "UPDATING", "DELETING") or found.state in (
             "PENDING",
             "IN_PROGRESS",
@@ -626,9 +642,7 @@ class RegionBackend:
                 f"Cannot delete the only version of MicroVM image {image.arn}. "
                 "Delete the MicroVM image instead."
             )
-        if any(
-            vm.version is found and vm.state in LIVE_VM_STATES for vm in self.vms.values()
-        ):
+        if any(vm.version is found and vm.state in LIVE_VM_STATES for vm in self.vms.values()):
             raise ValidationException(MSG_RUNNING_VMS)
         now = self.now
         found.set_state("DELETING", now)
@@ -688,7 +702,9 @@ class RegionBackend:
             image = self.images.get(parts[6]) if parts[4] == self.account else None
             if image is not None:
                 return image
-            raise ResourceNotFoundException(f"MicroVMImage not found for MicroVMImageID: {resource}")
+            raise ResourceNotFoundException(
+                f"MicroVMImage not found for MicroVMImageID: {resource}"
+            )
         if len(parts) == 7 and parts[5] == "network-connector":
             raise ResourceNotFoundException(f"Network connector not found for: {resource}")
         raise ResourceNotFoundException(f"The resource you requested does not exist: {resource}")
@@ -725,9 +741,7 @@ class RegionBackend:
             raise ResourceNotFoundException(missing)
         requested = params.get("imageVersion")
         candidates = [
-            v
-            for v in image.live_versions()
-            if v.state == "SUCCESSFUL" and v.status == "ACTIVE"
+            v for v in image.live_versions() if v.state == "SUCCESSFUL" and v.status == "ACTIVE"
         ]
         if requested:
             candidates = [v for v in candidates if v.version == normalize_version(requested)]
@@ -813,7 +827,9 @@ class RegionBackend:
         self.state.begin_terminate(self, vm, self.now, reason="Success.")
         return {}
 
-    def create_token(self, identifier: str, minutes: int, ports: list[dict], *, shell: bool) -> dict:
+    def create_token(
+        self, identifier: str, minutes: int, ports: list[dict], *, shell: bool
+    ) -> dict:
         vm = self.vm_for(identifier)
         if minutes > MAX_TOKEN_MINUTES:
             # The live text for > 60 minutes was never recorded (facts §4.5): constraint wording.
@@ -939,7 +955,9 @@ class EmulatorState:
             for build in version.builds:
                 build.state = "IN_PROGRESS"
         if version.state == "IN_PROGRESS" and now >= version.done_at:
-            forced = self.faults.fail_next_builds.popleft() if self.faults.fail_next_builds else None
+            forced = (
+                self.faults.fail_next_builds.popleft() if self.faults.fail_next_builds else None
+            )
             if forced is not None:
                 self._finish_build(version, forced, version.done_at)
                 return
@@ -1071,7 +1089,9 @@ class EmulatorState:
         self._set_running(vm, when)
 
     def _runtime_hook_worker(self, backend, vm: Microvm, hook: str, body: dict, upstream: str):
-        timeout = vm.version.hook_timeout("microvmHooks", hook, hook_calls.DEFAULT_RUNTIME_HOOK_TIMEOUT)
+        timeout = vm.version.hook_timeout(
+            "microvmHooks", hook, hook_calls.DEFAULT_RUNTIME_HOOK_TIMEOUT
+        )
         reason = hook_calls.runtime_hook(upstream, hook, body, timeout)
         with self.lock:
             vm.busy = False
@@ -1137,7 +1157,9 @@ class EmulatorState:
             timeout = vm.version.hook_timeout(
                 "microvmHooks", "resume", hook_calls.DEFAULT_RUNTIME_HOOK_TIMEOUT
             )
-            reason = hook_calls.runtime_hook(upstream, "resume", {"microvmId": vm.microvm_id}, timeout)
+            reason = hook_calls.runtime_hook(
+                upstream, "resume", {"microvmId": vm.microvm_id}, timeout
+            )
         with self.lock:
             vm.busy = False
             if vm.state != "PENDING":

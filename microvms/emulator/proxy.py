@@ -19,6 +19,7 @@ upgrades (e.g. the ``/shell`` connection on guest port 8022) are authenticated f
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
@@ -232,8 +233,12 @@ class EndpointProxy:
         header_block, rest = head.split(b"\r\n\r\n", 1)
         header_lines = header_block.decode("latin-1").split("\r\n")
         switching = header_lines[0].split(" ")[1:2] == ["101"]
-        if switching and SUBPROTOCOL in subprotocols and not any(
-            line.lower().startswith("sec-websocket-protocol:") for line in header_lines[1:]
+        if (
+            switching
+            and SUBPROTOCOL in subprotocols
+            and not any(
+                line.lower().startswith("sec-websocket-protocol:") for line in header_lines[1:]
+            )
         ):
             # The live proxy accepts the ``lambda-microvms`` subprotocol the client offered.
             header_lines.append(f"Sec-WebSocket-Protocol: {SUBPROTOCOL}")
@@ -257,16 +262,12 @@ class EndpointProxy:
                 pass
             finally:
                 for sock in (dst,):
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
 
         other = threading.Thread(target=copy, args=(b, a), daemon=True)
         other.start()
         copy(a, b)
         other.join(timeout=5)
-        try:
+        with contextlib.suppress(OSError):
             b.close()
-        except OSError:
-            pass

@@ -101,7 +101,9 @@ class MicrovmsResponses:
         return paginate(items, params, "ListMicrovmImageBuilds")
 
     def GetMicrovmImageBuild(self, backend, params):
-        return backend.get_build(params["imageIdentifier"], params["imageVersion"], params["buildId"])
+        return backend.get_build(
+            params["imageIdentifier"], params["imageVersion"], params["buildId"]
+        )
 
     def ListManagedMicrovmImages(self, backend, params):
         return paginate(backend.list_managed_images(), params, "ListManagedMicrovmImages")

@@ -22,7 +22,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import botocore.loaders
@@ -32,6 +32,16 @@ from .exceptions import SerializationException, ValidationErrors
 
 SERVICE_NAME = "lambda-microvms"
 API_VERSION = "2025-09-09"
+CORE_SERVICE = "lambda-core"  # network connectors (facts §4.7); its other APIs are not emulated
+API_VERSIONS = {SERVICE_NAME: API_VERSION, CORE_SERVICE: "2026-04-30"}
+CORE_OPERATIONS = (
+    "CreateNetworkConnector",
+    "GetNetworkConnector",
+    "ListNetworkConnectors",
+    "UpdateNetworkConnector",
+    "DeleteNetworkConnector",
+    "ListNetworkConnectorVersions",
+)
 
 try:  # the ``regex`` module understands \p{L}; fall back to a translation when it is absent
     import regex as _regex_module
@@ -46,11 +56,11 @@ _UNICODE_CLASSES = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def service_model() -> botocore.model.ServiceModel:
-    """botocore's loaded ``lambda-microvms`` model (cached)."""
-    data = botocore.loaders.Loader().load_service_model(SERVICE_NAME, "service-2", API_VERSION)
-    return botocore.model.ServiceModel(data, service_name=SERVICE_NAME)
+@functools.lru_cache(maxsize=4)
+def service_model(service: str = SERVICE_NAME) -> botocore.model.ServiceModel:
+    """botocore's loaded model for ``service`` (``lambda-microvms`` by default; cached)."""
+    data = botocore.loaders.Loader().load_service_model(service, "service-2", API_VERSIONS[service])
+    return botocore.model.ServiceModel(data, service_name=service)
 
 
 @functools.lru_cache(maxsize=256)
@@ -102,35 +112,43 @@ def _route_for(op: botocore.model.OperationModel) -> Route:
     return Route(op.name, op.http["method"].upper(), regex, tuple(labels), literal)
 
 
-@functools.lru_cache(maxsize=1)
-def routes() -> tuple[Route, ...]:
-    model = service_model()
-    found = [_route_for(model.operation_model(name)) for name in model.operation_names]
+@functools.lru_cache(maxsize=4)
+def routes(service: str = SERVICE_NAME) -> tuple[Route, ...]:
+    model = service_model(service)
+    names = CORE_OPERATIONS if service == CORE_SERVICE else model.operation_names
+    found = [_route_for(model.operation_model(name)) for name in names]
     # Most specific first: longer literal text wins over label captures.
     return tuple(sorted(found, key=lambda r: -r.literal_length))
 
 
-def match_route(method: str, raw_path: str) -> tuple[str, dict[str, str]] | None:
+def match_route(
+    method: str, raw_path: str, service: str = SERVICE_NAME
+) -> tuple[str, dict[str, str]] | None:
     """Find the operation for ``method`` + percent-encoded ``raw_path``; labels come back decoded.
 
     botocore percent-encodes ARN colons in path labels (``arn%3Aaws%3A...``); the live gateway also
     accepts raw colons, so labels are URL-decoded after matching (facts §1).
     """
     path = raw_path.split("?", 1)[0]
-    for route in routes():
+    for route in routes(service):
         if route.method != method.upper():
             continue
         match = route.regex.match(path)
         if match:
             return route.operation, {
-                label: unquote(value) for label, value in zip(route.labels, match.groups(), strict=True)
+                label: unquote(value)
+                for label, value in zip(route.labels, match.groups(), strict=True)
             }
     return None
 
 
-def path_known(raw_path: str) -> bool:
-    path = raw_path.split("?", 1)[0]
-    return any(route.regex.match(path) for route in routes())
+def match_any(method: str, raw_path: str) -> tuple[str, str, dict[str, str]] | None:
+    """``(service, operation, labels)`` across the MicroVMs API and the emulated connector API."""
+    for service in (SERVICE_NAME, CORE_SERVICE):
+        found = match_route(method, raw_path, service)
+        if found:
+            return service, found[0], found[1]
+    return None
 
 
 # --------------------------------------------------------------------------- parsing
@@ -156,17 +174,16 @@ def parse_request(
     query: dict[str, list[str]],
     headers: dict[str, str],
     body: bytes,
+    service: str = SERVICE_NAME,
 ) -> dict:
     """Build the operation's input parameters (member name -> value) from every wire location."""
-    op = service_model().operation_model(operation)
+    op = service_model(service).operation_model(operation)
     shape = op.input_shape
     params: dict = {}
     if shape is None:
         return params
     payload: dict = {}
-    has_body_members = any(
-        m.serialization.get("location") is None for m in shape.members.values()
-    )
+    has_body_members = any(m.serialization.get("location") is None for m in shape.members.values())
     if has_body_members and body and body.strip():
         try:
             payload = json.loads(body)
@@ -240,11 +257,21 @@ def _length_errors(path, value, length, shape, sensitive):
     meta = shape.metadata
     if "min" in meta and length < meta["min"]:
         errors.append(
-            _error(path, value, f"Member must have length greater than or equal to {meta['min']}", sensitive)
+            _error(
+                path,
+                value,
+                f"Member must have length greater than or equal to {meta['min']}",
+                sensitive,
+            )
         )
     if "max" in meta and length > meta["max"]:
         errors.append(
-            _error(path, value, f"Member must have length less than or equal to {meta['max']}", sensitive)
+            _error(
+                path,
+                value,
+                f"Member must have length less than or equal to {meta['max']}",
+                sensitive,
+            )
         )
     return errors
 
@@ -256,7 +283,16 @@ def _type_error(path: str, expected: str):
     raise SerializationException(f"Expected {expected} for '{path}'")
 
 
-def _validate(shape: botocore.model.Shape, value, path: str, errors: list) -> None:
+def _join(path: str, name: str, camel: bool) -> str:
+    # Lambda Core reports camelCase paths although its wire members are PascalCase (facts §4.7).
+    if camel and name:
+        name = name[0].lower() + name[1:]
+    return f"{path}.{name}" if path else name
+
+
+def _validate(
+    shape: botocore.model.Shape, value, path: str, errors: list, camel: bool = False
+) -> None:
     kind = shape.type_name
     sensitive = _is_sensitive(shape)
     if kind == "structure":
@@ -271,15 +307,13 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list) -> No
                 )
         for required in shape.required_members:
             if value.get(required) is None:
-                sub = f"{path}.{required}" if path else required
-                errors.append(_error(sub, None, "Member must not be null"))
+                errors.append(_error(_join(path, required, camel), None, "Member must not be null"))
         for name, member in members.items():
             if member.serialization.get("location") in ("uri", "querystring", "header") and path:
                 continue
             if value.get(name) is None:
                 continue
-            sub = f"{path}.{name}" if path else name
-            _validate(member, value[name], sub, errors)
+            _validate(member, value[name], _join(path, name, camel), errors, camel)
         return
     if kind == "list":
         if not isinstance(value, list):
@@ -288,7 +322,7 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list) -> No
         for index, item in enumerate(value, start=1):
             if item is None:
                 continue
-            _validate(shape.member, item, f"{path}.{index}.member", errors)
+            _validate(shape.member, item, f"{path}.{index}.member", errors, camel)
         return
     if kind == "map":
         if not isinstance(value, dict):
@@ -310,14 +344,20 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list) -> No
         if key_problems:
             unique = list(dict.fromkeys(key_problems))
             errors.append(
-                (path, f"{head} failed to satisfy constraint: Map keys must satisfy constraint: "
-                 f"[{', '.join(unique)}]")
+                (
+                    path,
+                    f"{head} failed to satisfy constraint: Map keys must satisfy constraint: "
+                    f"[{', '.join(unique)}]",
+                )
             )
         if value_problems:
             unique = list(dict.fromkeys(value_problems))
             errors.append(
-                (path, f"{head} failed to satisfy constraint: Map value must satisfy constraint: "
-                 f"[{', '.join(unique)}]")
+                (
+                    path,
+                    f"{head} failed to satisfy constraint: Map value must satisfy constraint: "
+                    f"[{', '.join(unique)}]",
+                )
             )
         return
     if kind == "string":
@@ -327,12 +367,22 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list) -> No
         enum = shape.enum
         if enum and value not in enum:
             errors.append(
-                _error(path, value, f"Member must satisfy enum value set: [{', '.join(enum)}]", sensitive)
+                _error(
+                    path,
+                    value,
+                    f"Member must satisfy enum value set: [{', '.join(enum)}]",
+                    sensitive,
+                )
             )
         pattern = shape.metadata.get("pattern")
         if pattern and not pattern_matches(pattern, value):
             errors.append(
-                _error(path, value, f"Member must satisfy regular expression pattern: {pattern}", sensitive)
+                _error(
+                    path,
+                    value,
+                    f"Member must satisfy regular expression pattern: {pattern}",
+                    sensitive,
+                )
             )
         return
     if kind in ("integer", "long"):
@@ -341,11 +391,21 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list) -> No
         meta = shape.metadata
         if "min" in meta and value < meta["min"]:
             errors.append(
-                _error(path, value, f"Member must have value greater than or equal to {meta['min']}", sensitive)
+                _error(
+                    path,
+                    value,
+                    f"Member must have value greater than or equal to {meta['min']}",
+                    sensitive,
+                )
             )
         if "max" in meta and value > meta["max"]:
             errors.append(
-                _error(path, value, f"Member must have value less than or equal to {meta['max']}", sensitive)
+                _error(
+                    path,
+                    value,
+                    f"Member must have value less than or equal to {meta['max']}",
+                    sensitive,
+                )
             )
         return
     if kind == "boolean":
@@ -376,22 +436,22 @@ def java_hashmap_order(keys: list[str]) -> list[int]:
     return sorted(range(len(keys)), key=lambda i: (bucket(keys[i]), first_seen[keys[i]], i))
 
 
-def validate_input(operation: str, params: dict) -> None:
+def validate_input(operation: str, params: dict, service: str = SERVICE_NAME) -> None:
     """Check ``params`` against the operation's input shape; raise :class:`ValidationErrors`."""
-    shape = service_model().operation_model(operation).input_shape
+    shape = service_model(service).operation_model(operation).input_shape
     if shape is None:
         return
     errors: list[tuple[str, str]] = []
-    _validate(shape, params, "", errors)
+    _validate(shape, params, "", errors, camel=service == CORE_SERVICE)
     if errors:
         order = java_hashmap_order([path for path, _ in errors])
         raise ValidationErrors([errors[i][1] for i in order])
 
 
-def validation_messages(operation: str, params: dict) -> list[str]:
+def validation_messages(operation: str, params: dict, service: str = SERVICE_NAME) -> list[str]:
     """The list of constraint messages (empty when valid) — handy for property tests."""
     try:
-        validate_input(operation, params)
+        validate_input(operation, params, service)
     except ValidationErrors as exc:
         return exc.errors
     return []
@@ -420,20 +480,25 @@ def _serialize(shape: botocore.model.Shape | None, value):
     if kind == "timestamp":
         if isinstance(value, datetime):
             value = value.timestamp()
+        if shape.serialization.get("timestampFormat") == "iso8601":
+            moment = datetime.fromtimestamp(float(value), UTC)
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
         return round(float(value), 3)
     if kind in ("integer", "long"):
         return int(value)
     return value
 
 
-def serialize_output(operation: str, data: dict | None) -> tuple[int, dict[str, str], bytes]:
+def serialize_output(
+    operation: str, data: dict | None, service: str = SERVICE_NAME
+) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and JSON body for a successful ``operation`` answer.
 
     Members present in ``data`` are serialised by their model shape (``None`` stays an explicit
     ``null``, as the live control plane emits it); keys the model does not know (``id``,
     ``versionStateTimeBucket``, ``terminationReasonCode`` …) pass through unchanged (facts §5).
     """
-    op = service_model().operation_model(operation)
+    op = service_model(service).operation_model(operation)
     status = int(op.http.get("responseCode", 200))
     shape = op.output_shape
     if shape is None or status == 204:
@@ -442,10 +507,10 @@ def serialize_output(operation: str, data: dict | None) -> tuple[int, dict[str, 
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
-def error_status(code: str, default: int) -> int:
+def error_status(code: str, default: int, service: str = SERVICE_NAME) -> int:
     """HTTP status of a modelled error shape (e.g. 402 for ServiceQuotaExceededException)."""
     try:
-        shape = service_model().shape_for(code)
+        shape = service_model(service).shape_for(code)
     except Exception:
         return default
     return int(shape.metadata.get("error", {}).get("httpStatusCode", default))

@@ -47,7 +47,9 @@ def emulator_process(upstream):
     try:
         line = process.stdout.readline().strip()
         match = LISTENING.match(line)
-        assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
+        assert match, (
+            f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
+        )
         yield match.group(1), process, app
     finally:
         if process.poll() is None:
@@ -106,11 +108,17 @@ def test_done_when_scenario(emulator_process):
     url, _, app = emulator_process
     client = client_for(url)
     arn = client.create_microvm_image(
-        name="done-when", baseImageArn=BASE, buildRoleArn=ROLE, codeArtifact={"uri": "s3://b/app.zip"}
+        name="done-when",
+        baseImageArn=BASE,
+        buildRoleArn=ROLE,
+        codeArtifact={"uri": "s3://b/app.zip"},
     )["imageArn"]
     wait(lambda: client.get_microvm_image(imageIdentifier=arn)["state"], lambda s: s == "CREATED")
     updated = client.update_microvm_image(
-        imageIdentifier=arn, baseImageArn=BASE, buildRoleArn=ROLE, codeArtifact={"uri": "s3://b/v2.zip"}
+        imageIdentifier=arn,
+        baseImageArn=BASE,
+        buildRoleArn=ROLE,
+        codeArtifact={"uri": "s3://b/v2.zip"},
     )
     assert updated["imageVersion"] == "2.0"
     image = wait(
@@ -155,8 +163,12 @@ def test_done_when_scenario(emulator_process):
 
     # Invalid requests are answered the way the live service answers them.
     with pytest.raises(client.exceptions.ValidationException) as excinfo:
-        client.create_microvm_image(name="bad name!", baseImageArn=BASE, buildRoleArn=ROLE, codeArtifact={"uri": "s3://b/k"})
-    assert excinfo.value.response["Error"]["Message"].startswith("1 validation error detected: Value 'bad name!' at 'name'")
+        client.create_microvm_image(
+            name="bad name!", baseImageArn=BASE, buildRoleArn=ROLE, codeArtifact={"uri": "s3://b/k"}
+        )
+    assert excinfo.value.response["Error"]["Message"].startswith(
+        "1 validation error detected: Value 'bad name!' at 'name'"
+    )
     with pytest.raises(client.exceptions.ValidationException) as excinfo:
         client.suspend_microvm(microvmIdentifier=vm_id)
     assert excinfo.value.response["Error"]["Message"] == (
@@ -164,7 +176,10 @@ def test_done_when_scenario(emulator_process):
     )
 
     assert client.delete_microvm_image(imageIdentifier=arn)["state"] == "DELETING"
-    wait(lambda: [i["name"] for i in client.list_microvm_images()["items"]], lambda names: "done-when" not in names)
+    wait(
+        lambda: [i["name"] for i in client.list_microvm_images()["items"]],
+        lambda names: "done-when" not in names,
+    )
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_microvm_image(imageIdentifier=arn)
 
@@ -179,9 +194,16 @@ def test_every_operation_is_served(emulator, microvms_client):
     wait(lambda: client.get_microvm_image(imageIdentifier=arn)["state"], lambda s: s == "CREATED")
     client.list_microvm_images()
     client.get_microvm_image_version(imageIdentifier=arn, imageVersion="1.0")
-    build_id = client.list_microvm_image_builds(imageIdentifier=arn, imageVersion="1.0")["items"][0]["buildId"]
+    build_id = client.list_microvm_image_builds(imageIdentifier=arn, imageVersion="1.0")["items"][
+        0
+    ]["buildId"]
     client.get_microvm_image_build(imageIdentifier=arn, imageVersion="1.0", buildId=build_id)
-    client.update_microvm_image(imageIdentifier=arn, baseImageArn=BASE, buildRoleArn=ROLE, codeArtifact={"uri": "s3://b/b.zip"})
+    client.update_microvm_image(
+        imageIdentifier=arn,
+        baseImageArn=BASE,
+        buildRoleArn=ROLE,
+        codeArtifact={"uri": "s3://b/b.zip"},
+    )
     wait(lambda: client.get_microvm_image(imageIdentifier=arn)["state"], lambda s: s == "UPDATED")
     client.list_microvm_image_versions(imageIdentifier=arn)
     client.update_microvm_image_version(imageIdentifier=arn, imageVersion="1.0", status="INACTIVE")
@@ -191,7 +213,9 @@ def test_every_operation_is_served(emulator, microvms_client):
     vm_id = client.run_microvm(imageIdentifier=arn, ingressNetworkConnectors=[shell])["microvmId"]
     wait(lambda: client.get_microvm(microvmIdentifier=vm_id)["state"], lambda s: s == "RUNNING")
     client.list_microvms()
-    client.create_microvm_auth_token(microvmIdentifier=vm_id, expirationInMinutes=1, allowedPorts=[{"allPorts": {}}])
+    client.create_microvm_auth_token(
+        microvmIdentifier=vm_id, expirationInMinutes=1, allowedPorts=[{"allPorts": {}}]
+    )
     client.create_microvm_shell_auth_token(microvmIdentifier=vm_id, expirationInMinutes=1)
     client.suspend_microvm(microvmIdentifier=vm_id)
     wait(lambda: client.get_microvm(microvmIdentifier=vm_id)["state"], lambda s: s == "SUSPENDED")
@@ -205,6 +229,9 @@ def test_every_operation_is_served(emulator, microvms_client):
         client.delete_microvm_image(imageIdentifier=arn)
     except ClientError as error:  # the version delete may still be draining
         assert error.response["Error"]["Message"].startswith("Cannot delete MicroVM image")
-        wait(lambda: len(client.list_microvm_image_versions(imageIdentifier=arn)["items"]), lambda n: n == 1)
+        wait(
+            lambda: len(client.list_microvm_image_versions(imageIdentifier=arn)["items"]),
+            lambda n: n == 1,
+        )
         client.delete_microvm_image(imageIdentifier=arn)
     assert set(emulator.calls()) == set(wire.service_model().operation_names)

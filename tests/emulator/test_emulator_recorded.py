@@ -26,7 +26,9 @@ ACCOUNT = "123456789012"
 BASE = f"arn:aws:lambda:{REGION}:aws:microvm-image:al2023-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/m80-conformance-build"
 URI = f"s3://m80-conformance-{ACCOUNT}-use2/code.zip"
-INTERNET_EGRESS = f"arn:aws:lambda:{REGION}:aws:network-connector:aws-network-connector:INTERNET_EGRESS"
+INTERNET_EGRESS = (
+    f"arn:aws:lambda:{REGION}:aws:network-connector:aws-network-connector:INTERNET_EGRESS"
+)
 HTTP_INGRESS = f"arn:aws:lambda:{REGION}:aws:network-connector:aws-network-connector:HTTP_INGRESS"
 
 CREATE_MEMBERS = {
@@ -67,7 +69,10 @@ class Raw:
     def __call__(self, method: str, path: str, body=None):
         data = json.dumps(body).encode() if body is not None else None
         request = AWSRequest(
-            method=method, url=self.url + path, data=data, headers={"Content-Type": "application/json"}
+            method=method,
+            url=self.url + path,
+            data=data,
+            headers={"Content-Type": "application/json"},
         )
         SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "lambda", REGION).add_auth(request)
         return self._send(method, self.url + path, data, dict(request.headers))
@@ -145,14 +150,23 @@ def test_images_lifecycle(raw):
     created = raw(
         "POST",
         "/2025-09-09/microvm-images",
-        {"name": "m80-conf-image", "baseImageArn": BASE, "buildRoleArn": ROLE, "codeArtifact": {"uri": URI}},
+        {
+            "name": "m80-conf-image",
+            "baseImageArn": BASE,
+            "buildRoleArn": ROLE,
+            "codeArtifact": {"uri": URI},
+        },
     )
     assert created.status == 201
     body = created.json
     assert set(body) == CREATE_MEMBERS
     assert body["name"] == "m80-conf-image"
     assert body["imageArn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:microvm-image:m80-conf-image"
-    assert (body["state"], body["imageVersion"], body["baseImageVersion"]) == ("CREATING", "1.0", "1.0")
+    assert (body["state"], body["imageVersion"], body["baseImageVersion"]) == (
+        "CREATING",
+        "1.0",
+        "1.0",
+    )
     assert body["egressNetworkConnectors"] == [INTERNET_EGRESS]
     assert body["resources"] == [{"minimumMemoryInMiB": 2048}]
     for member in ("additionalOsCapabilities", "buildPhaseOverrides", "cpuConfigurations",
@@ -172,7 +186,11 @@ def test_images_lifecycle(raw):
 
     version = raw.until(f"{image_path}/versions/1.0", "state", "SUCCESSFUL")
     assert set(version.json) == VERSION_MEMBERS
-    assert (version.json["status"], version.json["stateReason"], version.json["tags"]) == ("ACTIVE", None, None)
+    assert (version.json["status"], version.json["stateReason"], version.json["tags"]) == (
+        "ACTIVE",
+        None,
+        None,
+    )
     assert version.json["versionStateTimeBucket"].startswith("SUCCESSFUL#")
     assert len(version.json["versionStateTimeBucket"]) == len("SUCCESSFUL#26073006")
 
@@ -231,8 +249,13 @@ def test_managed_images(raw):
     versions = raw("GET", f"/2025-09-09/managed-microvm-images/{BASE}/versions")
     assert versions.status == 200
     items = versions.json["items"]
-    assert [(v["imageVersion"], v["status"]) for v in items] == [("1", "AVAILABLE"), ("0", "AVAILABLE")]
-    assert all(set(v) == {"createdAt", "imageArn", "imageVersion", "status", "updatedAt"} for v in items)
+    assert [(v["imageVersion"], v["status"]) for v in items] == [
+        ("1", "AVAILABLE"),
+        ("0", "AVAILABLE"),
+    ]
+    assert all(
+        set(v) == {"createdAt", "imageArn", "imageVersion", "status", "updatedAt"} for v in items
+    )
 
 
 def test_vms_lifecycle(raw):
@@ -243,10 +266,18 @@ def test_vms_lifecycle(raw):
     assert vm["ingressNetworkConnectors"] == [HTTP_INGRESS]
     assert vm["egressNetworkConnectors"] == [INTERNET_EGRESS]
     assert vm["maximumDurationInSeconds"] == 28800
-    for member in ("executionRoleArn", "idlePolicy", "stateReason", "terminatedAt", "terminationReasonCode"):
+    for member in (
+        "executionRoleArn",
+        "idlePolicy",
+        "stateReason",
+        "terminatedAt",
+        "terminationReasonCode",
+    ):
         assert vm[member] is None, member
     assert vm["microvmId"].startswith("microvm-")
-    assert vm["endpoint"].endswith(f".lambda-microvm.{REGION}.on.aws") and "://" not in vm["endpoint"]
+    assert (
+        vm["endpoint"].endswith(f".lambda-microvm.{REGION}.on.aws") and "://" not in vm["endpoint"]
+    )
     vm_path = f"/2025-09-09/microvms/{vm['microvmId']}"
     running = raw.until(vm_path, "state", "RUNNING")
     assert running.observed[-2:] == ["PENDING", "RUNNING"]
@@ -264,7 +295,11 @@ def test_vms_lifecycle(raw):
 
 def test_vm_suspend_resume(raw):
     arn, _ = build(raw, "m80-conf-suspend-image")
-    policy = {"autoResumeEnabled": False, "maxIdleDurationSeconds": 900, "suspendedDurationSeconds": 1800}
+    policy = {
+        "autoResumeEnabled": False,
+        "maxIdleDurationSeconds": 900,
+        "suspendedDurationSeconds": 1800,
+    }
     vm = run(raw, arn, idlePolicy=policy)
     assert vm["idlePolicy"] == policy
     vm_path = f"/2025-09-09/microvms/{vm['microvmId']}"
@@ -272,7 +307,11 @@ def test_vm_suspend_resume(raw):
     suspended = raw("POST", f"{vm_path}/suspend")
     assert (suspended.status, suspended.json) == (200, {})
     raw.until(vm_path, "state", "SUSPENDED")
-    token = raw("POST", f"{vm_path}/auth-token", {"expirationInMinutes": 60, "allowedPorts": [{"allPorts": {}}]})
+    token = raw(
+        "POST",
+        f"{vm_path}/auth-token",
+        {"expirationInMinutes": 60, "allowedPorts": [{"allPorts": {}}]},
+    )
     assert token.status == 200 and list(token.json["authToken"]) == ["X-aws-proxy-auth"]
     resumed = raw("POST", f"{vm_path}/resume")
     assert (resumed.status, resumed.json) == (200, {})
@@ -287,7 +326,11 @@ def test_tokens(raw):
     vm = run(raw, arn)
     vm_path = f"/2025-09-09/microvms/{vm['microvmId']}"
     raw.until(vm_path, "state", "RUNNING")
-    token = raw("POST", f"{vm_path}/auth-token", {"expirationInMinutes": 60, "allowedPorts": [{"allPorts": {}}]})
+    token = raw(
+        "POST",
+        f"{vm_path}/auth-token",
+        {"expirationInMinutes": 60, "allowedPorts": [{"allPorts": {}}]},
+    )
     assert token.status == 200
     value = token.json["authToken"]["X-aws-proxy-auth"]
     assert value.count(".") == 4 and value.split(".")[1] == ""
@@ -311,13 +354,18 @@ def test_vm_endpoint(raw):
     host_b = raw.until(path_b, "state", "RUNNING").json["endpoint"]
 
     def mint(path, ports):
-        answer = raw("POST", f"{path}/auth-token", {"expirationInMinutes": 60, "allowedPorts": ports})
+        answer = raw(
+            "POST", f"{path}/auth-token", {"expirationInMinutes": 60, "allowedPorts": ports}
+        )
         assert answer.status == 200
         return answer.json["authToken"]["X-aws-proxy-auth"]
 
     token_a, token_b = mint(path_a, [{"allPorts": {}}]), mint(path_b, [{"allPorts": {}}])
     token_8080 = mint(path_a, [{"port": 8080}])
-    assert (raw.endpoint(host_a).status, raw.endpoint(host_a).raw) == (403, b"Request missing authentication")
+    assert (raw.endpoint(host_a).status, raw.endpoint(host_a).raw) == (
+        403,
+        b"Request missing authentication",
+    )
     malformed = raw.endpoint(host_a, "not-a-token")
     assert (malformed.status, malformed.raw) == (403, b"Request missing authentication")
     foreign = raw.endpoint(host_a, token_b)
@@ -345,7 +393,9 @@ def test_vm_endpoint(raw):
     assert raw("DELETE", path_b).json == {}
     raw.until(path_b, "state", "TERMINATED")
     assert raw("DELETE", f"/2025-09-09/microvm-images/{arn}").status == 200
-    unknown = raw.endpoint(f"00000000-0000-0000-0000-000000000000.lambda-microvm.{REGION}.on.aws", token_a)
+    unknown = raw.endpoint(
+        f"00000000-0000-0000-0000-000000000000.lambda-microvm.{REGION}.on.aws", token_a
+    )
     assert (unknown.status, unknown.raw) == (403, b"Token authentication failed")
 
 
@@ -353,7 +403,12 @@ def test_tags_api(raw):
     created = raw(
         "POST",
         "/2025-09-09/microvm-images",
-        {"name": "m80-conf-tags-image", "baseImageArn": BASE, "buildRoleArn": ROLE, "codeArtifact": {"uri": URI}},
+        {
+            "name": "m80-conf-tags-image",
+            "baseImageArn": BASE,
+            "buildRoleArn": ROLE,
+            "codeArtifact": {"uri": URI},
+        },
     )
     arn = created.json["imageArn"]
     tagged = raw("POST", f"/2017-03-31/tags/{arn}", {"Tags": {"m80": "conformance"}})
@@ -390,7 +445,12 @@ def test_errors_validation(raw):
     bad = raw(
         "POST",
         "/2025-09-09/microvm-images",
-        {"name": "bad name!", "baseImageArn": BASE, "buildRoleArn": ROLE, "codeArtifact": {"uri": URI}},
+        {
+            "name": "bad name!",
+            "baseImageArn": BASE,
+            "buildRoleArn": ROLE,
+            "codeArtifact": {"uri": URI},
+        },
     )
     assert (bad.status, bad.error_type) == (400, "ValidationException")
     assert bad.json == {
@@ -430,7 +490,11 @@ def test_run_burst_hits_the_memory_ceiling(emulator_factory):
     raw = Raw(emulator_factory(memory_quota_mib=4096))
     arn, _ = build(raw, "burst")
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(lambda _: raw("POST", "/2025-09-09/microvms", {"imageIdentifier": arn}), range(6)))
+        answers = list(
+            pool.map(
+                lambda _: raw("POST", "/2025-09-09/microvms", {"imageIdentifier": arn}), range(6)
+            )
+        )
     refused = [a for a in answers if a.status == 402]
     assert sorted(a.status for a in answers) == [200, 200, 402, 402, 402, 402]
     for answer in refused:

@@ -102,7 +102,9 @@ def send(emulator, step: dict, variables: dict):
         url = emulator.url + path
     else:
         url = emulator.url + path
-        request = AWSRequest(method=step["method"], url=url, data=data, headers={"Content-Type": "application/json"})
+        request = AWSRequest(
+            method=step["method"], url=url, data=data, headers={"Content-Type": "application/json"}
+        )
         SigV4Auth(Credentials("testing", "testing"), "lambda", REGION).add_auth(request)
         headers.update(dict(request.headers))
     request = urllib.request.Request(url, data=data, method=step["method"], headers=headers)
@@ -178,7 +180,11 @@ def test_recorded_case_replays(case_file, emulator_factory, upstream):
             items = dig(json.loads(raw), shape["path"])
             assert len(items) >= shape.get("minItems", 0)
             for item in items:
-                assert set(item) == set(shape["required"]) if shape.get("exact") else set(shape["required"]) <= set(item)
+                assert (
+                    set(item) == set(shape["required"])
+                    if shape.get("exact")
+                    else set(shape["required"]) <= set(item)
+                )
         if raw and headers.get("Content-Type", "").startswith("application/json"):
             body = json.loads(raw)
             for key, path in (step.get("capture") or {}).items():

@@ -247,13 +247,13 @@ def valid_create(draw):
     return params
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_create())
 def test_valid_create_requests_pass(params):
     assert wire.validation_messages("CreateMicrovmImage", params) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(bad_names)
 def test_invalid_names_are_rejected_naming_the_member(name):
     messages = wire.validation_messages("CreateMicrovmImage", {**VALID_CREATE, "name": name})
@@ -263,7 +263,7 @@ def test_invalid_names_are_rejected_naming_the_member(name):
         assert any(m.endswith("Member must have length less than or equal to 64") for m in messages)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.sampled_from(
         [
@@ -281,7 +281,7 @@ def test_invalid_run_members_are_rejected_naming_the_member(case):
     assert all(f"at '{member}' failed to satisfy constraint: " in m for m in messages)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     st.integers(60, 10**6),
     st.integers(0, 10**6),
@@ -301,7 +301,7 @@ def test_valid_idle_policies_pass(idle, suspended, auto, duration):
     assert wire.validation_messages("RunMicrovm", params) == []
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     st.sets(
         st.sampled_from(
@@ -335,7 +335,7 @@ def test_idle_policy_members_are_all_required(missing):
     assert str(excinfo.value).startswith(prefix)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     st.lists(
         st.one_of(st.integers(1, 65535).map(lambda p: {"port": p}), st.just({"allPorts": {}})),
@@ -353,7 +353,7 @@ def test_valid_port_specs_pass(ports, minutes):
     assert wire.validation_messages("CreateMicrovmAuthToken", params) == []
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.integers().filter(lambda p: p < 1 or p > 65535))
 def test_out_of_range_ports_are_rejected(port):
     params = {

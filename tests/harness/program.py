@@ -144,6 +144,8 @@ class ProgramGraph:
     invokes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     logs: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     organization: str = ORGANIZATION
+    #: The raw requests the monitor received: ``(method, protobuf message)`` in arrival order.
+    raw_requests: list[tuple[str, Any]] = dataclasses.field(default_factory=list, repr=False)
 
     @property
     def plain_outputs(self) -> dict[str, Any]:
@@ -332,7 +334,11 @@ def account_id_from_config(config: Mapping[str, str], project: str) -> str:
             ids = [allowed]
         if isinstance(ids, list) and ids:
             return str(ids[0])
-    return str(config.get(f"{project}:accountId") or DEFAULT_ACCOUNT_ID)
+    return str(
+        config.get(f"{project}:accountId")
+        or config.get("lambda-microvms:accountId")
+        or DEFAULT_ACCOUNT_ID
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,6 +461,17 @@ def aws_arn(
     return f"arn:{part}:{module}:{region}:{account_id}:{kebab}/{name or resource_id}"
 
 
+def _default_tags(provider_inputs: Mapping[str, Any]) -> dict[str, str]:
+    value = provider_inputs.get("defaultTags")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    tags = value.get("tags") if isinstance(value, Mapping) else None
+    return dict(tags) if isinstance(tags, Mapping) else {}
+
+
 def _policy_document(args: Mapping[str, Any]) -> dict[str, Any]:
     """``aws.iam.get_policy_document`` as the provider renders it (the common shapes)."""
     statements = []
@@ -514,7 +531,13 @@ class HarnessMocks:
 
     # Resources -------------------------------------------------------------------------
     def new_resource(
-        self, args: Any, *, urn: str = "", region: str | None = None, read: bool = False
+        self,
+        args: Any,
+        *,
+        urn: str = "",
+        region: str | None = None,
+        read: bool = False,
+        provider_inputs: Mapping[str, Any] | None = None,
     ) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         if self.preview and not read:
@@ -554,7 +577,11 @@ class HarnessMocks:
             if arn and "arn" not in outputs:
                 outputs["arn"] = arn
             if "tags" in outputs and "tagsAll" not in outputs:
-                outputs["tagsAll"] = dict(outputs.get("tags") or {})
+                # The provider merges its defaultTags under the resource's own tags.
+                outputs["tagsAll"] = {
+                    **_default_tags(provider_inputs or {}),
+                    **(outputs.get("tags") or {}),
+                }
             if args.typ == "aws:iam/role:Role":
                 outputs.setdefault("uniqueId", "AROA" + _short_hash(urn, length=17).upper())
                 outputs.setdefault("path", "/")
@@ -643,8 +670,10 @@ def _make_capturing_monitor_class():
             project: str,
             preview: bool,
             config: Mapping[str, str],
+            secret_keys: Iterable[str] = (),
         ):
             super().__init__(mocks)  # type: ignore[arg-type]
+            self.secret_keys = list(secret_keys)
             self.stack = stack
             self.project = project
             self.preview = preview
@@ -664,17 +693,24 @@ def _make_capturing_monitor_class():
                 self._by_urn[rec.urn] = rec
                 self.requests.append((kind, request))
 
-        def _region_for(self, provider_ref: str, inputs: Mapping[str, Any]) -> str:
-            region = _plain(inputs.get("region"))
-            if isinstance(region, str) and region:
-                return region
+        def _provider_inputs(self, provider_ref: str, type_token: str, version: str) -> dict:
+            """Plain inputs of the provider that will serve ``type_token`` (explicit or default)."""
             if provider_ref:
                 with self.lock:
                     prov = self._by_urn.get(provider_ref.rsplit("::", 1)[0])
-                if prov is not None:
-                    region = _plain(prov.inputs.get("region"))
-                    if isinstance(region, str) and region:
-                        return region
+                return wire.unwrap_secrets(prov.inputs) if prov is not None else {}
+            package = _package_of(type_token)
+            return wire.unwrap_secrets(
+                default_provider_inputs(package, version, self.config, self.secret_keys)
+            )
+
+        def _region_for(
+            self, provider_ref: str, inputs: Mapping[str, Any], provider_inputs: Mapping[str, Any]
+        ) -> str:
+            for candidate in (inputs.get("region"), provider_inputs.get("region")):
+                region = _plain(candidate)
+                if isinstance(region, str) and region:
+                    return region
             return self.mocks.region  # type: ignore[attr-defined]
 
         def RegisterResource(self, request):
@@ -700,7 +736,8 @@ def _make_capturing_monitor_class():
                 self._record(rec, request, "RegisterResource")
                 return resource_pb2.RegisterResourceResponse(urn=urn)
 
-            region = self._region_for(request.provider, wire_inputs)
+            prov_inputs = self._provider_inputs(request.provider, request.type, request.version)
+            region = self._region_for(request.provider, wire_inputs, prov_inputs)
             args = _Args(
                 request.type,
                 request.name,
@@ -709,7 +746,9 @@ def _make_capturing_monitor_class():
                 request.importId,
                 True,
             )
-            resource_id, state = self.mocks.new_resource(args, urn=urn, region=region)  # type: ignore[call-arg]
+            resource_id, state = self.mocks.new_resource(  # type: ignore[call-arg]
+                args, urn=urn, region=region, provider_inputs=prov_inputs
+            )
             outputs = _merge_outputs(wire_inputs, _state_to_wire(state))
             for name in request.additionalSecretOutputs:
                 if name in outputs and not wire.is_secret(outputs[name]):
@@ -729,7 +768,8 @@ def _make_capturing_monitor_class():
         def ReadResource(self, request):
             urn = self.make_urn(request.parent, request.type, request.name)
             wire_inputs = wire.from_struct(request.properties)
-            region = self._region_for(request.provider, wire_inputs)
+            prov_inputs = self._provider_inputs(request.provider, request.type, request.version)
+            region = self._region_for(request.provider, wire_inputs, prov_inputs)
             args = _Args(
                 request.type,
                 request.name,
@@ -739,7 +779,9 @@ def _make_capturing_monitor_class():
                 True,
             )
             # Reads return the real state, in preview as well.
-            _, state = self.mocks.new_resource(args, urn=urn, region=region, read=True)  # type: ignore[call-arg]
+            _, state = self.mocks.new_resource(  # type: ignore[call-arg]
+                args, urn=urn, region=region, read=True, provider_inputs=prov_inputs
+            )
             outputs = _merge_outputs(wire_inputs, _state_to_wire(state))
             options = {
                 "read": True,
@@ -791,7 +833,8 @@ def _make_capturing_monitor_class():
             args = MockCallArgs(
                 token=request.tok, args=wire.unwrap_secrets(wire_args), provider=request.provider
             )
-            region = self._region_for(request.provider, wire_args)
+            prov_inputs = self._provider_inputs(request.provider, request.tok, request.version)
+            region = self._region_for(request.provider, wire_args, prov_inputs)
             ret, failures = self.mocks.call(args, region=region)  # type: ignore[call-arg]
             entry["return"] = ret
             ret_proto = wire.to_struct(_state_to_wire(ret))
@@ -1079,7 +1122,7 @@ def _evaluate_in_context(
     from pulumi.runtime.stack import run_in_stack
 
     monitor = capturing_monitor_class()(
-        mocks, stack=stack, project=project, preview=preview, config=config
+        mocks, stack=stack, project=project, preview=preview, config=config, secret_keys=secret_keys
     )
     engine = _RecordingEngine()
 
@@ -1138,6 +1181,7 @@ def _evaluate_in_context(
     with monitor.lock:
         records = list(monitor.records)
         invokes = list(monitor.invokes)
+        raw_requests = list(monitor.requests)
     resources = _with_default_providers(
         records, config, secret_keys, stack=stack, project=project, preview=preview
     )
@@ -1152,6 +1196,7 @@ def _evaluate_in_context(
         outputs=dict(stack_rec.outputs) if stack_rec else {},
         invokes=invokes,
         logs=list(engine.logs),
+        raw_requests=raw_requests,
     )
     if error is not None:
         if isinstance(error, KeyboardInterrupt):

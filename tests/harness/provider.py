@@ -118,6 +118,15 @@ def default_python(cwd: Path) -> str:
     return sys.executable
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, so no plugin outlives a crashed run."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class _Plugin:
     """A plugin subprocess whose first stdout line is its gRPC port; output kept for diagnostics."""
 
@@ -130,6 +139,7 @@ class _Plugin:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []

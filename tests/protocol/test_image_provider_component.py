@@ -17,7 +17,7 @@ COMPONENT = "lambda-microvms:image:MicrovmImage"
 DYNAMIC = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"
 
 PROGRAM = textwrap.dedent(
-    f'''
+    """
     import pulumi
     from components.microvm_image import MicrovmImage, MicrovmImageArgs
 
@@ -28,16 +28,16 @@ PROGRAM = textwrap.dedent(
             artifact_uri="s3://artifact-bucket-1/images/app-abc123.zip",
             build_role_arn="arn:aws:iam::123456789012:role/lambda-microvms-build",
             memory_mib=4096,
-            hooks={{"port": 9000, "microvmImageHooks": {{"ready": "ENABLED"}}}},
-            environment_variables={{"LOG_LEVEL": "info"}},
-            secret_environment_variables={{"API_TOKEN": cfg.require_secret("apiToken")}},
-            tags={{"team": "platform"}},
+            hooks={"port": 9000, "microvmImageHooks": {"ready": "ENABLED"}},
+            environment_variables={"LOG_LEVEL": "info"},
+            secret_environment_variables={"API_TOKEN": cfg.require_secret("apiToken")},
+            tags={"team": "platform"},
             keep_versions=2,
         ),
     )
     pulumi.export("imageArn", image.image_arn)
     pulumi.export("imageVersion", image.image_version)
-    '''
+    """
 )
 
 

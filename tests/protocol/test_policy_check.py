@@ -108,3 +108,22 @@ def test_bad_usage_exits_2_naming_the_problem(args, message):
     proc = policy_check(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr
+
+
+def test_terminal_report_prints_messages_literally(capsys):
+    from scripts.policy_check import Finding, render_rich
+
+    finding = Finding(
+        "microvm-execution-role-read-only",
+        "mandatory",
+        "urn:pulumi:dev::lambda-microvms::aws:iam/rolePolicy:RolePolicy::execution-policy",
+        "aws:iam/rolePolicy:RolePolicy",
+        "value [secret] is not [bold]markup",
+        ["update"],
+    )
+    render_rich(
+        [finding], {"stack": "dev", "pack": "lambda-microvms-guardrails", "config_file": "c"}
+    )
+    out = capsys.readouterr().out
+    assert "[secret]" in out and "[bold]" in out  # escaped, not swallowed as rich markup
+    assert "FAILED: 1 mandatory violation(s)." in out

@@ -17,9 +17,12 @@ import pytest
 
 from tests.harness import wire
 from tests.harness.program import (
+    HarnessMocks,
     ProgramError,
     ProgramGraph,
     SecretValue,
+    account_id_from_config,
+    aws_arn,
     capturing_monitor_class,
     evaluate_program,
     load_config,
@@ -93,6 +96,7 @@ def test_default_providers_are_synthesized_with_stack_config(graph):
     assert aws_default.inputs == {
         "region": "eu-west-1",
         "allowedAccountIds": '["210987654321"]',
+        "defaultTags": '{"tags":{"team":"toys"}}',
         "version": "7.51.1",
     }
     bucket = graph.by_urn(BUCKET_URN)
@@ -153,7 +157,11 @@ def test_update_mode_outputs_are_realistic(graph):
     assert re.fullmatch(r"site-bucket-[0-9a-f]{7}", name)
     assert bucket.id == name
     assert bucket.outputs["arn"] == f"arn:aws:s3:::{name}"
-    assert bucket.outputs["tagsAll"] == {"env": "dev"}
+    assert bucket.outputs["tagsAll"] == {
+        "team": "toys",
+        "env": "dev",
+    }  # provider defaultTags merged
+    assert graph.one("aws:s3/bucket:Bucket", "west-logs").outputs["tagsAll"] == {"env": "dev"}
     role = graph.by_urn(ROLE_URN)
     assert re.fullmatch(
         r"arn:aws:iam::210987654321:role/site-role-[0-9a-f]{7}", role.outputs["arn"]
@@ -264,10 +272,19 @@ def test_repeated_evaluations_do_not_leak_state():
     assert "toyprov" not in sys.modules
 
 
-def test_capturing_monitor_is_a_mock_monitor():
+def test_capturing_monitor_is_a_mock_monitor_recording_raw_requests(graph):
     from pulumi.runtime.mocks import MockMonitor
 
     assert issubclass(capturing_monitor_class(), MockMonitor)
+    kinds = {kind for kind, _ in graph.raw_requests}
+    assert kinds == {"RegisterResource", "RegisterResourceOutputs", "Invoke"}
+    raw = next(
+        m for k, m in graph.raw_requests if k == "RegisterResource" and m.name == "site-file"
+    )
+    assert type(raw).__name__ == "RegisterResourceRequest"
+    assert raw.type == FILE_TYPE and raw.parent == SITE_URN and raw.custom
+    outputs = [m.urn for k, m in graph.raw_requests if k == "RegisterResourceOutputs"]
+    assert sorted(outputs) == sorted([STACK_URN, SITE_URN])
 
 
 def test_make_resource_builds_policy_table_records():
@@ -343,3 +360,70 @@ def test_importing_the_harness_is_light_and_side_effect_free():
         timeout=60,
     )
     assert json.loads(out.stdout) == [False, True, True]
+
+
+def test_account_id_comes_from_the_stack():
+    assert (
+        account_id_from_config({"aws:allowedAccountIds": '["111111111111","2"]'}, "p")
+        == "111111111111"
+    )
+    assert account_id_from_config({"p:accountId": "333333333333"}, "p") == "333333333333"
+    assert (
+        account_id_from_config({"lambda-microvms:accountId": "444444444444"}, "p") == "444444444444"
+    )
+    assert account_id_from_config({}, "p") == "123456789012"
+
+
+def test_arns_follow_each_services_format():
+    kw = {"region": "eu-west-1", "account_id": "210987654321"}
+    assert aws_arn("aws:s3/bucket:Bucket", "b", "b", **kw) == "arn:aws:s3:::b"
+    assert aws_arn("aws:iam/role:Role", "r", "r", **kw) == "arn:aws:iam::210987654321:role/r"
+    assert aws_arn("aws:iam/policy:Policy", "p", "p", **kw) == "arn:aws:iam::210987654321:policy/p"
+    assert (
+        aws_arn("aws:cloudwatch/logGroup:LogGroup", "/a/b", "/a/b", **kw)
+        == "arn:aws:logs:eu-west-1:210987654321:log-group:/a/b"
+    )
+    assert (
+        aws_arn("aws:lambda/function:Function", "f", "f", **kw)
+        == "arn:aws:lambda:eu-west-1:210987654321:function:f"
+    )
+    assert aws_arn("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "a", "a", **kw) is None
+    assert aws_arn("aws:s3/bucketVersioning:BucketVersioning", "v", "v", **kw) is None
+
+
+def test_invokes_are_answered_like_the_aws_provider():
+    from pulumi.runtime.mocks import MockCallArgs
+
+    mocks = HarnessMocks(account_id="210987654321", region="eu-west-1", preview=False)
+    call = lambda token, **args: mocks.call(MockCallArgs(token, args, ""))[0]  # noqa: E731
+    assert call("aws:index/getPartition:getPartition")["partition"] == "aws"
+    assert call("aws:index/getRegion:getRegion", region="us-west-2")["name"] == "us-west-2"
+    assert call("aws:index/getCallerIdentity:getCallerIdentity")["accountId"] == "210987654321"
+    doc = call(
+        "aws:iam/getPolicyDocument:getPolicyDocument",
+        statements=[
+            {
+                "actions": ["sts:AssumeRole"],
+                "principals": [{"type": "Service", "identifiers": ["lambda.amazonaws.com"]}],
+                "conditions": [
+                    {
+                        "test": "StringEquals",
+                        "variable": "aws:SourceAccount",
+                        "values": ["210987654321"],
+                    }
+                ],
+            }
+        ],
+    )
+    assert json.loads(doc["json"]) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Condition": {"StringEquals": {"aws:SourceAccount": "210987654321"}},
+            }
+        ],
+    }
+    assert call("aws:ec2/getVpc:getVpc") == {}

@@ -60,6 +60,13 @@ def test_unset_base_image_version_accepts_what_the_service_resolved():
     assert plan_diff(outputs_of({**news, "baseImageVersion": "1.0"}), news).kind == "none"
 
 
+def test_pinning_the_resolved_base_version_is_not_a_change():
+    news = checked()
+    olds = outputs_of(news, resolvedBaseImageVersion="1.0")
+    assert plan_diff(olds, {**news, "baseImageVersion": "1"}).kind == "none"
+    assert plan_diff(olds, {**news, "baseImageVersion": "2"}).kind == "version"
+
+
 def test_base_image_version_major_change_is_a_new_version():
     news = {**checked(), "baseImageVersion": "2"}
     plan = plan_diff(outputs_of({**checked(), "baseImageVersion": "1.0"}), news)

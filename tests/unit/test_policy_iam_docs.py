@@ -260,3 +260,64 @@ def test_property_read_only_documents_pass_and_one_write_fails(actions, write, d
     statements[index] = {**statements[index], "Action": [*statements[index]["Action"], write]}
     [msg] = _judge(*statements)
     assert f"statement {index}" in msg and write in msg
+
+
+# ---- fail-closed guard and the SDK adaptations ---------------------------------------------
+
+
+class _Args:
+    name = "r"
+    resource_type = "aws:iam/role:Role"
+
+
+def test_guard_turns_unknown_reads_into_violations():
+    import graph
+    from pulumi_policy.proxy import UnknownValueError
+
+    reports = []
+
+    @graph.guarded("p")
+    def reads_unknown(args, report):
+        raise UnknownValueError(UNKNOWN, ["assumeRolePolicy"])
+
+    reads_unknown(_Args(), lambda msg, urn=None: reports.append(msg))
+    [msg] = reports
+    assert "'assumeRolePolicy' is unknown during preview, so this guardrail cannot be verified until apply" in msg
+
+    @graph.guarded("p")
+    def crashes(args, report):
+        raise KeyError("x")
+
+    crashes(_Args(), lambda msg, urn=None: reports.append(msg))
+    assert "p could not evaluate this input (KeyError" in reports[-1]
+    assert "fails closed" in reports[-1]
+
+
+def test_sdk_sees_secret_marks_and_decodes_once():
+    """In-process servicer (no gRPC): secrets stay recognisable, plaintext does not."""
+    import image
+    import pulumi_policy.policy as sdk
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+    from pulumi_policy import EnforcementLevel
+
+    props = struct_pb2.Struct()
+    props.update(
+        {
+            "environmentVariables": {
+                "API_TOKEN": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "s3cr3t"},
+                "DB_PASSWORD": "plain",
+            }
+        }
+    )
+    request = analyzer_pb2.AnalyzeRequest(type="pulumi-python:dynamic/lambda-microvms:MicrovmImage", urn="urn:x", name="img", properties=props)
+    servicer = sdk._PolicyAnalyzerServicer(
+        "t", "0.0.1", [image.image_env_plaintext_secrets], EnforcementLevel.MANDATORY
+    )
+    response = servicer.Analyze(request, None)
+    messages = [d.message for d in response.diagnostics]
+    assert len(messages) == 1
+    assert "environmentVariables.DB_PASSWORD is plaintext" in messages[0]
+    assert "API_TOKEN" not in messages[0]
+    # The decode cache hands back the same dict for the same message object.
+    assert sdk.json_format.MessageToDict(request.properties) is sdk.json_format.MessageToDict(request.properties)
