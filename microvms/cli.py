@@ -346,6 +346,7 @@ def ls_(
     older_than: Annotated[
         str | None, typer.Option(help="Only VMs started longer ago than this (90s, 15m, 2h, 1d).")
     ] = None,
+    page_size: Annotated[int, typer.Option(help="maxResults per ListMicrovms page (1..50).")] = 50,
     output_format: OutputOpt = None,
 ) -> None:
     """ListMicrovms (every page): id, image, version, state, age."""
@@ -353,9 +354,12 @@ def ls_(
         fmt = _fmt(ctx, output_format)
         states = [vms.check_state(s) for s in vms.split_list(state)]
         age = vms.parse_duration(older_than)
+        if not 1 <= page_size <= 50:
+            raise vms.InputError("--page-size", f"must be 1..50, got {page_size}")
         items = vms.list_microvms(
-            _client(ctx), image_arn=image, image_version=version, states=states, older_than=age
-        )
+            _client(ctx), image_arn=image, image_version=version, states=states,
+            older_than=age, page_size=page_size,
+        )  # fmt: skip
         if fmt == "json":
             output.emit(items, fmt)
         else:

@@ -3,15 +3,21 @@
 The service allows RunMicrovm at 5 requests/s (facts §14). The limiter is attached to a botocore
 client's ``before-send`` event for that operation, so every HTTP attempt counts — botocore's own
 retries included — and every thread of the process shares one bucket.
+
+Separate processes each have their own bucket. To share one budget between processes (e.g. many
+``microvms smoke`` runs in parallel), set ``MICROVMS_RATE_LIMIT_FILE`` to a path: calls are then
+spaced through that file under an ``flock`` (POSIX), across every process that uses it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 
 RUN_MICROVM_RATE = 5.0
+SHARED_FILE_ENV = "MICROVMS_RATE_LIMIT_FILE"
 
 
 class TokenBucket:
@@ -60,13 +66,70 @@ class TokenBucket:
         return delay
 
 
+class FileSlotLimiter:
+    """Spaces calls ``1/rate`` seconds apart across processes that share ``path``.
+
+    The file holds the wall-clock time of the next free slot; each caller takes the slot under an
+    exclusive ``flock`` and sleeps until it. Works between threads too (each call opens the file).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        rate: float = RUN_MICROVM_RATE,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.path = path
+        self.rate = float(rate)
+        self._clock = clock
+        self._sleep = sleep
+
+    def _reserve(self) -> float:
+        import fcntl
+
+        with open(self.path, "a+", encoding="ascii") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                raw = fh.read().strip()
+                try:
+                    next_free = float(raw) if raw else 0.0
+                except ValueError:
+                    next_free = 0.0
+                now = self._clock()
+                slot = max(now, next_free)
+                fh.seek(0)
+                fh.truncate()
+                fh.write(repr(slot + 1.0 / self.rate))
+                fh.flush()
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return slot - now
+
+    def acquire(self) -> float:
+        delay = self._reserve()
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+
 # One bucket for the whole process: every client built by ``limit_run_microvm`` shares it.
 RUN_MICROVM_BUCKET = TokenBucket(RUN_MICROVM_RATE)
 
 
-def limit_run_microvm(client, bucket: TokenBucket | None = None):
+def default_limiter() -> TokenBucket | FileSlotLimiter:
+    """The shared file limiter when ``MICROVMS_RATE_LIMIT_FILE`` is set, else the process bucket."""
+    path = os.environ.get(SHARED_FILE_ENV)
+    return FileSlotLimiter(path) if path else RUN_MICROVM_BUCKET
+
+
+def limit_run_microvm(client, bucket: TokenBucket | FileSlotLimiter | None = None):
     """Throttle every RunMicrovm HTTP attempt of ``client`` through ``bucket``; return the client."""
-    chosen = bucket or RUN_MICROVM_BUCKET
+    chosen = bucket or default_limiter()
 
     def _before_send(**_kwargs):
         chosen.acquire()

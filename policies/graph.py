@@ -223,6 +223,7 @@ class Graph:
         self.by_urn = {r.urn: r for r in self.resources}
         self._by_type: dict[str, list[Res]] = {}
         self._role_index: dict[str, list[Res]] | None = None
+        self._bucket_index: dict[str, list[Res]] | None = None
         for r in self.resources:
             self._by_type.setdefault(r.type, []).append(r)
 
@@ -241,6 +242,21 @@ class Graph:
                         index.setdefault(key, []).append(role)
             self._role_index = index
         return self._role_index
+
+    def buckets_named(self, name: Any) -> list[Res]:
+        """S3 buckets in the stack whose ``bucket`` (else ``id``) is ``name``; indexed once."""
+        if self._bucket_index is None:
+            index: dict[str, list[Res]] = {}
+            for bucket in self.of_type(*BUCKET_TYPES):
+                key = bucket.get("bucket")
+                if key is None:
+                    key = bucket.get("id")
+                if isinstance(key, str) and not is_unknown(key):
+                    index.setdefault(key, []).append(bucket)
+            self._bucket_index = index
+        if not isinstance(name, str) or is_unknown(name):
+            return []
+        return list(self._bucket_index.get(name, []))
 
     def of_type(self, *types: str) -> list[Res]:
         out: list[Res] = []

@@ -23,6 +23,8 @@ MAX_IDLE_SECONDS = 28800  # AWS docs; the model has no maximum
 class SecretStr(str):
     """A string that arrived wrapped as a Pulumi secret."""
 
+    _is_pulumi_secret = True
+
 
 _SIG = "4dabf18193072939515e22adb298388d"
 MARKED_PROPERTIES = ("environmentVariables",)
@@ -84,7 +86,8 @@ _install_secret_marks()
 
 
 def is_secret(value: Any) -> bool:
-    return isinstance(value, SecretStr)
+    # By marker, not class identity: the module may be loaded twice (e.g. by tests).
+    return getattr(value, "_is_pulumi_secret", False) is True
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ def _int(value: Any) -> int | None:
 def _show(value: Any) -> str:
     """Wire numbers are doubles: show 900.0 as 900."""
     number = _int(value)
-    return str(number) if number is not None and not isinstance(value, str) else repr(value)
+    return str(number) if number is not None else repr(value)
 
 
 def run_limit_findings(idle: Any, max_duration: Any, where: str, duration_key: str) -> list[str]:
@@ -280,10 +283,27 @@ image_env_plaintext_secrets = ResourceValidationPolicy(
     validate=_validate_env,
 )
 
-COMMAND_LIMIT_KEYS = {
-    "MICROVMS_IDLE_POLICY": "idlePolicy",
-    "MICROVMS_MAXIMUM_DURATION_SECONDS": "maximumDurationSeconds",
+# How components.runs passes run limits to `python -m microvms` (environment, never argv).
+COMMAND_DURATION_KEY = "MICROVMS_MAX_DURATION_SECONDS"
+COMMAND_IDLE_KEYS = {
+    "MICROVMS_MAX_IDLE_SECONDS": "maxIdleDurationSeconds",
+    "MICROVMS_SUSPENDED_SECONDS": "suspendedDurationSeconds",
+    "MICROVMS_AUTO_RESUME": "autoResumeEnabled",
 }
+
+
+def command_idle_policy(env: dict[str, Any]) -> dict[str, Any] | None:
+    """The idle policy a command's MICROVMS_* environment describes (None if it sets none)."""
+    if not any(k in env for k in COMMAND_IDLE_KEYS):
+        return None
+    idle: dict[str, Any] = {}
+    for key, member in COMMAND_IDLE_KEYS.items():
+        if key in env:
+            value = env[key]
+            if member == "autoResumeEnabled" and isinstance(value, str) and not is_unknown(value):
+                value = {"true": True, "false": False}.get(value.lower(), value)
+            idle[member] = value
+    return idle
 
 
 @guarded("run-limits")
@@ -301,19 +321,8 @@ def _validate_run_limits(args, report_violation) -> None:
         env = res.get("environment")
         if not isinstance(env, dict):
             return
-        idle = env.get("MICROVMS_IDLE_POLICY")
-        if isinstance(idle, str) and not is_unknown(idle):
-            import json
-
-            try:
-                idle = json.loads(idle)
-            except json.JSONDecodeError:
-                idle = {"invalid": idle}
         findings = run_limit_findings(
-            idle,
-            env.get("MICROVMS_MAXIMUM_DURATION_SECONDS"),
-            where,
-            "MICROVMS_MAXIMUM_DURATION_SECONDS",
+            command_idle_policy(env), env.get(COMMAND_DURATION_KEY), where, COMMAND_DURATION_KEY
         )
     else:
         return

@@ -54,11 +54,6 @@ def bucket_name_from_uri(uri: Any) -> str | None:
     return name or None
 
 
-def _bucket_name(bucket: Res) -> Any:
-    name = bucket.get("bucket")
-    return name if name is not None else bucket.get("id")
-
-
 def artifact_buckets(graph: Graph, image: Res) -> tuple[list[Res], str | None]:
     """Buckets named by ``image.codeArtifact.uri``, or reached through its dependencies.
 
@@ -67,7 +62,7 @@ def artifact_buckets(graph: Graph, image: Res) -> tuple[list[Res], str | None]:
     uri = image.get("codeArtifact", "uri")
     name = bucket_name_from_uri(uri)
     if name and not is_unknown(name):
-        found = [b for b in graph.of_type(*BUCKET_TYPES) if _bucket_name(b) == name]
+        found = graph.buckets_named(name)
         if found:
             return found, None
         deps = _bucket_deps(graph, image)
@@ -91,11 +86,7 @@ def _bucket_deps(graph: Graph, image: Res) -> list[Res]:
     buckets = graph.deps_of_type(image, "codeArtifact", *BUCKET_TYPES)
     for obj in graph.deps_of_type(image, "codeArtifact", *OBJECT_TYPES):
         name = obj.get("bucket")
-        found = [
-            b
-            for b in graph.of_type(*BUCKET_TYPES)
-            if isinstance(name, str) and _bucket_name(b) == name
-        ]
+        found = graph.buckets_named(name)
         buckets.extend(found or graph.deps_of_type(obj, "bucket", *BUCKET_TYPES))
     unique = {b.urn: b for b in buckets}
     return list(unique.values())

@@ -295,15 +295,14 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
         version = olds.get("imageVersion")
         final = None
+        adopted = None
         if plan.build:
+            adopted = self._adopt_newer_version(client, id_, version, news, name, scrub)
+        if plan.build and adopted:
+            final, version = adopted, adopted["imageVersion"]
+        elif plan.build:
             token = spec.client_token("update", id_, news, extra=str(version))
-            try:
-                resp = client.update_microvm_image(
-                    imageIdentifier=id_, clientToken=token, **spec.build_request(news)
-                )
-            except ClientError as exc:
-                raise _api_error("UpdateMicrovmImage", exc, scrub) from None
-            new_version = resp.get("imageVersion")
+            new_version = self._start_update(client, id_, token, news, name, scrub)
             _log(
                 f"microvm image {name}: UpdateMicrovmImage accepted ({', '.join(plan.build)} "
                 f"changed), building version {new_version}"
@@ -343,6 +342,70 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             known_retained=olds.get("retainedVersions"),
         )
         return dyn.UpdateResult(outs)
+
+    def _adopt_newer_version(self, client, image_arn, version, news, name, scrub) -> dict | None:
+        """A version newer than the state's that already has the desired configuration (built
+        by an interrupted run of this same update) is adopted instead of building another."""
+        try:
+            image = client.get_microvm_image(imageIdentifier=image_arn)
+            latest = image.get("latestActiveImageVersion")
+            if not latest or spec.version_key(latest) <= spec.version_key(str(version or "0")):
+                return None
+            vobj = client.get_microvm_image_version(imageIdentifier=image_arn, imageVersion=latest)
+        except ClientError as exc:
+            raise _api_error("GetMicrovmImage", exc, scrub) from None
+        if plan_diff({**news, **spec.config_from_version(vobj, prior=news)}, news).build:
+            return None
+        _log(f"microvm image {name}: version {latest} has the desired configuration; adopting it")
+        return vobj
+
+    def _start_update(self, client, image_arn, token, news, name, scrub) -> str:
+        """UpdateMicrovmImage; if a build is already running (an interrupted earlier run whose
+        token the service no longer remembers), wait for it and adopt it when it carries exactly
+        the desired configuration, else send the update again."""
+        body = spec.build_request(news)
+        for attempt in range(2):
+            try:
+                resp = client.update_microvm_image(
+                    imageIdentifier=image_arn, clientToken=token, **body
+                )
+                return resp["imageVersion"]
+            except ClientError as exc:
+                busy = "already in state" in waiters.error_message(exc)
+                if not busy or attempt:
+                    raise _api_error("UpdateMicrovmImage", exc, scrub) from None
+            adopted = self._await_inflight(client, image_arn, news, name, scrub)
+            if adopted:
+                return adopted
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _await_inflight(self, client, image_arn, news, name, scrub) -> str | None:
+        try:
+            versions = _list_versions(client, image_arn)
+            versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
+            newest = versions[0]["imageVersion"] if versions else None
+            if newest is None:
+                return None
+            _log(f"microvm image {name}: version {newest} is already building; waiting for it")
+            try:
+                vobj = waiters.wait_for_image_version(
+                    client,
+                    image_arn,
+                    newest,
+                    timeout=float(news["buildTimeoutMinutes"]) * 60,
+                    progress=_progress(name),
+                )
+            except (waiters.BuildFailed, waiters.ImageGone):
+                return None
+            except waiters.WaitTimeout as exc:
+                raise MicrovmImageError(str(exc)) from None
+            wanted = plan_diff({**news, **spec.config_from_version(vobj, prior=news)}, news)
+            if not wanted.build:
+                _log(f"microvm image {name}: version {newest} has the desired configuration")
+                return newest
+            return None
+        except ClientError as exc:
+            raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
 
     def _discard_version(self, client, image_arn: str, version: str | None) -> str:
         if not version:

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--delete-seconds", type=float, default=0.5, help="asynchronous delete time"
     )
     parser.add_argument(
+        "--connector-seconds", type=float, default=0.5, help="network connector PENDING time"
+    )
+    parser.add_argument(
         "--upstream",
         type=_upstream,
         action="append",
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         iam_endpoint=args.iam_endpoint,
         transition_seconds=args.transition_seconds,
         delete_seconds=args.delete_seconds,
+        connector_seconds=args.connector_seconds,
         memory_quota_mib=args.memory_quota_mib,
         throttle_rate=args.throttle_rate,
         latency_ms=args.latency_ms,

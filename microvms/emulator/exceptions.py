@@ -106,3 +106,33 @@ class ValidationErrors(ValidationException):
         count = len(self.errors)
         noun = "error" if count == 1 else "errors"
         super().__init__(f"{count} validation {noun} detected: " + "; ".join(self.errors))
+
+
+class InvalidParameterValueException(EmulatorError):
+    """Lambda-style parameter error (``Type`` + lowercase ``message``), used by Lambda Core."""
+
+    code = "InvalidParameterValueException"
+    status = 400
+    extra_members = {"Type": "User"}
+
+
+class ResourceConflictException(EmulatorError):
+    code = "ResourceConflictException"
+    status = 409
+    extra_members = {"Type": "User"}
+
+
+class CoreResourceNotFoundException(EmulatorError):
+    """Lambda Core not-found: capital ``Message`` and nothing else (facts §7)."""
+
+    code = "ResourceNotFoundException"
+    status = 404
+    message_key = "Message"
+
+
+class TooManyRequestsException(EmulatorError):
+    """Lambda Core / tag-API throttling (``Type`` + ``message`` + ``Reason``)."""
+
+    code = "TooManyRequestsException"
+    status = 429
+    extra_members = {"Type": "User", "Reason": "CallerRateLimitExceeded"}

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from . import hooks as hook_calls
 from .clock import Clock
+from .connectors import ConnectorBackend
 from .exceptions import (
     AccessDeniedException,
     ConflictException,
@@ -148,6 +149,7 @@ class Settings:
     iam_endpoint: str | None = None
     memory_quota_mib: int | None = None
     hook_retry_interval: float = 0.1
+    connector_seconds: float = 0.5
 
 
 @dataclass
@@ -412,6 +414,7 @@ class RegionBackend:
         self.region = region
         self.images: dict[str, Image] = {}
         self.vms: dict[str, Microvm] = {}
+        self.connectors = ConnectorBackend(self)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -696,7 +699,7 @@ class RegionBackend:
         ]
 
     # ------------------------------------------------------------------ tags
-    def _taggable(self, resource: str) -> Image:
+    def _taggable(self, resource: str):
         parts = resource.split(":", 6)
         if len(parts) == 7 and parts[5] == "microvm-image" and parts[3] == self.region:
             image = self.images.get(parts[6]) if parts[4] == self.account else None
@@ -706,6 +709,9 @@ class RegionBackend:
                 f"MicroVMImage not found for MicroVMImageID: {resource}"
             )
         if len(parts) == 7 and parts[5] == "network-connector":
+            for connector in self.connectors.connectors.values():
+                if connector.arn == resource:
+                    return connector
             raise ResourceNotFoundException(f"Network connector not found for: {resource}")
         raise ResourceNotFoundException(f"The resource you requested does not exist: {resource}")
 
@@ -869,6 +875,7 @@ class RegionBackend:
                 self.state.advance_version(self, version, now)
         for vm in list(self.vms.values()):
             self.state.advance_vm(self, vm, now)
+        self.connectors.tick(now)
 
 
 class EmulatorState:
@@ -917,14 +924,14 @@ class EmulatorState:
             self.calls[operation] = self.calls.get(operation, 0) + 1
 
     # ------------------------------------------------------------------ client tokens
-    def replay(self, region: str, operation: str, params: dict):
+    def replay(self, region: str, operation: str, params: dict, token_key: str = "clientToken"):
         """Apply ``clientToken`` semantics (facts §8): same token + same body → the original body."""
-        token = params.get("clientToken")
+        token = params.get(token_key)
         if not token:
             return None, None
         key = (region, operation, token)
         fingerprint = json.dumps(
-            {k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True, default=str
+            {k: v for k, v in params.items() if k != token_key}, sort_keys=True, default=str
         )
         stored = self.client_tokens.get(key)
         if stored is None:

@@ -52,8 +52,10 @@ class MicrovmsResponses:
         backend = self.state.backend(region)
         return handler(backend, params)
 
-    def _idempotent(self, backend: RegionBackend, operation: str, params: dict, action):
-        key, replay = self.state.replay(backend.region, operation, params)
+    def _idempotent(
+        self, backend: RegionBackend, operation: str, params: dict, action, token_key="clientToken"
+    ):
+        key, replay = self.state.replay(backend.region, operation, params, token_key)
         if isinstance(replay, dict):
             return replay
         response = action()
@@ -157,3 +159,47 @@ class MicrovmsResponses:
 
     def ListTags(self, backend, params):
         return backend.list_tags(params["Resource"])
+
+    # Lambda Core network connectors (PascalCase, Marker/MaxItems pagination)
+    def _core_page(self, items: list, params: dict, operation: str, key: str) -> dict:
+        start = _decode_token(params["Marker"], operation) if params.get("Marker") else 0
+        size = params.get("MaxItems") or DEFAULT_PAGE_SIZE
+        following = start + size
+        page = {key: items[start:following]}
+        if following < len(items):
+            page["NextMarker"] = _encode_token(following, operation)  # absent on the last page
+        return page
+
+    def CreateNetworkConnector(self, backend, params):
+        return self._idempotent(
+            backend,
+            "CreateNetworkConnector",
+            params,
+            lambda: backend.connectors.create(params),
+            token_key="ClientToken",
+        )
+
+    def GetNetworkConnector(self, backend, params):
+        return backend.connectors.get(params["Identifier"])
+
+    def ListNetworkConnectors(self, backend, params):
+        items = backend.connectors.list(params.get("State"))
+        return self._core_page(items, params, "ListNetworkConnectors", "NetworkConnectors")
+
+    def UpdateNetworkConnector(self, backend, params):
+        return self._idempotent(
+            backend,
+            "UpdateNetworkConnector",
+            params,
+            lambda: backend.connectors.update(params),
+            token_key="ClientToken",
+        )
+
+    def DeleteNetworkConnector(self, backend, params):
+        return backend.connectors.delete(params["Identifier"])
+
+    def ListNetworkConnectorVersions(self, backend, params):
+        items = backend.connectors.versions(params["Identifier"])
+        return self._core_page(
+            items, params, "ListNetworkConnectorVersions", "NetworkConnectorVersions"
+        )

@@ -30,6 +30,7 @@ from .exceptions import (
     InternalServerException,
     MissingAuthenticationToken,
     ThrottlingException,
+    TooManyRequestsException,
     UnknownOperationException,
 )
 from .models import EmulatorState, Settings
@@ -48,6 +49,12 @@ def signing_region(authorization: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def presigned_region(credential: str | None) -> str | None:
+    """The region of a presigned URL's ``X-Amz-Credential`` (``AKID/date/region/service/aws4_request``)."""
+    parts = (credential or "").split("/")
+    return parts[2] if len(parts) == 5 and parts[4] == "aws4_request" else None
+
+
 def _json(data, status: int = 200) -> Response:
     return Response(json.dumps(data), status=status, content_type="application/json")
 
@@ -56,7 +63,7 @@ def error_response(error: EmulatorError) -> Response:
     status = wire.error_status(error.code, error.status or 400)
     headers = {"X-Amzn-Errortype": error.code, "x-amzn-RequestId": str(uuid.uuid4())}
     headers.update(error.headers)
-    if isinstance(error, ThrottlingException):
+    if isinstance(error, ThrottlingException | TooManyRequestsException):
         headers.setdefault("Retry-After", "1")
     return Response(
         json.dumps(error.body()), status=status, content_type="application/json", headers=headers
@@ -92,25 +99,29 @@ class EmulatorApp:
                 raise UnknownOperationException(
                     f"Unknown operation: {request.method} {raw_path.split('?', 1)[0]}"
                 )
-            operation, labels = route
+            service, operation, labels = route
             state.count(operation)
-            region = signing_region(request.headers.get("Authorization"))
+            region = signing_region(request.headers.get("Authorization")) or presigned_region(
+                request.args.get("X-Amz-Credential")
+            )
             if region is None:
                 raise MissingAuthenticationToken("Missing Authentication Token")
             latency = state.faults.latency_ms
             if latency:
                 time.sleep(latency / 1000.0)
             if state.should_throttle():
+                if service == wire.CORE_SERVICE:
+                    raise TooManyRequestsException("Rate exceeded")
                 raise ThrottlingException("Rate exceeded")
             query = {key: request.args.getlist(key) for key in request.args}
             params = wire.parse_request(
-                operation, labels, query, dict(request.headers), request.get_data()
+                operation, labels, query, dict(request.headers), request.get_data(), service
             )
-            wire.validate_input(operation, params)
+            wire.validate_input(operation, params, service)
             with state.lock:
                 state.tick()
                 data = self.responses.dispatch(operation, region, params)
-            status, headers, body = wire.serialize_output(operation, data)
+            status, headers, body = wire.serialize_output(operation, data, service)
             headers["x-amzn-RequestId"] = str(uuid.uuid4())
             response = Response(body, status=status, headers=headers)
             if not body:
@@ -146,7 +157,9 @@ class EmulatorApp:
         return _json({})
 
     def admin_faults_get(self, body) -> Response:
-        return _json(self.state.faults.as_dict())
+        return _json(
+            {**self.state.faults.as_dict(), "memoryQuotaMiB": self.state.settings.memory_quota_mib}
+        )
 
     def admin_faults(self, body) -> Response:
         faults = self.state.faults
@@ -162,12 +175,17 @@ class EmulatorApp:
                     raise ValueError("failNextBuilds must be a list of stateReason strings")
                 faults.fail_next_builds.clear()
                 faults.fail_next_builds.extend(reasons)
+            if "memoryQuotaMiB" in body:
+                quota = body["memoryQuotaMiB"]
+                if quota is not None and (not isinstance(quota, int) or quota < 0):
+                    raise ValueError("memoryQuotaMiB must be a non-negative integer or null")
+                self.state.settings.memory_quota_mib = quota
             if "latencyMs" in body:
                 latency = float(body["latencyMs"])
                 if latency < 0:
                     raise ValueError("latencyMs must be >= 0")
                 faults.latency_ms = latency
-        return _json(faults.as_dict())
+        return _json({**faults.as_dict(), "memoryQuotaMiB": self.state.settings.memory_quota_mib})
 
     def admin_clock_advance(self, body) -> Response:
         seconds = float(body.get("seconds", 0))
@@ -232,6 +250,7 @@ class EmulatorServer:
         *,
         transition_seconds: float = 0.2,
         delete_seconds: float = 0.5,
+        connector_seconds: float = 0.5,
         memory_quota_mib: int | None = None,
         throttle_rate: float = 0.0,
         latency_ms: float = 0.0,
@@ -246,6 +265,7 @@ class EmulatorServer:
             run_seconds=run_seconds,
             transition_seconds=transition_seconds,
             delete_seconds=delete_seconds,
+            connector_seconds=connector_seconds,
             upstreams={int(k): v.rstrip("/") for k, v in (upstreams or {}).items()},
             s3_endpoint=s3_endpoint,
             iam_endpoint=iam_endpoint,

@@ -2,8 +2,8 @@
 
 * ``Host: <uuid>.lambda-microvm.<region>.on.aws`` → the per-VM endpoint proxy (:mod:`.proxy`);
 * ``/_emulator/...`` → the admin API (calls, faults, clock, reset);
-* everything else → the ``lambda-microvms`` control plane, routed by the botocore model's
-  ``requestUri``/``method`` (:func:`.wire.match_route`).
+* everything else → the ``lambda-microvms`` control plane (and the ``lambda-core`` network
+  connectors), routed by the botocore models' ``requestUri``/``method`` (:func:`.wire.match_any`).
 """
 
 from __future__ import annotations
@@ -27,5 +27,8 @@ admin_paths = {
 
 
 def control_plane_route(method: str, raw_path: str):
-    """``(operation, labels)`` for a control-plane request, or ``None``."""
-    return wire.match_route(method, raw_path)
+    """``(service, operation, labels)`` for a control-plane request, or ``None``.
+
+    ``lambda-microvms`` routes first, then the ``lambda-core`` network-connector routes.
+    """
+    return wire.match_any(method, raw_path)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +332,8 @@ def test_gc_dry_run_then_for_real(env):
     assert dry["dryRun"] is True and dry["terminated"] == []
     assert sorted(c["microvmId"] for c in dry["candidates"]) == ids
     assert {i["state"] for i in env.client.list_microvms()["items"]} == {"RUNNING"}
+    paged = ok("ls", "--image", env.image, "--page-size", "1").json  # two pages, both listed
+    assert sorted(i["microvmId"] for i in paged) == ids
     done = ok("gc", "--image", env.image, "--wait").json
     assert sorted(done["terminated"]) == ids and done["failed"] == []
     assert {i["state"] for i in env.client.list_microvms()["items"]} == {"TERMINATED"}
@@ -410,3 +413,35 @@ def test_table_output_and_throttling_is_retried(env):
         after.get(op, 0) - before.get(op, 0) for op in ("TerminateMicrovm", "GetMicrovm")
     )
     assert attempts > 10  # at least 5 terminates + 5 gets, plus the throttled retries
+
+
+def test_shell_on_a_terminal_goes_raw_and_ctrl_bracket_quits(env):
+    import termios
+
+    vm_id = _run_vm(env, "--ingress", "SHELL_INGRESS")["microvmId"]
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "microvms", "shell", vm_id],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=dict(os.environ),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        # The CLI switches the terminal to raw mode only once the WebSocket is open.
+        while termios.tcgetattr(slave)[3] & termios.ICANON:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "shell never put the terminal in raw mode"
+            time.sleep(0.05)
+        os.write(master, b"id\r")
+        time.sleep(0.5)
+        os.write(master, b"\x1d")  # Ctrl-] ends the session
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        lflag = termios.tcgetattr(slave)[3]
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, err
+    assert out == b"echo:id\r"
+    assert lflag & termios.ICANON  # the terminal was restored
+    ok("terminate", vm_id, "--wait")

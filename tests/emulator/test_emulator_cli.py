@@ -47,9 +47,9 @@ def emulator_process(upstream):
     try:
         line = process.stdout.readline().strip()
         match = LISTENING.match(line)
-        assert match, (
-            f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
-        )
+        if not match:
+            process.wait(timeout=10)
+            pytest.fail(f"unexpected first line {line!r}; stderr: {process.stderr.read()}")
         yield match.group(1), process, app
     finally:
         if process.poll() is None:

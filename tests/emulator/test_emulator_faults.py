@@ -49,7 +49,7 @@ def test_throttle_rate_raises_throttling_exception(emulator):
         "lambda-microvms",
         region_name="us-east-1",
         endpoint_url=emulator.url,
-        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
     )
     status, faults = admin(emulator, "faults", {"throttleRate": 1.0})
     assert status == 200 and faults["throttleRate"] == 1.0
@@ -60,17 +60,24 @@ def test_throttle_rate_raises_throttling_exception(emulator):
     assert err["Error"]["Message"] == "Rate exceeded"
     assert err["ResponseMetadata"]["HTTPStatusCode"] == 429
     assert isinstance(excinfo.value, no_retry.exceptions.ThrottlingException)
-    admin(emulator, "faults", {"throttleRate": 0.5})
     retrying = boto3.client(
         "lambda-microvms",
         region_name="us-east-1",
         endpoint_url=emulator.url,
-        config=Config(retries={"mode": "standard", "max_attempts": 10}),
+        config=Config(retries={"mode": "standard", "total_max_attempts": 2}),
     )
     admin(emulator, "calls/reset", {})
-    for _ in range(5):
+    with pytest.raises(retrying.exceptions.ThrottlingException):
         retrying.list_microvm_images()
-    assert emulator.calls()["ListMicrovmImages"] > 5  # retries were counted as calls
+    assert emulator.calls() == {"ListMicrovmImages": 2}  # the SDK retried once; both counted
+    admin(emulator, "faults", {"throttleRate": 0.5})
+    throttled = 0
+    for _ in range(100):
+        try:
+            no_retry.list_managed_microvm_images()
+        except no_retry.exceptions.ThrottlingException:
+            throttled += 1
+    assert 20 < throttled < 80  # binomial(100, 0.5): outside this band is ~1e-9 likely
     assert admin(emulator, "faults", {"throttleRate": 2})[0] == 400
 
 
@@ -101,6 +108,21 @@ def test_fail_next_builds_with_chosen_reason(emulator, microvms_client):
         "2.0",
         "1.0",
     )
+
+
+def test_memory_quota_through_admin(emulator, microvms_client):
+    from tests.fixtures.emulator import built_image
+
+    arn = built_image(microvms_client, "quota-admin")
+    status, faults = admin(emulator, "faults", {"memoryQuotaMiB": 2048})
+    assert (status, faults["memoryQuotaMiB"]) == (200, 2048)
+    microvms_client.run_microvm(imageIdentifier=arn)
+    with pytest.raises(ClientError) as excinfo:
+        microvms_client.run_microvm(imageIdentifier=arn)
+    assert excinfo.value.response["Error"]["Code"] == "ServiceQuotaExceededException"
+    admin(emulator, "faults", {"memoryQuotaMiB": None})
+    assert microvms_client.run_microvm(imageIdentifier=arn)["state"] == "PENDING"
+    assert admin(emulator, "faults", {"memoryQuotaMiB": -1})[0] == 400
 
 
 def test_latency_and_clock_admin(emulator, microvms_client):
@@ -227,3 +249,27 @@ def test_s3_and_iam_cross_checks(emulator_factory, moto_server):
     for name in ("cond", "ec2", "ghost-role"):
         state, reason = outcome[name]
         assert state == "FAILED" and "unable to assume role" in reason, name
+
+
+def test_region_comes_from_the_signing_scope(emulator):
+    from microvms.emulator.server import presigned_region, signing_region
+
+    header = (
+        "AWS4-HMAC-SHA256 Credential=ANYKEY/20260801/eu-west-1/lambda/aws4_request, "
+        "SignedHeaders=host, Signature=abc"
+    )
+    assert signing_region(header) == "eu-west-1"
+    assert signing_region("Basic dXNlcjpwYXNz") is None
+    assert (
+        presigned_region("ANYKEY/20260801/ap-northeast-1/lambda/aws4_request") == "ap-northeast-1"
+    )
+    assert presigned_region("garbage") is None
+    client = boto3.client(
+        "lambda-microvms",
+        region_name="ap-northeast-1",
+        endpoint_url=emulator.url,
+        aws_access_key_id="AKIAANYTHING",
+        aws_secret_access_key="whatever",
+    )
+    arns = [i["imageArn"] for i in client.list_managed_microvm_images()["items"]]
+    assert arns == ["arn:aws:lambda:ap-northeast-1:aws:microvm-image:al2023-1"]

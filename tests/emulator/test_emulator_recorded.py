@@ -506,3 +506,101 @@ def test_run_burst_hits_the_memory_ceiling(emulator_factory):
             "resourceType": None,
             "serviceCode": None,
         }
+
+
+CONNECTOR_BODY = {
+    "Name": "m80-conf-connector",
+    "Configuration": {
+        "VpcEgressConfiguration": {
+            "SubnetIds": ["subnet-00000000000000001"],
+            "SecurityGroupIds": ["sg-00000000000000001"],
+            "AssociatedComputeResourceTypes": ["MicroVm"],
+            "NetworkProtocol": "IPv4",
+        }
+    },
+    "ClientToken": "m80-conformance-create-token-01",
+    "OperatorRole": f"arn:aws:iam::{ACCOUNT}:role/m80-conformance-connector-operator",
+}
+CONNECTOR_CORE = {"Arn", "Configuration", "Id", "Name", "OperatorRole", "State"}
+
+
+def test_connectors(raw):
+    created = raw("POST", "/2026-04-04/network-connectors", CONNECTOR_BODY)
+    assert created.status == 202
+    assert set(created.json) == CONNECTOR_CORE  # absent members omitted, not null
+    assert (created.json["Name"], created.json["State"]) == ("m80-conf-connector", "PENDING")
+    connector_id = created.json["Id"]
+    assert connector_id.startswith("nc-")
+    assert (
+        created.json["Arn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:network-connector:{connector_id}"
+    )
+    path = f"/2026-04-04/network-connectors/{connector_id}"
+    active = raw.until(path, "State", "ACTIVE")
+    assert set(active.json) == CONNECTOR_CORE | {"LastModified", "StateReason"}
+    assert active.json["StateReason"] == "Initial creation"
+    listed = raw("GET", "/2026-04-04/network-connectors")
+    assert listed.status == 200 and "NextMarker" not in listed.json
+    assert [set(i) for i in listed.json["NetworkConnectors"]] == [
+        {"Arn", "Id", "LastModified", "Name", "State", "Type"}
+    ]
+    assert listed.json["NetworkConnectors"][0]["Type"] == "VPC_EGRESS"
+    update = {k: v for k, v in CONNECTOR_BODY.items() if k != "Name"}
+    updated = raw("PUT", path, {**update, "ClientToken": "m80-conformance-update-token-01"})
+    assert updated.status == 202
+    assert set(updated.json) == CONNECTOR_CORE | {
+        "LastModified",
+        "LastUpdateStatus",
+        "LastUpdateStatusReason",
+    }
+    assert (updated.json["LastUpdateStatus"], updated.json["LastUpdateStatusReason"]) == (
+        "Successful",
+        "No configuration changes detected",
+    )
+    deleted = raw("DELETE", path)
+    assert deleted.status == 202 and set(deleted.json) == CONNECTOR_CORE
+    assert deleted.json["State"] == "DELETING"
+
+
+def test_connector_errors(raw):
+    missing = raw("GET", "/2026-04-04/network-connectors/nc-m80-does-not-exist")
+    assert (missing.status, missing.error_type) == (404, "ResourceNotFoundException")
+    assert missing.json == {
+        "Message": f"Network connector not found for: arn:aws:lambda:{REGION}:{ACCOUNT}:network-connector:nc-m80-does-not-exist"
+    }
+    subnets = [f"subnet-{i:017d}" for i in range(1, 18)]
+    too_many = raw(
+        "POST",
+        "/2026-04-04/network-connectors",
+        {
+            "Name": "m80-conf-too-many-subnets",
+            "Configuration": {
+                "VpcEgressConfiguration": {
+                    "SubnetIds": subnets,
+                    "SecurityGroupIds": ["sg-00000000000000001"],
+                }
+            },
+        },
+    )
+    # Model constraints come before the prose rules (the probe also lacked four enforced members).
+    assert (too_many.status, too_many.error_type) == (400, "ValidationException")
+    assert too_many.json == {
+        "message": f"1 validation error detected: Value '[{', '.join(subnets)}]' at "
+        "'configuration.vpcEgressConfiguration.subnetIds' failed to satisfy constraint: Member "
+        "must have length less than or equal to 16"
+    }
+    no_token = raw(
+        "POST",
+        "/2026-04-04/network-connectors",
+        {k: v for k, v in CONNECTOR_BODY.items() if k != "ClientToken"},
+    )
+    assert (no_token.status, no_token.error_type) == (400, "InvalidParameterValueException")
+    assert no_token.json["message"] == "ClientToken is a required field"
+    no_role = raw(
+        "POST",
+        "/2026-04-04/network-connectors",
+        {k: v for k, v in CONNECTOR_BODY.items() if k != "OperatorRole"},
+    )
+    assert (no_role.status, no_role.json["message"]) == (
+        400,
+        "NetworkConnectorOperatorRole is required for VPC_EGRESS connector type",
+    )

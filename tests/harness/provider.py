@@ -24,11 +24,13 @@ and the provider's traceback in ``details``.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -118,13 +120,28 @@ def default_python(cwd: Path) -> str:
     return sys.executable
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the test process dies, so no plugin outlives a crashed run."""
-    import ctypes
-    import signal
+# Run as ``python -S -c _EXEC_WITH_PDEATHSIG <argv...>``: ask Linux to SIGTERM the process when
+# the test process dies (even by SIGKILL or a pytest-timeout hard exit), then exec the real plugin
+# command unchanged. Done with a tiny exec wrapper because ``preexec_fn`` forks a Python child
+# while gRPC threads run, which crashes it.
+_EXEC_WITH_PDEATHSIG = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    "    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "except OSError:\n"
+    "    pass\n"
+    "if os.getppid() == int(sys.argv[1]):\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+_LIVE_PLUGINS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_plugins() -> None:
+    """Stop plugins a test forgot to stop (a leaked fixture) when the test process exits."""
+    for plugin in list(_LIVE_PLUGINS):
+        plugin.stop()
 
 
 class _Plugin:
@@ -132,6 +149,9 @@ class _Plugin:
 
     def __init__(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], name: str):
         self.name = name
+        if sys.platform.startswith("linux"):
+            argv = [sys.executable, "-S", "-c", _EXEC_WITH_PDEATHSIG, str(os.getpid()), *argv]
+        self.argv = argv
         self.proc = subprocess.Popen(
             argv,
             cwd=str(cwd),
@@ -139,7 +159,6 @@ class _Plugin:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
@@ -151,6 +170,7 @@ class _Plugin:
         ]
         for t in self._threads:
             t.start()
+        _LIVE_PLUGINS.add(self)
         if not self._port_ready.wait(STARTUP_TIMEOUT) or not self._port_line:
             self.stop()
             raise RuntimeError(

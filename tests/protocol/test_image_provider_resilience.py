@@ -96,3 +96,49 @@ def test_killed_mid_create_and_rerun_makes_one_image(emulator_factory, token_rem
     assert created.outputs["state"] == "CREATED" and created.outputs["imageVersion"] == "1.0"
     if not token_remembered:
         assert "re-attaching to the build started by an interrupted run" in second.provider.stderr
+
+
+@pytest.mark.parametrize(
+    "build_seconds", [2.0, 9.0], ids=["build-finished-meanwhile", "build-still-running"]
+)
+def test_killed_mid_update_and_rerun_builds_one_version(emulator_factory, build_seconds):
+    emu = emulator_factory(build_seconds=build_seconds)
+    first = start_rig(emu)
+    inputs, created = first.create()
+    news, _ = first.plan(created.outputs, inputs, resources=[{"minimumMemoryInMiB": 4096}])
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = first.provider.update(
+                created.id, first.urn, created.outputs, news, inputs
+            )
+        except ProviderError as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    first.reset_calls()
+    thread.start()
+    _wait_for(lambda: first.calls().get("GetMicrovmImageVersion", 0) >= 1)
+    first.provider._plugin.proc.kill()
+    thread.join(30)
+    first.provider.stop()
+    assert "error" in box
+    emu.state.client_tokens.clear()  # the worst case: the service forgot the token
+
+    # the engine still holds the old state and retries the same update
+    second = start_rig(emu)
+    dbg = (second.aws.get_microvm_image(imageIdentifier=created.id), second.aws.list_microvm_image_versions(imageIdentifier=created.id)["items"])
+    try:
+        out = second.provider.update(created.id, second.urn, created.outputs, news, inputs)
+    finally:
+        second.provider.stop()
+    assert out["imageVersion"] == "2.0", (dbg, second.provider.stderr)
+    versions = sorted(
+        v["imageVersion"]
+        for v in second.aws.list_microvm_image_versions(imageIdentifier=created.id)["items"]
+    )
+    assert versions == ["1.0", "2.0"]
+    assert "version 2.0 has the desired configuration" in second.provider.stderr
+    if build_seconds > 5:
+        assert "version 2.0 is already building; waiting for it" in second.provider.stderr

@@ -145,7 +145,12 @@ def shared_rig():
     """One emulator and one plugin process per module (starting Python + pulumi + boto3 costs
     seconds on a busy box); each test starts from an emptied emulator."""
     emulator = EmulatorServer(**FAST_OPTIONS)
-    r = start_rig(emulator)
+    with pytest.MonkeyPatch.context() as mp:
+        # module scope runs before the suite's hermetic fixture: keep the plugin hermetic too
+        for key in list(os.environ):
+            if key.startswith("AWS_ENDPOINT_URL") or key in ("AWS_PROFILE", "MICROVMS_PROXY_URL"):
+                mp.delenv(key)
+        r = start_rig(emulator)
     try:
         yield r
     finally:

@@ -40,7 +40,11 @@ def role(name="exec", tags=EXEC_TAGS, **inputs):
     if tags is not None:
         props["tags"] = tags
     return make_resource(
-        "aws:iam/role:Role", name, props, provider_inputs=PROVIDER, outputs={**props, "arn": arn_of(name)}
+        "aws:iam/role:Role",
+        name,
+        props,
+        provider_inputs=PROVIDER,
+        outputs={**props, "arn": arn_of(name)},
     )
 
 
@@ -114,10 +118,7 @@ def customer(document, *, preview_unknown=False, in_stack=True):
     r = role()
     pol = managed("app-read", document)
     arn = pol.outputs["arn"]
-    if preview_unknown:
-        att = attach(r, UNKNOWN, deps={"policyArn": [pol.urn]})
-    else:
-        att = attach(r, arn)
+    att = attach(r, UNKNOWN, deps={"policyArn": [pol.urn]}) if preview_unknown else attach(r, arn)
     return [r, pol, att] if in_stack else [r, att]
 
 
@@ -138,7 +139,10 @@ def passed_by_microvm(document, *, known=True, role_in_stack=True):
     vm = make_resource(
         "aws:lambdamicrovms/microvm:Microvm",
         "vm",
-        {"imageArn": "arn:aws:lambda:us-east-1:111111111111:microvm-image:img", "executionRoleArn": arn_of("plain-role") if known else UNKNOWN},
+        {
+            "imageArn": "arn:aws:lambda:us-east-1:111111111111:microvm-image:img",
+            "executionRoleArn": arn_of("plain-role") if known else UNKNOWN,
+        },
         provider_inputs=PROVIDER,
         property_dependencies={"executionRoleArn": [r.urn]} if role_in_stack else {},
     )
@@ -151,7 +155,13 @@ def passed_by_command(document, *, known=True):
     cmd = make_resource(
         "command:local:Command",
         "smoke",
-        {"create": "python -m microvms smoke", "environment": {"MICROVMS_EXECUTION_ROLE_ARN": arn_of("smoke-role") if known else UNKNOWN, "AWS_REGION": "us-east-1"}},
+        {
+            "create": "python -m microvms smoke",
+            "environment": {
+                "MICROVMS_EXECUTION_ROLE_ARN": arn_of("smoke-role") if known else UNKNOWN,
+                "AWS_REGION": "us-east-1",
+            },
+        },
         property_dependencies={"environment": [r.urn]},
     )
     return [r, role_policy(r, document), cmd]
@@ -169,7 +179,11 @@ CASES = [
     ("glob-get", single(allow("s3:Get*")), None),
     ("glob-list", single(allow("s3:List*")), None),
     ("glob-describe", single(allow("ec2:Describe*")), None),
-    ("bedrock-invoke", single(allow(["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"])), None),
+    (
+        "bedrock-invoke",
+        single(allow(["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"])),
+        None,
+    ),
     ("own-log-group", single(LOGS), None),
     ("own-log-group-streams", single(allow("logs:PutLogEvents", f"{LG}:log-stream:*")), None),
     ("deny-ignored", single(READ, {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}), None),
@@ -178,19 +192,59 @@ CASES = [
     ("document-as-object", single(READ, as_json=False), None),
     ("managed-read-only-access", with_managed("arn:aws:iam::aws:policy/ReadOnlyAccess"), None),
     ("managed-read-only-china", with_managed("arn:aws-cn:iam::aws:policy/ReadOnlyAccess"), None),
-    ("managed-view-only-govcloud", with_managed("arn:aws-us-gov:iam::aws:policy/job-function/ViewOnlyAccess"), None),
-    ("managed-s3-read-only-on-role", with_managed("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", via="role"), None),
-    ("managed-read-only-exclusive", with_managed("arn:aws:iam::aws:policy/ReadOnlyAccess", via="exclusive"), None),
+    (
+        "managed-view-only-govcloud",
+        with_managed("arn:aws-us-gov:iam::aws:policy/job-function/ViewOnlyAccess"),
+        None,
+    ),
+    (
+        "managed-s3-read-only-on-role",
+        with_managed("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", via="role"),
+        None,
+    ),
+    (
+        "managed-read-only-exclusive",
+        with_managed("arn:aws:iam::aws:policy/ReadOnlyAccess", via="exclusive"),
+        None,
+    ),
     ("customer-policy-read-only", customer(doc(READ)), None),
     ("customer-policy-preview-deps", customer(doc(READ), preview_unknown=True), None),
-    ("role-ref-unknown-resolved-by-deps", (lambda r: [r, role_policy(r, doc(READ), role_ref=UNKNOWN)])(role()), None),
-    ("untagged-admin-role-out-of-scope", [role(name="ops", tags={"team": "ops"}, managedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"])], None),
+    (
+        "role-ref-unknown-resolved-by-deps",
+        (lambda r: [r, role_policy(r, doc(READ), role_ref=UNKNOWN)])(role()),
+        None,
+    ),
+    (
+        "untagged-admin-role-out-of-scope",
+        [
+            role(
+                name="ops",
+                tags={"team": "ops"},
+                managedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"],
+            )
+        ],
+        None,
+    ),
     ("build-role-out-of-scope", single(WRITE, tags={"lambda-microvms:role": "build"}), None),
-    ("inline-policies-read-only", [role(inlinePolicies=[{"name": "read", "policy": doc(READ)}])], None),
+    (
+        "inline-policies-read-only",
+        [role(inlinePolicies=[{"name": "read", "policy": doc(READ)}])],
+        None,
+    ),
     ("policy-attachment-read-only", policy_attachment(doc(READ)), None),
     ("microvm-passes-read-only-role", passed_by_microvm(doc(READ)), None),
     ("command-passes-read-only-role", passed_by_command(doc(READ)), None),
-    ("read-with-conditions", single(allow("s3:GetObject", f"arn:aws:s3:::b/*", Condition={"StringEquals": {"aws:ResourceAccount": ACCOUNT}})), None),
+    (
+        "read-with-conditions",
+        single(
+            allow(
+                "s3:GetObject",
+                "arn:aws:s3:::b/*",
+                Condition={"StringEquals": {"aws:ResourceAccount": ACCOUNT}},
+            )
+        ),
+        None,
+    ),
     # ---- failing ----
     ("s3-put-object", single(WRITE), "allows non-read actions s3:PutObject (Write)"),
     ("s3-star", single(allow("s3:*")), "allows non-read actions s3:"),
@@ -198,42 +252,201 @@ CASES = [
     ("tagging-write", single(allow("iam:TagRole")), "iam:TagRole (Tagging, Write)"),
     ("pass-role", single(allow("iam:PassRole", arn_of("x"))), "iam:PassRole (Write)"),
     ("kms-decrypt-is-write", single(allow("kms:Decrypt")), "kms:Decrypt (Write)"),
-    ("write-scoped-and-conditioned", single(allow("s3:PutObject", "arn:aws:s3:::b/only/this", Condition={"Bool": {"aws:SecureTransport": "true"}})), "s3:PutObject (Write)"),
-    ("not-action", single({"Effect": "Allow", "NotAction": ["s3:Get*"], "Resource": "*"}), "NotAction allows non-read actions"),
-    ("typo-action", single(allow("s3:GetObjectt")), "action 's3:GetObjectt' is not in the IAM action dataset"),
-    ("unknown-service", single(allow("foo:Bar")), "action 'foo:Bar' is not in the IAM action dataset"),
-    ("logs-on-star", single(allow(["logs:CreateLogStream", "logs:PutLogEvents"])), "Resource '*' is not the role's own log group"),
-    ("logs-other-group", single(allow("logs:PutLogEvents", LG.replace("agent-sandbox", "other"))), "is not the role's own log group"),
-    ("logs-not-resource", single({"Effect": "Allow", "Action": "logs:PutLogEvents", "NotResource": "arn:aws:logs:*:*:log-group:/secret"}), "it uses NotResource"),
-    ("logs-without-tag", single(LOGS, tags={"lambda-microvms:role": "execution"}), "the role has no lambda-microvms:log-group tag"),
-    ("logs-tag-wrong-prefix", single(allow("logs:PutLogEvents", "arn:aws:logs:us-east-1:111111111111:log-group:/app/x"), tags={"lambda-microvms:role": "execution", "lambda-microvms:log-group": "arn:aws:logs:us-east-1:111111111111:log-group:/app/x"}), "is not under one of /aws/lambda-microvms/, /aws/lambda/microvms/"),
-    ("logs-tag-wildcard", single(allow("logs:PutLogEvents", "arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda-microvms/*"), tags={"lambda-microvms:role": "execution", "lambda-microvms:log-group": "arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda-microvms/*"}), "contains a wildcard"),
-    ("logs-create-log-group", single(allow("logs:CreateLogGroup", LG)), "logs:CreateLogGroup (Write)"),
-    ("managed-administrator", with_managed("arn:aws:iam::aws:policy/AdministratorAccess"), "grants every action on every resource"),
-    ("managed-power-user", with_managed("arn:aws:iam::aws:policy/PowerUserAccess"), "PowerUserAccess"),
-    ("managed-basic-execution", with_managed("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"), "writes CloudWatch Logs on '*'"),
-    ("managed-admin-china-on-role", with_managed("arn:aws-cn:iam::aws:policy/AdministratorAccess", via="role"), "grants every action"),
-    ("managed-unlisted", with_managed("arn:aws:iam::aws:policy/AmazonBedrockFullAccess"), "is not in the pack's table of judged managed policies"),
-    ("managed-power-user-exclusive", with_managed("arn:aws:iam::aws:policy/PowerUserAccess", via="exclusive"), "PowerUserAccess"),
-    ("customer-not-in-stack", customer(doc(READ), in_stack=False), "customer-managed policy 'arn:aws:iam::111111111111:policy/app-read' is not defined in this stack"),
+    (
+        "write-scoped-and-conditioned",
+        single(
+            allow(
+                "s3:PutObject",
+                "arn:aws:s3:::b/only/this",
+                Condition={"Bool": {"aws:SecureTransport": "true"}},
+            )
+        ),
+        "s3:PutObject (Write)",
+    ),
+    (
+        "not-action",
+        single({"Effect": "Allow", "NotAction": ["s3:Get*"], "Resource": "*"}),
+        "NotAction allows non-read actions",
+    ),
+    (
+        "typo-action",
+        single(allow("s3:GetObjectt")),
+        "action 's3:GetObjectt' is not in the IAM action dataset",
+    ),
+    (
+        "unknown-service",
+        single(allow("foo:Bar")),
+        "action 'foo:Bar' is not in the IAM action dataset",
+    ),
+    (
+        "logs-on-star",
+        single(allow(["logs:CreateLogStream", "logs:PutLogEvents"])),
+        "Resource '*' is not the role's own log group",
+    ),
+    (
+        "logs-other-group",
+        single(allow("logs:PutLogEvents", LG.replace("agent-sandbox", "other"))),
+        "is not the role's own log group",
+    ),
+    (
+        "logs-not-resource",
+        single(
+            {
+                "Effect": "Allow",
+                "Action": "logs:PutLogEvents",
+                "NotResource": "arn:aws:logs:*:*:log-group:/secret",
+            }
+        ),
+        "it uses NotResource",
+    ),
+    (
+        "logs-without-tag",
+        single(LOGS, tags={"lambda-microvms:role": "execution"}),
+        "the role has no lambda-microvms:log-group tag",
+    ),
+    (
+        "logs-tag-wrong-prefix",
+        single(
+            allow("logs:PutLogEvents", "arn:aws:logs:us-east-1:111111111111:log-group:/app/x"),
+            tags={
+                "lambda-microvms:role": "execution",
+                "lambda-microvms:log-group": "arn:aws:logs:us-east-1:111111111111:log-group:/app/x",
+            },
+        ),
+        "is not under one of /aws/lambda-microvms/, /aws/lambda/microvms/",
+    ),
+    (
+        "logs-tag-wildcard",
+        single(
+            allow(
+                "logs:PutLogEvents",
+                "arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda-microvms/*",
+            ),
+            tags={
+                "lambda-microvms:role": "execution",
+                "lambda-microvms:log-group": "arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda-microvms/*",
+            },
+        ),
+        "contains a wildcard",
+    ),
+    (
+        "logs-create-log-group",
+        single(allow("logs:CreateLogGroup", LG)),
+        "logs:CreateLogGroup (Write)",
+    ),
+    (
+        "managed-administrator",
+        with_managed("arn:aws:iam::aws:policy/AdministratorAccess"),
+        "grants every action on every resource",
+    ),
+    (
+        "managed-power-user",
+        with_managed("arn:aws:iam::aws:policy/PowerUserAccess"),
+        "PowerUserAccess",
+    ),
+    (
+        "managed-basic-execution",
+        with_managed("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"),
+        "writes CloudWatch Logs on '*'",
+    ),
+    (
+        "managed-admin-china-on-role",
+        with_managed("arn:aws-cn:iam::aws:policy/AdministratorAccess", via="role"),
+        "grants every action",
+    ),
+    (
+        "managed-unlisted",
+        with_managed("arn:aws:iam::aws:policy/AmazonBedrockFullAccess"),
+        "is not in the pack's table of judged managed policies",
+    ),
+    (
+        "managed-power-user-exclusive",
+        with_managed("arn:aws:iam::aws:policy/PowerUserAccess", via="exclusive"),
+        "PowerUserAccess",
+    ),
+    (
+        "customer-not-in-stack",
+        customer(doc(READ), in_stack=False),
+        "customer-managed policy 'arn:aws:iam::111111111111:policy/app-read' is not defined in this stack",
+    ),
     ("customer-policy-write", customer(doc(WRITE)), "s3:PutObject (Write)"),
-    ("customer-policy-preview-write", customer(doc(WRITE), preview_unknown=True), "s3:PutObject (Write)"),
-    ("preview-policy-arn-unknown-no-deps", (lambda r: [r, attach(r, UNKNOWN)])(role()), "'policyArn' is unknown during preview, so this guardrail cannot be verified until apply"),
-    ("preview-policy-document-unknown", (lambda r: [r, role_policy(r, UNKNOWN)])(role()), "'policy' is unknown during preview"),
-    ("preview-action-unknown", single(allow(UNKNOWN), as_json=False), "its Action is unknown during preview and cannot be verified until apply"),
-    ("preview-log-resource-unknown", single(allow("logs:PutLogEvents", UNKNOWN), as_json=False), "its Resource is unknown during preview"),
-    ("inline-policies-write", [role(inlinePolicies=[{"name": "w", "policy": doc(WRITE)}])], "inline policy 'w'"),
+    (
+        "customer-policy-preview-write",
+        customer(doc(WRITE), preview_unknown=True),
+        "s3:PutObject (Write)",
+    ),
+    (
+        "preview-policy-arn-unknown-no-deps",
+        (lambda r: [r, attach(r, UNKNOWN)])(role()),
+        "'policyArn' is unknown during preview, so this guardrail cannot be verified until apply",
+    ),
+    (
+        "preview-policy-document-unknown",
+        (lambda r: [r, role_policy(r, UNKNOWN)])(role()),
+        "'policy' is unknown during preview",
+    ),
+    (
+        "preview-action-unknown",
+        single(allow(UNKNOWN), as_json=False),
+        "its Action is unknown during preview and cannot be verified until apply",
+    ),
+    (
+        "preview-log-resource-unknown",
+        single(allow("logs:PutLogEvents", UNKNOWN), as_json=False),
+        "its Resource is unknown during preview",
+    ),
+    (
+        "inline-policies-write",
+        [role(inlinePolicies=[{"name": "w", "policy": doc(WRITE)}])],
+        "inline policy 'w'",
+    ),
     ("policy-attachment-write", policy_attachment(doc(WRITE)), "policy attachment 'shared-attach'"),
-    ("microvm-passes-write-role", passed_by_microvm(doc(WRITE)), "passed as execution role by aws:lambdamicrovms/microvm:Microvm 'vm'"),
-    ("microvm-passes-unknown-arn", passed_by_microvm(doc(WRITE), known=False), "s3:PutObject (Write)"),
-    ("microvm-passes-role-not-in-stack", passed_by_microvm(doc(READ), role_in_stack=False), "no such role is defined in this stack"),
-    ("command-passes-write-role", passed_by_command(doc(WRITE)), "passed as execution role by command:local:Command 'smoke'"),
-    ("command-passes-unknown-arn", passed_by_command(doc(WRITE), known=False), "s3:PutObject (Write)"),
+    (
+        "microvm-passes-write-role",
+        passed_by_microvm(doc(WRITE)),
+        "passed as execution role by aws:lambdamicrovms/microvm:Microvm 'vm'",
+    ),
+    (
+        "microvm-passes-unknown-arn",
+        passed_by_microvm(doc(WRITE), known=False),
+        "s3:PutObject (Write)",
+    ),
+    (
+        "microvm-passes-role-not-in-stack",
+        passed_by_microvm(doc(READ), role_in_stack=False),
+        "no such role is defined in this stack",
+    ),
+    (
+        "command-passes-write-role",
+        passed_by_command(doc(WRITE)),
+        "passed as execution role by command:local:Command 'smoke'",
+    ),
+    (
+        "command-passes-unknown-arn",
+        passed_by_command(doc(WRITE), known=False),
+        "s3:PutObject (Write)",
+    ),
     ("preview-role-tags-unknown", [role(tags=UNKNOWN)], "'tags' is unknown during preview"),
-    ("bedrock-other-action", single(allow("bedrock:CreateModelCustomizationJob")), "bedrock:CreateModelCustomizationJob (Write)"),
-    ("deny-does-not-rescue", single(WRITE, {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"}), "statement 0"),
-    ("second-statement-bad", single(READ, allow("sqs:SendMessage", Sid="Send")), "statement 1 (Sid 'Send'): allows non-read actions sqs:SendMessage (Write)"),
-    ("invalid-document", (lambda r: [r, role_policy(r, "{oops")])(role()), "not a valid policy document"),
+    (
+        "bedrock-other-action",
+        single(allow("bedrock:CreateModelCustomizationJob")),
+        "bedrock:CreateModelCustomizationJob (Write)",
+    ),
+    (
+        "deny-does-not-rescue",
+        single(WRITE, {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"}),
+        "statement 0",
+    ),
+    (
+        "second-statement-bad",
+        single(READ, allow("sqs:SendMessage", Sid="Send")),
+        "statement 1 (Sid 'Send'): allows non-read actions sqs:SendMessage (Write)",
+    ),
+    (
+        "invalid-document",
+        (lambda r: [r, role_policy(r, "{oops")])(role()),
+        "not a valid policy document",
+    ),
 ]
 
 
@@ -272,15 +485,39 @@ def test_config_knobs(pool, dry_run):
             },
         ),
     )
-    check_case(pack.run(single(allow(["s3:PutObject", "sqs:SendMessage"]))), POLICY, None, "allowedActions")
-    check_case(pack.run(single(allow("s3:DeleteObject"))), POLICY, "s3:DeleteObject (Write)", "not allowed")
+    check_case(
+        pack.run(single(allow(["s3:PutObject", "sqs:SendMessage"]))), POLICY, None, "allowedActions"
+    )
+    check_case(
+        pack.run(single(allow("s3:DeleteObject"))), POLICY, "s3:DeleteObject (Write)", "not allowed"
+    )
     legacy = role(name="legacy-runner", tags=None)
-    check_case(pack.run([legacy, role_policy(legacy, doc(allow("s3:DeleteObject")))]), POLICY, "named in executionRoleNames", "executionRoleNames")
-    check_case(pack.run([legacy, role_policy(legacy, doc(READ))]), POLICY, None, "executionRoleNames read-only")
+    check_case(
+        pack.run([legacy, role_policy(legacy, doc(allow("s3:DeleteObject")))]),
+        POLICY,
+        "named in executionRoleNames",
+        "executionRoleNames",
+    )
+    check_case(
+        pack.run([legacy, role_policy(legacy, doc(READ))]),
+        POLICY,
+        None,
+        "executionRoleNames read-only",
+    )
     own = "arn:aws:logs:us-east-1:111111111111:log-group:/app/x"
     tagged = role(tags={"lambda-microvms:role": "execution", "lambda-microvms:log-group": own})
-    check_case(pack.run([tagged, role_policy(tagged, doc(allow("logs:PutLogEvents", [own, f"{own}:*"])))]), POLICY, None, "prefix /app/")
-    check_case(pack.run(single(LOGS)), POLICY, "is not under one of /app/", "default prefix no longer allowed")
+    check_case(
+        pack.run([tagged, role_policy(tagged, doc(allow("logs:PutLogEvents", [own, f"{own}:*"])))]),
+        POLICY,
+        None,
+        "prefix /app/",
+    )
+    check_case(
+        pack.run(single(LOGS)),
+        POLICY,
+        "is not under one of /app/",
+        "default prefix no longer allowed",
+    )
 
 
 def test_violation_points_at_the_attaching_resource(pool):
@@ -288,7 +525,10 @@ def test_violation_points_at_the_attaching_resource(pool):
     graph = single(WRITE)
     diags = only(pack.run(graph), POLICY)
     assert [d.urn for d in diags] == [graph[1].urn]
-    assert "role 'exec' (tagged lambda-microvms:role=execution), role policy 'inline', statement 0" in diags[0].message
+    assert (
+        "role 'exec' (tagged lambda-microvms:role=execution), role policy 'inline', statement 0"
+        in diags[0].message
+    )
     assert "Fix: remove these from statement 0" in diags[0].message
 
 
@@ -305,12 +545,20 @@ def test_read_only_access_note_is_advisory(pool):
 
 
 def _dataset():
+    """Read/List and Write actions of a few services, from the same dataset the pack uses."""
+    import importlib.util
     import sys
 
     from tests.harness.program import REPO_ROOT
 
-    sys.path.insert(0, str(REPO_ROOT / "policies"))
-    import iam_docs
+    # Load iam_docs by path under a private name: the pack's module names must not leak into
+    # sys.modules of the test process.
+    spec = importlib.util.spec_from_file_location(
+        "_policy_iam_docs", REPO_ROOT / "policies" / "iam_docs.py"
+    )
+    iam_docs = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = iam_docs  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(iam_docs)
 
     services = ["s3", "dynamodb", "ec2", "logs", "sqs", "lambda", "ecr", "kms", "sns", "cloudwatch"]
     actions = [a for s in services for a in iam_docs.service_actions(s)]
@@ -324,7 +572,9 @@ statements = st.lists(
     st.builds(
         lambda actions, resource: allow(actions, resource),
         st.lists(st.sampled_from(READ_ACTIONS), min_size=1, max_size=6, unique=True),
-        st.sampled_from(["*", "arn:aws:s3:::bucket/*", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t"]),
+        st.sampled_from(
+            ["*", "arn:aws:s3:::bucket/*", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t"]
+        ),
     ),
     min_size=1,
     max_size=4,
@@ -336,8 +586,14 @@ def hypothesis_pack(pool):
     return pool.get(dry_run=False, config=policy_config(POLICY, "alone"))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stmts=statements, write=st.sampled_from(WRITE_ACTIONS), where=st.integers(min_value=0, max_value=3))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    stmts=statements,
+    write=st.sampled_from(WRITE_ACTIONS),
+    where=st.integers(min_value=0, max_value=3),
+)
 def test_property_read_only_passes_one_write_fails(hypothesis_pack, stmts, write, where):
     check_case(hypothesis_pack.run(single(*stmts)), POLICY, None, f"read-only {stmts}")
     index = where % len(stmts)

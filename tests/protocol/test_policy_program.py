@@ -68,17 +68,21 @@ def test_program_graph_with_a_tampered_execution_policy_fails_mandatory(preview)
     """The program's graph with a Write action slipped into the execution role is blocked."""
     graph = copy.deepcopy(graph_for("dev", preview))
     role = next(
-        r for r in graph.by_type("aws:iam/role:Role")
+        r
+        for r in graph.by_type("aws:iam/role:Role")
         if (r.plain_inputs.get("tags") or {}).get("lambda-microvms:role") == "execution"
     )
     policy = next(
-        p for p in graph.by_type("aws:iam/rolePolicy:RolePolicy")
+        p
+        for p in graph.by_type("aws:iam/rolePolicy:RolePolicy")
         if role.urn in p.property_dependencies.get("role", [])
     )
     document = json.loads(policy.inputs["policy"])
     document["Statement"].append({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"})
     policy.inputs["policy"] = policy.outputs["policy"] = json.dumps(document)
-    with PolicyPack.for_graph(PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json") as pack:
+    with PolicyPack.for_graph(
+        PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json"
+    ) as pack:
         diags = only(pack.run(graph), CORE[1])
     assert len(diags) == 1 and diags[0].enforcement_level == "mandatory", _describe(diags)
     index = len(document["Statement"]) - 1

@@ -33,7 +33,9 @@ def bucket(name="artifacts", *, region=None, provider_region="us-east-1", logica
     props = {"bucket": name}
     if region:
         props["region"] = region
-    return make_resource("aws:s3/bucket:Bucket", logical, props, provider_inputs=prov(provider_region))
+    return make_resource(
+        "aws:s3/bucket:Bucket", logical, props, provider_inputs=prov(provider_region)
+    )
 
 
 def obj(b, *, key="images/img/abc.zip", bucket_ref=None):
@@ -46,7 +48,15 @@ def obj(b, *, key="images/img/abc.zip", bucket_ref=None):
     )
 
 
-def image(region="us-east-1", uri="s3://artifacts/images/img/abc.zip", *, type_=DYNAMIC, deps=None, name="img", provider_region=None):
+def image(
+    region="us-east-1",
+    uri="s3://artifacts/images/img/abc.zip",
+    *,
+    type_=DYNAMIC,
+    deps=None,
+    name="img",
+    provider_region=None,
+):
     props = {"name": "img", "buildRoleArn": "arn:aws:iam::111111111111:role/build"}
     if region is not None:
         props["region"] = region
@@ -98,35 +108,118 @@ CASES = [
         (lambda b: [b, image(uri="s3://renamed/k.zip", deps={"codeArtifact": [b.urn]})])(bucket()),
         None,
     ),
-    ("iam-role-is-global", [other("aws:iam/role:Role", {"assumeRolePolicy": "{}"}, provider_region=None)], None),
-    ("iam-policy-is-global", [other("aws:iam/policy:Policy", {"policy": "{}"}, provider_region=None)], None),
-    ("provider-not-judged", [make_resource("pulumi:providers:aws", "eu", {"region": "eu-central-1"})], None),
-    ("component-not-judged", [make_resource("lambda-microvms:storage:ArtifactBucket", "artifacts", {})], None),
-    ("command-not-judged", [make_resource("command:local:Command", "smoke", {"create": "true"})], None),
-    ("own-region-wins-over-provider", [bucket(region="us-east-1", provider_region="eu-central-1")], None),
-    ("log-group-via-provider", [other("aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/lambda-microvms/img"})], None),
+    (
+        "iam-role-is-global",
+        [other("aws:iam/role:Role", {"assumeRolePolicy": "{}"}, provider_region=None)],
+        None,
+    ),
+    (
+        "iam-policy-is-global",
+        [other("aws:iam/policy:Policy", {"policy": "{}"}, provider_region=None)],
+        None,
+    ),
+    (
+        "provider-not-judged",
+        [make_resource("pulumi:providers:aws", "eu", {"region": "eu-central-1"})],
+        None,
+    ),
+    (
+        "component-not-judged",
+        [make_resource("lambda-microvms:storage:ArtifactBucket", "artifacts", {})],
+        None,
+    ),
+    (
+        "command-not-judged",
+        [make_resource("command:local:Command", "smoke", {"create": "true"})],
+        None,
+    ),
+    (
+        "own-region-wins-over-provider",
+        [bucket(region="us-east-1", provider_region="eu-central-1")],
+        None,
+    ),
+    (
+        "log-group-via-provider",
+        [other("aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/lambda-microvms/img"})],
+        None,
+    ),
     ("preview-uri-via-object", uri_unknown_via_object(), None),
     ("preview-uri-via-bucket", uri_unknown_via_bucket(), None),
     ("preview-autonamed-bucket-via-object", autonamed_bucket_via_object(), None),
     # ---- failing ----
     *[
-        (f"dynamic-image-unsupported-{r}", [bucket(region=r), image(r, provider_region=r)], f"is in {r} (from its own 'region'), where Lambda MicroVMs are not available")
+        (
+            f"dynamic-image-unsupported-{r}",
+            [bucket(region=r), image(r, provider_region=r)],
+            f"is in {r} (from its own 'region'), where Lambda MicroVMs are not available",
+        )
         for r in ("eu-central-1", "us-west-1", "sa-east-1")
     ],
-    ("aws-image-unsupported-via-provider", [bucket(provider_region="ca-central-1"), image(None, type_=AWS_IMAGE, provider_region="ca-central-1")], "is in ca-central-1 (from its provider's 'region' (pulumi:providers:aws))"),
-    ("legacy-image-unsupported", [bucket(region="ap-south-1"), image("ap-south-1", type_=LEGACY_IMAGE)], "where Lambda MicroVMs are not available"),
-    ("microvm-unsupported", [other(MICROVM, {"imageArn": "x"}, "eu-central-1")], "where Lambda MicroVMs are not available"),
-    ("bucket-in-other-region", [bucket(region="us-west-2"), image("us-east-1")], "its artifact bucket aws:s3/bucket:Bucket 'bucket' is in us-west-2; builds fail with S3_CROSS_REGION_ACCESS_DENIED"),
-    ("bucket-other-region-via-provider", [bucket(provider_region="eu-west-1"), image("us-east-1")], "is in eu-west-1"),
-    ("bucket-not-in-stack", [image("us-east-1", uri="s3://elsewhere/key.zip")], "artifact bucket 'elsewhere' (codeArtifact.uri) is not defined in this stack"),
-    ("preview-uri-unknown-no-deps", [bucket(), image(uri=UNKNOWN)], "'codeArtifact.uri' is unknown during preview, so this guardrail cannot be verified until apply"),
-    ("uri-not-s3", [bucket(), image(uri="https://example.com/a.zip")], "is not an s3://bucket/key URI"),
+    (
+        "aws-image-unsupported-via-provider",
+        [
+            bucket(provider_region="ca-central-1"),
+            image(None, type_=AWS_IMAGE, provider_region="ca-central-1"),
+        ],
+        "is in ca-central-1 (from its provider's 'region' (pulumi:providers:aws))",
+    ),
+    (
+        "legacy-image-unsupported",
+        [bucket(region="ap-south-1"), image("ap-south-1", type_=LEGACY_IMAGE)],
+        "where Lambda MicroVMs are not available",
+    ),
+    (
+        "microvm-unsupported",
+        [other(MICROVM, {"imageArn": "x"}, "eu-central-1")],
+        "where Lambda MicroVMs are not available",
+    ),
+    (
+        "bucket-in-other-region",
+        [bucket(region="us-west-2"), image("us-east-1")],
+        "its artifact bucket aws:s3/bucket:Bucket 'bucket' is in us-west-2; builds fail with S3_CROSS_REGION_ACCESS_DENIED",
+    ),
+    (
+        "bucket-other-region-via-provider",
+        [bucket(provider_region="eu-west-1"), image("us-east-1")],
+        "is in eu-west-1",
+    ),
+    (
+        "bucket-not-in-stack",
+        [image("us-east-1", uri="s3://elsewhere/key.zip")],
+        "artifact bucket 'elsewhere' (codeArtifact.uri) is not defined in this stack",
+    ),
+    (
+        "preview-uri-unknown-no-deps",
+        [bucket(), image(uri=UNKNOWN)],
+        "'codeArtifact.uri' is unknown during preview, so this guardrail cannot be verified until apply",
+    ),
+    (
+        "uri-not-s3",
+        [bucket(), image(uri="https://example.com/a.zip")],
+        "is not an s3://bucket/key URI",
+    ),
     ("no-code-artifact", [bucket(), image(uri=None)], "it has no codeArtifact.uri"),
-    ("no-region-anywhere", [other("aws:s3/bucket:Bucket", {"bucket": "b"}, provider_region=None)], "has no region on itself or its provider; it would come from AWS_REGION at run time"),
-    ("dynamic-image-without-region", [bucket(), image(None)], "has no region on itself or its provider"),
+    (
+        "no-region-anywhere",
+        [other("aws:s3/bucket:Bucket", {"bucket": "b"}, provider_region=None)],
+        "has no region on itself or its provider; it would come from AWS_REGION at run time",
+    ),
+    (
+        "dynamic-image-without-region",
+        [bucket(), image(None)],
+        "has no region on itself or its provider",
+    ),
     ("preview-region-unknown", [bucket(region=UNKNOWN)], "'region' is unknown during preview"),
-    ("preview-provider-region-unknown", [bucket(provider_region=UNKNOWN)], "'region' is unknown during preview"),
-    ("regional-resource-unsupported-is-fine-but-env", [other("aws:sqs/queue:Queue", {}, "eu-central-1")], "which environment 'dev' does not allow"),
+    (
+        "preview-provider-region-unknown",
+        [bucket(provider_region=UNKNOWN)],
+        "'region' is unknown during preview",
+    ),
+    (
+        "regional-resource-unsupported-is-fine-but-env",
+        [other("aws:sqs/queue:Queue", {}, "eu-central-1")],
+        "which environment 'dev' does not allow",
+    ),
 ]
 
 
@@ -158,30 +251,59 @@ RESTRICTED = {"allowedRegionsByEnvironment": {"dev": ["us-east-1"], "prod": ["us
 def test_environment_allow_list(pool, dry_run):
     pack = pool.get(dry_run=dry_run, config=policy_config(POLICY, "alone", RESTRICTED))
     check_case(pack.run(pair("us-east-1")), POLICY, None, "dev in us-east-1")
-    check_case(pack.run(pair("us-west-2")), POLICY, "which environment 'dev' does not allow. Fix: deploy to one of us-east-1", "dev in us-west-2")
+    check_case(
+        pack.run(pair("us-west-2")),
+        POLICY,
+        "which environment 'dev' does not allow. Fix: deploy to one of us-east-1",
+        "dev in us-west-2",
+    )
     # IAM stays exempt even when its provider is elsewhere.
-    check_case(pack.run([other("aws:iam/role:Role", {}, "eu-central-1")]), POLICY, None, "iam exempt")
+    check_case(
+        pack.run([other("aws:iam/role:Role", {}, "eu-central-1")]), POLICY, None, "iam exempt"
+    )
 
 
 @pytest.mark.parametrize("dry_run", MODES)
 def test_environment_sources(pool, dry_run):
     # Policy config wins over stack config and stack name.
-    pack = pool.get(dry_run=dry_run, config=policy_config(POLICY, "alone", {**RESTRICTED, "environment": "prod"}))
+    pack = pool.get(
+        dry_run=dry_run,
+        config=policy_config(POLICY, "alone", {**RESTRICTED, "environment": "prod"}),
+    )
     check_case(pack.run(pair("us-west-2")), POLICY, None, "policy config environment")
     # Stack config lambda-microvms:environment wins over the stack name.
-    pack = pool.get(dry_run=dry_run, config=policy_config(POLICY, "alone", RESTRICTED), stack="dev", stack_config={"lambda-microvms:environment": "prod"})
+    pack = pool.get(
+        dry_run=dry_run,
+        config=policy_config(POLICY, "alone", RESTRICTED),
+        stack="dev",
+        stack_config={"lambda-microvms:environment": "prod"},
+    )
     check_case(pack.run(pair("us-west-2")), POLICY, None, "stack config environment")
-    check_case(pack.run(pair("us-east-1")), POLICY, "environment 'prod' does not allow", "stack config environment")
+    check_case(
+        pack.run(pair("us-east-1")),
+        POLICY,
+        "environment 'prod' does not allow",
+        "stack config environment",
+    )
     # Else the stack name; an environment without an entry fails (not "no restriction").
-    pack = pool.get(dry_run=dry_run, config=policy_config(POLICY, "alone", RESTRICTED), stack="staging")
-    check_case(pack.run(pair("us-east-1")), POLICY, "Environment 'staging' (from the stack name) has no entry in allowedRegionsByEnvironment (dev, prod); a missing entry is not 'no restriction'", "staging")
+    pack = pool.get(
+        dry_run=dry_run, config=policy_config(POLICY, "alone", RESTRICTED), stack="staging"
+    )
+    check_case(
+        pack.run(pair("us-east-1")),
+        POLICY,
+        "Environment 'staging' (from the stack name) has no entry in allowedRegionsByEnvironment (dev, prod); a missing entry is not 'no restriction'",
+        "staging",
+    )
 
 
 def test_environment_cannot_be_determined(pool):
     from tests.harness.analyzer import PolicyPack
     from tests.protocol.test_policy_support import PACK_DIR
 
-    with PolicyPack(PACK_DIR, policy_config=policy_config(POLICY, "alone"), env={"PULUMI_STACK": ""}) as pack:
+    with PolicyPack(
+        PACK_DIR, policy_config=policy_config(POLICY, "alone"), env={"PULUMI_STACK": ""}
+    ) as pack:
         diags = only(pack.run(pair("us-east-1")), POLICY)
     assert len(diags) == 1
     assert diags[0].enforcement_level == "mandatory"
@@ -190,6 +312,13 @@ def test_environment_cannot_be_determined(pool):
 
 
 def test_supported_regions_knob(pool):
-    pack = pool.get(dry_run=False, config=policy_config(POLICY, "alone", {"supportedRegions": ["eu-west-1"]}))
+    pack = pool.get(
+        dry_run=False, config=policy_config(POLICY, "alone", {"supportedRegions": ["eu-west-1"]})
+    )
     check_case(pack.run(pair("eu-west-1")), POLICY, None, "eu-west-1 supported")
-    check_case(pack.run(pair("us-east-1")), POLICY, "Fix: use one of eu-west-1", "us-east-1 no longer supported")
+    check_case(
+        pack.run(pair("us-east-1")),
+        POLICY,
+        "Fix: use one of eu-west-1",
+        "us-east-1 no longer supported",
+    )

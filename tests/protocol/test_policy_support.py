@@ -7,14 +7,21 @@ The helpers start each (mode, policy-config) combination of the pack ONCE per te
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from typing import Any
 
-import pytest
+# Starting a pack process while other packs' gRPC channels are live can crash the forked child
+# (gRPC's fork handlers: "Other threads are currently calling into gRPC, skipping fork()
+# handlers", then exit -11). The pool keeps several packs open, so turn gRPC fork support off
+# before grpc initialises in this process (it only matters for fork without exec).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from tests.harness.analyzer import Diagnostic, PolicyConfigError, PolicyPack
-from tests.harness.program import REPO_ROOT, make_resource
-from tests.harness.wire import UNKNOWN, secret
+import pytest  # noqa: E402
+
+from tests.harness.analyzer import Diagnostic, PolicyConfigError, PolicyPack  # noqa: E402
+from tests.harness.program import REPO_ROOT, make_resource  # noqa: E402
+from tests.harness.wire import UNKNOWN, secret  # noqa: E402
 
 pytestmark = pytest.mark.protocol
 
@@ -161,7 +168,9 @@ def test_shipped_config_files_validate_and_set_levels(pool, env):
     levels = {name: cfg["enforcementLevel"] for name, cfg in pack.policy_config.items()}
     assert all(levels[n] == "mandatory" for n in CORE)
     if env == "prod":
-        assert all(levels[n] == "mandatory" for n in ADVISORY if n != "execution-role-broad-read-access")
+        assert all(
+            levels[n] == "mandatory" for n in ADVISORY if n != "execution-role-broad-read-access"
+        )
         assert levels["execution-role-broad-read-access"] == "advisory"
     else:
         assert all(levels[n] == "advisory" for n in ADVISORY)
@@ -179,6 +188,9 @@ def test_invalid_account_id_config_is_rejected_before_analyze():
 def test_invalid_regions_config_is_rejected_before_analyze():
     with pytest.raises(PolicyConfigError) as err:
         PolicyPack(
-            PACK_DIR, policy_config={"microvm-regions": {"allowedRegionsByEnvironment": {"dev": "us-east-1"}}}
+            PACK_DIR,
+            policy_config={
+                "microvm-regions": {"allowedRegionsByEnvironment": {"dev": "us-east-1"}}
+            },
         ).start()
     assert "microvm-regions" in str(err.value)

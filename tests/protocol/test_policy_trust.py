@@ -36,88 +36,354 @@ def cond(operator: str, key: str, value) -> dict:
 # (label, trust document, expected message substring or None for "passes")
 CASES = [
     # ---- passing ----
-    ("source-account-string-equals", trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT))), None),
-    ("document-as-object", trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT)), as_json=False), None),
+    (
+        "source-account-string-equals",
+        trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT))),
+        None,
+    ),
+    (
+        "document-as-object",
+        trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT)), as_json=False),
+        None,
+    ),
     ("source-account-list", trust_doc(lambda_statement(cond("StringEquals", SA, [ACCOUNT]))), None),
-    ("source-account-string-like", trust_doc(lambda_statement(cond("StringLike", SA, ACCOUNT))), None),
-    ("for-any-value-string-equals", trust_doc(lambda_statement(cond("ForAnyValue:StringEquals", SA, ACCOUNT))), None),
-    ("key-case-insensitive", trust_doc(lambda_statement(cond("StringEquals", "AWS:SOURCEACCOUNT", ACCOUNT))), None),
-    ("source-arn-arn-like", trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{ACCOUNT}:*"))), None),
-    ("source-arn-arn-equals", trust_doc(lambda_statement(cond("ArnEquals", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f"))), None),
-    ("source-arn-string-equals", trust_doc(lambda_statement(cond("StringEquals", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f"))), None),
-    ("source-arn-other-partition", trust_doc(lambda_statement(cond("StringLike", "aws:SourceArn", f"arn:aws-cn:lambda:cn-north-1:{ACCOUNT}:*"))), None),
-    ("two-statements-both-conditioned", trust_doc(
-        lambda_statement(cond("StringEquals", SA, ACCOUNT)),
-        lambda_statement(cond("ArnLike", "aws:SourceArn", f"arn:aws:lambda:*:{ACCOUNT}:*"), Action="sts:TagSession"),
-    ), None),
-    ("not-lambda-ec2-out-of-scope", trust_doc(lambda_statement(Principal={"Service": "ec2.amazonaws.com"})), None),
-    ("lambda-tag-session-only-out-of-scope", trust_doc(lambda_statement(Action="sts:TagSession")), None),
-    ("not-action-excludes-assume-role", trust_doc(lambda_statement(NotAction="sts:AssumeRole", Action=None)), None),
-    ("deny-protects-whole-role", trust_doc(
-        lambda_statement(),
-        {"Effect": "Deny", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole",
-         "Condition": cond("StringNotEquals", SA, ACCOUNT)},
-    ), None),
-    ("source-account-and-other-conditions", trust_doc(lambda_statement(
-        {"StringEquals": {SA: ACCOUNT}, "StringEqualsIfExists": {"aws:SourceOrgID": "o-1"}})), None),
-    ("service-list-conditioned", trust_doc(lambda_statement(
-        cond("StringEquals", SA, ACCOUNT), Principal={"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]})), None),
-    ("unrelated-deny-plus-conditioned-allow", trust_doc(
-        lambda_statement(cond("StringEquals", SA, ACCOUNT)),
-        {"Effect": "Deny", "Principal": "*", "Action": "sts:TagSession"},
-    ), None),
-    ("sts-star-conditioned", trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT), Action="sts:*")), None),
-    ("single-statement-object", json.dumps({"Version": "2012-10-17", "Statement": lambda_statement(cond("StringEquals", SA, ACCOUNT))}), None),
-    ("account-as-number", trust_doc(lambda_statement(cond("StringEquals", SA, int(ACCOUNT))), as_json=False), None),
-    ("federated-out-of-scope", trust_doc(lambda_statement(Principal={"Federated": "cognito-identity.amazonaws.com"}, Action="sts:AssumeRoleWithWebIdentity")), None),
-    ("account-principal-out-of-scope", trust_doc(lambda_statement(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})), None),
+    (
+        "source-account-string-like",
+        trust_doc(lambda_statement(cond("StringLike", SA, ACCOUNT))),
+        None,
+    ),
+    (
+        "for-any-value-string-equals",
+        trust_doc(lambda_statement(cond("ForAnyValue:StringEquals", SA, ACCOUNT))),
+        None,
+    ),
+    (
+        "key-case-insensitive",
+        trust_doc(lambda_statement(cond("StringEquals", "AWS:SOURCEACCOUNT", ACCOUNT))),
+        None,
+    ),
+    (
+        "source-arn-arn-like",
+        trust_doc(
+            lambda_statement(
+                cond("ArnLike", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{ACCOUNT}:*")
+            )
+        ),
+        None,
+    ),
+    (
+        "source-arn-arn-equals",
+        trust_doc(
+            lambda_statement(
+                cond("ArnEquals", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f")
+            )
+        ),
+        None,
+    ),
+    (
+        "source-arn-string-equals",
+        trust_doc(
+            lambda_statement(
+                cond(
+                    "StringEquals",
+                    "aws:SourceArn",
+                    f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f",
+                )
+            )
+        ),
+        None,
+    ),
+    (
+        "source-arn-other-partition",
+        trust_doc(
+            lambda_statement(
+                cond("StringLike", "aws:SourceArn", f"arn:aws-cn:lambda:cn-north-1:{ACCOUNT}:*")
+            )
+        ),
+        None,
+    ),
+    (
+        "two-statements-both-conditioned",
+        trust_doc(
+            lambda_statement(cond("StringEquals", SA, ACCOUNT)),
+            lambda_statement(
+                cond("ArnLike", "aws:SourceArn", f"arn:aws:lambda:*:{ACCOUNT}:*"),
+                Action="sts:TagSession",
+            ),
+        ),
+        None,
+    ),
+    (
+        "not-lambda-ec2-out-of-scope",
+        trust_doc(lambda_statement(Principal={"Service": "ec2.amazonaws.com"})),
+        None,
+    ),
+    (
+        "lambda-tag-session-only-out-of-scope",
+        trust_doc(lambda_statement(Action="sts:TagSession")),
+        None,
+    ),
+    (
+        "not-action-excludes-assume-role",
+        trust_doc(lambda_statement(NotAction="sts:AssumeRole", Action=None)),
+        None,
+    ),
+    (
+        "deny-protects-whole-role",
+        trust_doc(
+            lambda_statement(),
+            {
+                "Effect": "Deny",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": cond("StringNotEquals", SA, ACCOUNT),
+            },
+        ),
+        None,
+    ),
+    (
+        "source-account-and-other-conditions",
+        trust_doc(
+            lambda_statement(
+                {"StringEquals": {SA: ACCOUNT}, "StringEqualsIfExists": {"aws:SourceOrgID": "o-1"}}
+            )
+        ),
+        None,
+    ),
+    (
+        "service-list-conditioned",
+        trust_doc(
+            lambda_statement(
+                cond("StringEquals", SA, ACCOUNT),
+                Principal={"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]},
+            )
+        ),
+        None,
+    ),
+    (
+        "unrelated-deny-plus-conditioned-allow",
+        trust_doc(
+            lambda_statement(cond("StringEquals", SA, ACCOUNT)),
+            {"Effect": "Deny", "Principal": "*", "Action": "sts:TagSession"},
+        ),
+        None,
+    ),
+    (
+        "sts-star-conditioned",
+        trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT), Action="sts:*")),
+        None,
+    ),
+    (
+        "single-statement-object",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": lambda_statement(cond("StringEquals", SA, ACCOUNT)),
+            }
+        ),
+        None,
+    ),
+    (
+        "account-as-number",
+        trust_doc(lambda_statement(cond("StringEquals", SA, int(ACCOUNT))), as_json=False),
+        None,
+    ),
+    (
+        "federated-out-of-scope",
+        trust_doc(
+            lambda_statement(
+                Principal={"Federated": "cognito-identity.amazonaws.com"},
+                Action="sts:AssumeRoleWithWebIdentity",
+            )
+        ),
+        None,
+    ),
+    (
+        "account-principal-out-of-scope",
+        trust_doc(lambda_statement(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})),
+        None,
+    ),
     # ---- failing ----
-    ("no-condition", trust_doc(lambda_statement()), "statement 0 lets lambda.amazonaws.com call sts:AssumeRole without an effective source condition (it has no Condition)"),
-    ("if-exists", trust_doc(lambda_statement(cond("StringEqualsIfExists", SA, ACCOUNT))), "IfExists operator passes when the key is absent"),
-    ("for-all-values", trust_doc(lambda_statement(cond("ForAllValues:StringEquals", SA, ACCOUNT))), "ForAllValues: passes when the key is absent"),
-    ("negated-on-allow", trust_doc(lambda_statement(cond("StringNotEquals", SA, OTHER_ACCOUNT))), "negated operator on an Allow"),
-    ("null-operator", trust_doc(lambda_statement(cond("Null", SA, "false"))), "Null only tests whether the key is present"),
-    ("principal-account-key", trust_doc(lambda_statement(cond("StringEquals", "aws:PrincipalAccount", ACCOUNT))), "'aws:PrincipalAccount': only aws:SourceAccount or aws:SourceArn"),
-    ("source-org-id-key", trust_doc(lambda_statement(cond("StringEquals", "aws:SourceOrgID", "o-abc"))), "'aws:SourceOrgID'"),
-    ("source-org-paths-key", trust_doc(lambda_statement(cond("ForAnyValue:StringLike", "aws:SourceOrgPaths", "o-a/*"))), "'aws:SourceOrgPaths'"),
-    ("requested-region-key", trust_doc(lambda_statement(cond("StringEquals", "aws:RequestedRegion", "us-east-1"))), "'aws:RequestedRegion'"),
-    ("source-account-wildcard", trust_doc(lambda_statement(cond("StringLike", SA, "*"))), "value '*' is not a 12-digit account id"),
-    ("source-account-other", trust_doc(lambda_statement(cond("StringEquals", SA, OTHER_ACCOUNT))), f"account {OTHER_ACCOUNT} is not a deploying account ({ACCOUNT})"),
-    ("source-account-one-of-two-foreign", trust_doc(lambda_statement(cond("StringEquals", SA, [ACCOUNT, OTHER_ACCOUNT]))), f"account {OTHER_ACCOUNT} is not a deploying account"),
-    ("source-account-short", trust_doc(lambda_statement(cond("StringEquals", SA, "12345"))), "value '12345' is not a 12-digit account id"),
-    ("source-arn-wildcard-account", trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", "arn:aws:lambda:*:*:*"))), "has no account in its account field"),
-    ("source-arn-account-less", trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", "arn:aws:s3:::bucket"))), "has no account in its account field"),
-    ("source-arn-other-account", trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{OTHER_ACCOUNT}:*"))), f"account {OTHER_ACCOUNT} in"),
-    ("source-arn-not-an-arn", trust_doc(lambda_statement(cond("StringLike", "aws:SourceArn", "*"))), "value '*' is not an ARN"),
-    ("source-arn-for-any-value", trust_doc(lambda_statement(cond("ForAnyValue:ArnLike", "aws:SourceArn", ARN))), "use one of ArnEquals, ArnLike, StringEquals, StringLike"),
-    ("source-account-arn-operator", trust_doc(lambda_statement(cond("ArnLike", SA, ACCOUNT))), "use one of StringEquals, StringLike, ForAnyValue:StringEquals"),
+    (
+        "no-condition",
+        trust_doc(lambda_statement()),
+        "statement 0 lets lambda.amazonaws.com call sts:AssumeRole without an effective source condition (it has no Condition)",
+    ),
+    (
+        "if-exists",
+        trust_doc(lambda_statement(cond("StringEqualsIfExists", SA, ACCOUNT))),
+        "IfExists operator passes when the key is absent",
+    ),
+    (
+        "for-all-values",
+        trust_doc(lambda_statement(cond("ForAllValues:StringEquals", SA, ACCOUNT))),
+        "ForAllValues: passes when the key is absent",
+    ),
+    (
+        "negated-on-allow",
+        trust_doc(lambda_statement(cond("StringNotEquals", SA, OTHER_ACCOUNT))),
+        "negated operator on an Allow",
+    ),
+    (
+        "null-operator",
+        trust_doc(lambda_statement(cond("Null", SA, "false"))),
+        "Null only tests whether the key is present",
+    ),
+    (
+        "principal-account-key",
+        trust_doc(lambda_statement(cond("StringEquals", "aws:PrincipalAccount", ACCOUNT))),
+        "'aws:PrincipalAccount': only aws:SourceAccount or aws:SourceArn",
+    ),
+    (
+        "source-org-id-key",
+        trust_doc(lambda_statement(cond("StringEquals", "aws:SourceOrgID", "o-abc"))),
+        "'aws:SourceOrgID'",
+    ),
+    (
+        "source-org-paths-key",
+        trust_doc(lambda_statement(cond("ForAnyValue:StringLike", "aws:SourceOrgPaths", "o-a/*"))),
+        "'aws:SourceOrgPaths'",
+    ),
+    (
+        "requested-region-key",
+        trust_doc(lambda_statement(cond("StringEquals", "aws:RequestedRegion", "us-east-1"))),
+        "'aws:RequestedRegion'",
+    ),
+    (
+        "source-account-wildcard",
+        trust_doc(lambda_statement(cond("StringLike", SA, "*"))),
+        "value '*' is not a 12-digit account id",
+    ),
+    (
+        "source-account-other",
+        trust_doc(lambda_statement(cond("StringEquals", SA, OTHER_ACCOUNT))),
+        f"account {OTHER_ACCOUNT} is not a deploying account ({ACCOUNT})",
+    ),
+    (
+        "source-account-one-of-two-foreign",
+        trust_doc(lambda_statement(cond("StringEquals", SA, [ACCOUNT, OTHER_ACCOUNT]))),
+        f"account {OTHER_ACCOUNT} is not a deploying account",
+    ),
+    (
+        "source-account-short",
+        trust_doc(lambda_statement(cond("StringEquals", SA, "12345"))),
+        "value '12345' is not a 12-digit account id",
+    ),
+    (
+        "source-arn-wildcard-account",
+        trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", "arn:aws:lambda:*:*:*"))),
+        "has no account in its account field",
+    ),
+    (
+        "source-arn-account-less",
+        trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", "arn:aws:s3:::bucket"))),
+        "has no account in its account field",
+    ),
+    (
+        "source-arn-other-account",
+        trust_doc(
+            lambda_statement(
+                cond("ArnLike", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{OTHER_ACCOUNT}:*")
+            )
+        ),
+        f"account {OTHER_ACCOUNT} in",
+    ),
+    (
+        "source-arn-not-an-arn",
+        trust_doc(lambda_statement(cond("StringLike", "aws:SourceArn", "*"))),
+        "value '*' is not an ARN",
+    ),
+    (
+        "source-arn-for-any-value",
+        trust_doc(lambda_statement(cond("ForAnyValue:ArnLike", "aws:SourceArn", ARN))),
+        "use one of ArnEquals, ArnLike, StringEquals, StringLike",
+    ),
+    (
+        "source-account-arn-operator",
+        trust_doc(lambda_statement(cond("ArnLike", SA, ACCOUNT))),
+        "use one of StringEquals, StringLike, ForAnyValue:StringEquals",
+    ),
     ("principal-star", trust_doc(lambda_statement(Principal="*")), "statement 0 lets"),
     ("principal-aws-star", trust_doc(lambda_statement(Principal={"AWS": "*"})), "statement 0 lets"),
-    ("not-principal", trust_doc(lambda_statement(Principal=None, NotPrincipal={"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"})), "statement 0 lets"),
+    (
+        "not-principal",
+        trust_doc(
+            lambda_statement(
+                Principal=None, NotPrincipal={"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"}
+            )
+        ),
+        "statement 0 lets",
+    ),
     ("action-star", trust_doc(lambda_statement(Action="*")), "statement 0 lets"),
     ("action-glob", trust_doc(lambda_statement(Action="sts:Assume*")), "statement 0 lets"),
     ("action-case", trust_doc(lambda_statement(Action="STS:ASSUMEROLE")), "statement 0 lets"),
-    ("action-question-mark", trust_doc(lambda_statement(Action="sts:AssumeRol?")), "statement 0 lets"),
-    ("not-action-keeps-assume-role", trust_doc(lambda_statement(NotAction="sts:TagSession", Action=None)), "statement 0 lets"),
-    ("service-list-unconditioned", trust_doc(lambda_statement(Principal={"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]})), "statement 0 lets"),
-    ("second-statement-unconditioned", trust_doc(
-        lambda_statement(cond("StringEquals", SA, ACCOUNT), Sid="Good"),
-        lambda_statement(Sid="Bad"),
-    ), "statement 1 (Sid 'Bad')"),
-    ("deny-other-account-no-protection", trust_doc(
-        lambda_statement(),
-        {"Effect": "Deny", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole",
-         "Condition": cond("StringNotEquals", SA, OTHER_ACCOUNT)},
-    ), "statement 0 lets"),
-    ("deny-if-exists-no-protection", trust_doc(
-        lambda_statement(),
-        {"Effect": "Deny", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole",
-         "Condition": cond("StringNotEqualsIfExists", SA, ACCOUNT)},
-    ), "statement 0 lets"),
+    (
+        "action-question-mark",
+        trust_doc(lambda_statement(Action="sts:AssumeRol?")),
+        "statement 0 lets",
+    ),
+    (
+        "not-action-keeps-assume-role",
+        trust_doc(lambda_statement(NotAction="sts:TagSession", Action=None)),
+        "statement 0 lets",
+    ),
+    (
+        "service-list-unconditioned",
+        trust_doc(
+            lambda_statement(Principal={"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]})
+        ),
+        "statement 0 lets",
+    ),
+    (
+        "second-statement-unconditioned",
+        trust_doc(
+            lambda_statement(cond("StringEquals", SA, ACCOUNT), Sid="Good"),
+            lambda_statement(Sid="Bad"),
+        ),
+        "statement 1 (Sid 'Bad')",
+    ),
+    (
+        "deny-other-account-no-protection",
+        trust_doc(
+            lambda_statement(),
+            {
+                "Effect": "Deny",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": cond("StringNotEquals", SA, OTHER_ACCOUNT),
+            },
+        ),
+        "statement 0 lets",
+    ),
+    (
+        "deny-if-exists-no-protection",
+        trust_doc(
+            lambda_statement(),
+            {
+                "Effect": "Deny",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": cond("StringNotEqualsIfExists", SA, ACCOUNT),
+            },
+        ),
+        "statement 0 lets",
+    ),
     ("invalid-json", "{not json", "assumeRolePolicy is not a valid policy document"),
-    ("preview-unknown-document", UNKNOWN, "'assumeRolePolicy' is unknown during preview, so this guardrail cannot be verified until apply"),
-    ("preview-unknown-condition-value", trust_doc(lambda_statement(cond("StringEquals", SA, UNKNOWN)), as_json=False), "cannot be verified until apply"),
-    ("preview-unknown-principal", trust_doc(lambda_statement(Principal=UNKNOWN), as_json=False), "'Principal/Action' is unknown during preview"),
+    (
+        "preview-unknown-document",
+        UNKNOWN,
+        "'assumeRolePolicy' is unknown during preview, so this guardrail cannot be verified until apply",
+    ),
+    (
+        "preview-unknown-condition-value",
+        trust_doc(lambda_statement(cond("StringEquals", SA, UNKNOWN)), as_json=False),
+        "cannot be verified until apply",
+    ),
+    (
+        "preview-unknown-principal",
+        trust_doc(lambda_statement(Principal=UNKNOWN), as_json=False),
+        "'Principal/Action' is unknown during preview",
+    ),
 ]
 
 
@@ -161,21 +427,47 @@ def test_trust_table(pool, dry_run, scope, label, document, expect):
 @pytest.mark.parametrize("dry_run", MODES)
 def test_fails_closed_without_deploying_accounts(pool, dry_run):
     pack = pool.get(dry_run=dry_run, config=policy_config(POLICY, "alone"))
-    for provider in ({"region": "us-east-1"}, {"region": "us-east-1", "allowedAccountIds": UNKNOWN}):
-        diags = pack.run([role("r", trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT))), provider=provider)])
+    for provider in (
+        {"region": "us-east-1"},
+        {"region": "us-east-1", "allowedAccountIds": UNKNOWN},
+    ):
+        diags = pack.run(
+            [
+                role(
+                    "r",
+                    trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT))),
+                    provider=provider,
+                )
+            ]
+        )
         check_case(diags, POLICY, "deploying account ids cannot be determined", str(provider))
     # Out of scope roles are not affected by the missing accounts.
-    diags = pack.run([role("ec2", trust_doc(lambda_statement(Principal={"Service": "ec2.amazonaws.com"})), provider={"region": "us-east-1"})])
+    diags = pack.run(
+        [
+            role(
+                "ec2",
+                trust_doc(lambda_statement(Principal={"Service": "ec2.amazonaws.com"})),
+                provider={"region": "us-east-1"},
+            )
+        ]
+    )
     check_case(diags, POLICY, None, "ec2 role")
 
 
 @pytest.mark.parametrize("dry_run", MODES)
 def test_account_ids_from_policy_config_win_over_provider(pool, dry_run):
-    pack = pool.get(dry_run=dry_run, config=policy_config(POLICY, "alone", {"accountIds": [OTHER_ACCOUNT]}))
+    pack = pool.get(
+        dry_run=dry_run, config=policy_config(POLICY, "alone", {"accountIds": [OTHER_ACCOUNT]})
+    )
     ok = pack.run([role("r", trust_doc(lambda_statement(cond("StringEquals", SA, OTHER_ACCOUNT))))])
     check_case(ok, POLICY, None, "config account")
     bad = pack.run([role("r", trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT))))])
-    check_case(bad, POLICY, f"account {ACCOUNT} is not a deploying account ({OTHER_ACCOUNT})", "provider account")
+    check_case(
+        bad,
+        POLICY,
+        f"account {ACCOUNT} is not a deploying account ({OTHER_ACCOUNT})",
+        "provider account",
+    )
 
 
 def test_message_names_resource_and_fix(pool):
@@ -184,7 +476,10 @@ def test_message_names_resource_and_fix(pool):
     assert len(diags) == 1
     msg = diags[0].message
     assert "role 'exec-role'" in msg
-    assert f'Fix: add "Condition": {{"StringEquals": {{"aws:SourceAccount": "{ACCOUNT}"}}}} to statement 0' in msg
+    assert (
+        f'Fix: add "Condition": {{"StringEquals": {{"aws:SourceAccount": "{ACCOUNT}"}}}} to statement 0'
+        in msg
+    )
     assert diags[0].urn.endswith("::exec-role")
 
 
@@ -204,11 +499,59 @@ ARN_POLICY = "source-arn-microvm-image-condition"
 @pytest.mark.parametrize(
     ("label", "document", "warns"),
     [
-        ("arn-like-image-star", trust_doc(lambda_statement({"StringEquals": {SA: ACCOUNT}, "ArnLike": {"aws:SourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:microvm-image:*"}})), True),
-        ("slash-form", trust_doc(lambda_statement({"ArnLike": {"aws:SourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:microvm-image/*"}})), True),
-        ("source-account-only", trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT))), False),
-        ("function-arn", trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:*"))), False),
-        ("not-lambda", trust_doc(lambda_statement(cond("ArnLike", "aws:SourceArn", ARN), Principal={"Service": "ec2.amazonaws.com"})), False),
+        (
+            "arn-like-image-star",
+            trust_doc(
+                lambda_statement(
+                    {
+                        "StringEquals": {SA: ACCOUNT},
+                        "ArnLike": {
+                            "aws:SourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:microvm-image:*"
+                        },
+                    }
+                )
+            ),
+            True,
+        ),
+        (
+            "slash-form",
+            trust_doc(
+                lambda_statement(
+                    {
+                        "ArnLike": {
+                            "aws:SourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:microvm-image/*"
+                        }
+                    }
+                )
+            ),
+            True,
+        ),
+        (
+            "source-account-only",
+            trust_doc(lambda_statement(cond("StringEquals", SA, ACCOUNT))),
+            False,
+        ),
+        (
+            "function-arn",
+            trust_doc(
+                lambda_statement(
+                    cond(
+                        "ArnLike", "aws:SourceArn", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:*"
+                    )
+                )
+            ),
+            False,
+        ),
+        (
+            "not-lambda",
+            trust_doc(
+                lambda_statement(
+                    cond("ArnLike", "aws:SourceArn", ARN),
+                    Principal={"Service": "ec2.amazonaws.com"},
+                )
+            ),
+            False,
+        ),
     ],
 )
 def test_source_arn_image_condition(pool, label, document, warns):

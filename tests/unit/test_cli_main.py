@@ -59,6 +59,7 @@ def _run(argv, capsys):
         (["ls", "--older-than", "later"], "error: --older-than: 'later' is not a duration"),
         (["ls", "--version", "1.0"], "error: --version: needs --image"),
         (["gc"], "error: gc: give --image and/or --older-than"),
+        (["ls", "--page-size", "51"], "error: --page-size: must be 1..50, got 51"),
         (["wait", "microvm-1", "--state", "DONE"], "error: --state: 'DONE' is not allowed"),
         (["terminate"], "error: MICROVM_ID: give at least one MicroVM id"),
         (

@@ -8,7 +8,13 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from microvms.client import make_client
-from microvms.ratelimit import TokenBucket, limit_run_microvm
+from microvms.ratelimit import (
+    RUN_MICROVM_BUCKET,
+    FileSlotLimiter,
+    TokenBucket,
+    default_limiter,
+    limit_run_microvm,
+)
 
 
 class FakeTime:
@@ -118,3 +124,25 @@ class _Raw:
     def read(self, *_):
         body, self._body = self._body, b""
         return body
+
+
+def test_file_limiter_spaces_calls_across_instances(tmp_path):
+    """Two limiters on one file (as two processes would be) share one 5/s budget."""
+    t = FakeTime()
+    path = str(tmp_path / "rate")
+    a = FileSlotLimiter(path, 5, clock=t.clock, sleep=lambda s: None)
+    b = FileSlotLimiter(path, 5, clock=t.clock, sleep=lambda s: None)
+    waits = [a._reserve(), b._reserve(), a._reserve(), b._reserve()]
+    assert waits == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    t.now = 10.0  # long idle: no debt carried over
+    assert b._reserve() == 0.0
+
+
+def test_file_limiter_is_chosen_by_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("MICROVMS_RATE_LIMIT_FILE", raising=False)
+    assert default_limiter() is RUN_MICROVM_BUCKET
+    monkeypatch.setenv("MICROVMS_RATE_LIMIT_FILE", str(tmp_path / "rate"))
+    limiter = default_limiter()
+    assert isinstance(limiter, FileSlotLimiter) and limiter.rate == 5.0
+    (tmp_path / "rate").write_text("garbage")
+    assert limiter._reserve() == 0.0  # a corrupt file never blocks forever

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
@@ -11,14 +12,46 @@ from hypothesis import strategies as st
 
 from tests.harness.program import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "policies"))
+PACK_MODULES = (
+    "iam_docs",
+    "graph",
+    "iam_trust",
+    "execution_role",
+    "build_role",
+    "regions",
+    "storage",
+    "image",
+)
 
-import build_role  # noqa: E402
-import execution_role  # noqa: E402
-import iam_docs  # noqa: E402
-import iam_trust  # noqa: E402
-import regions  # noqa: E402
-from iam_docs import UNKNOWN, DocumentError  # noqa: E402
+
+def _load_pack_modules():
+    """Import the pack's modules the way the engine does (pack dir on sys.path), then hide them.
+
+    The pack's module names (``image``, ``graph``, ``regions`` ...) are generic; leaving them in
+    ``sys.modules``/``sys.path`` would shadow e.g. the repo's ``image/`` package for other tests.
+    """
+    path = str(REPO_ROOT / "policies")
+    saved = {n: sys.modules.pop(n) for n in PACK_MODULES if n in sys.modules}
+    sys.path.insert(0, path)
+    try:
+        return {n: importlib.import_module(n) for n in PACK_MODULES}
+    finally:
+        sys.path.remove(path)
+        for n in PACK_MODULES:
+            sys.modules.pop(n, None)
+        sys.modules.update(saved)
+
+
+_PACK = _load_pack_modules()
+build_role = _PACK["build_role"]
+execution_role = _PACK["execution_role"]
+iam_docs = _PACK["iam_docs"]
+iam_trust = _PACK["iam_trust"]
+regions = _PACK["regions"]
+graph = _PACK["graph"]
+image = _PACK["image"]
+UNKNOWN = iam_docs.UNKNOWN
+DocumentError = iam_docs.DocumentError
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +62,10 @@ ACCOUNT = "111111111111"
 
 
 def test_parse_string_and_object_documents_alike():
-    doc = {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+    }
     for given_doc in (doc, json.dumps(doc)):
         [stmt] = iam_docs.parse_document(given_doc)
         assert stmt.index == 0
@@ -40,7 +76,15 @@ def test_parse_string_and_object_documents_alike():
 
 def test_parse_conditions_are_flattened_with_lists():
     [stmt] = iam_docs.parse_document(
-        {"Statement": [{"Effect": "Allow", "Action": "*", "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT, "k": ["a", "b"]}}}]}
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT, "k": ["a", "b"]}},
+                }
+            ]
+        }
     )
     assert [(c.operator, c.key, c.values) for c in stmt.conditions] == [
         ("StringEquals", "aws:SourceAccount", (ACCOUNT,)),
@@ -55,10 +99,19 @@ def test_parse_conditions_are_flattened_with_lists():
         ([], "expected a JSON object, got list"),
         ({"Version": "2012-10-17"}, "missing 'Statement'"),
         ({"Statement": "x"}, "'Statement' must be an object or a list"),
-        ({"Statement": [{"Effect": "Maybe", "Action": "*"}]}, "statement 0: Effect must be 'Allow' or 'Deny', got 'Maybe'"),
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "NotAction": "s3:*"}]}, "statement 0: has both Action and NotAction"),
+        (
+            {"Statement": [{"Effect": "Maybe", "Action": "*"}]},
+            "statement 0: Effect must be 'Allow' or 'Deny', got 'Maybe'",
+        ),
+        (
+            {"Statement": [{"Effect": "Allow", "Action": "*", "NotAction": "s3:*"}]},
+            "statement 0: has both Action and NotAction",
+        ),
         ({"Statement": [{"Effect": "Allow"}]}, "statement 0: has neither Action nor NotAction"),
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "Condition": []}]}, "statement 0: Condition must be an object"),
+        (
+            {"Statement": [{"Effect": "Allow", "Action": "*", "Condition": []}]},
+            "statement 0: Condition must be an object",
+        ),
     ],
 )
 def test_parse_errors_name_the_problem(document, message):
@@ -128,7 +181,10 @@ def test_complement_is_lazy():
 
 def test_account_list_forms():
     assert iam_docs.parse_account_list([ACCOUNT]) == [ACCOUNT]
-    assert iam_docs.parse_account_list(json.dumps([ACCOUNT, "222222222222"])) == [ACCOUNT, "222222222222"]
+    assert iam_docs.parse_account_list(json.dumps([ACCOUNT, "222222222222"])) == [
+        ACCOUNT,
+        "222222222222",
+    ]
     assert iam_docs.parse_account_list(f"{ACCOUNT}, 222222222222") == [ACCOUNT, "222222222222"]
     assert iam_docs.parse_account_list([float(ACCOUNT)]) == [ACCOUNT]
     for bad in (None, "", [], UNKNOWN, ["123"], "[oops", [True]):
@@ -142,14 +198,20 @@ def _trust(*statements):
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-LAMBDA = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+LAMBDA = {
+    "Effect": "Allow",
+    "Principal": {"Service": "lambda.amazonaws.com"},
+    "Action": "sts:AssumeRole",
+}
 
 
 def test_trust_violations_pure():
     good = _trust({**LAMBDA, "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}})
     assert iam_trust.trust_violations(good, [ACCOUNT], "role 'r'") == []
     [msg] = iam_trust.trust_violations(_trust(LAMBDA), [ACCOUNT], "role 'r'")
-    assert msg.startswith("role 'r': trust policy statement 0 lets lambda.amazonaws.com call sts:AssumeRole")
+    assert msg.startswith(
+        "role 'r': trust policy statement 0 lets lambda.amazonaws.com call sts:AssumeRole"
+    )
     [msg] = iam_trust.trust_violations(good, None, "role 'r'")
     assert "deploying account ids cannot be determined" in msg
     [msg] = iam_trust.trust_violations(UNKNOWN, [ACCOUNT], "role 'r'")
@@ -158,12 +220,35 @@ def test_trust_violations_pure():
 
 
 def test_deny_protection_requires_only_deploying_accounts():
-    deny = {"Effect": "Deny", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ok = iam_docs.parse_document(_trust({**deny, "Condition": {"StringNotEquals": {"aws:SourceAccount": [ACCOUNT]}}}))[0]
+    deny = {
+        "Effect": "Deny",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    ok = iam_docs.parse_document(
+        _trust({**deny, "Condition": {"StringNotEquals": {"aws:SourceAccount": [ACCOUNT]}}})
+    )[0]
     assert iam_trust.deny_protects(ok, [ACCOUNT])
-    foreign = iam_docs.parse_document(_trust({**deny, "Condition": {"StringNotEquals": {"aws:SourceAccount": [ACCOUNT, "999999999999"]}}}))[0]
+    foreign = iam_docs.parse_document(
+        _trust(
+            {
+                **deny,
+                "Condition": {"StringNotEquals": {"aws:SourceAccount": [ACCOUNT, "999999999999"]}},
+            }
+        )
+    )[0]
     assert not iam_trust.deny_protects(foreign, [ACCOUNT])
-    extra = iam_docs.parse_document(_trust({**deny, "Condition": {"StringNotEquals": {"aws:SourceAccount": ACCOUNT}, "Bool": {"aws:SecureTransport": "true"}}}))[0]
+    extra = iam_docs.parse_document(
+        _trust(
+            {
+                **deny,
+                "Condition": {
+                    "StringNotEquals": {"aws:SourceAccount": ACCOUNT},
+                    "Bool": {"aws:SecureTransport": "true"},
+                },
+            }
+        )
+    )[0]
     assert not iam_trust.deny_protects(extra, [ACCOUNT])
 
 
@@ -173,23 +258,41 @@ LG = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda-microvms/img"
 
 
 def _judge(*statements, **ctx):
-    return execution_role.judge_document(_trust(*statements), "role 'x'", execution_role.Context(**ctx))
+    return execution_role.judge_document(
+        _trust(*statements), "role 'x'", execution_role.Context(**ctx)
+    )
 
 
 def test_judge_document_read_only_and_exceptions():
-    assert _judge({"Effect": "Allow", "Action": ["s3:GetObject", "ec2:Describe*"], "Resource": "*"}) == []
+    assert (
+        _judge({"Effect": "Allow", "Action": ["s3:GetObject", "ec2:Describe*"], "Resource": "*"})
+        == []
+    )
     assert _judge({"Effect": "Allow", "Action": "bedrock:InvokeModel*", "Resource": "*"}) == []
-    logs = {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [LG, f"{LG}:*"]}
+    logs = {
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [LG, f"{LG}:*"],
+    }
     assert _judge(logs, log_group_arn=LG) == []
     [msg] = _judge(logs)
     assert "the role has no lambda-microvms:log-group tag" in msg
-    assert _judge({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}, allowed_actions=["s3:Put*"]) == []
+    assert (
+        _judge(
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"},
+            allowed_actions=["s3:Put*"],
+        )
+        == []
+    )
 
 
 def test_judge_document_lists_a_bounded_number_of_actions():
     [msg] = _judge({"Effect": "Allow", "Action": "*", "Resource": "*"})
     assert "and more" in msg
-    assert msg.count("(Write") + msg.count("(Tagging") + msg.count("(Permissions") <= execution_role.MAX_LISTED
+    assert (
+        msg.count("(Write") + msg.count("(Tagging") + msg.count("(Permissions")
+        <= execution_role.MAX_LISTED
+    )
 
 
 @pytest.mark.parametrize(
@@ -197,7 +300,10 @@ def test_judge_document_lists_a_bounded_number_of_actions():
     [
         ("arn:aws:iam::aws:policy/ReadOnlyAccess", "ReadOnlyAccess"),
         ("arn:aws-cn:iam::aws:policy/ReadOnlyAccess", "ReadOnlyAccess"),
-        ("arn:aws-us-gov:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", "service-role/AWSLambdaBasicExecutionRole"),
+        (
+            "arn:aws-us-gov:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            "service-role/AWSLambdaBasicExecutionRole",
+        ),
         (f"arn:aws:iam::{ACCOUNT}:policy/mine", None),
         ("ReadOnlyAccess", None),
     ],
@@ -219,7 +325,10 @@ def test_managed_table_verdicts():
     [
         (LG, None),
         (f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/other/x", "is not under one of"),
-        (f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda-microvms/*", "contains a wildcard"),
+        (
+            f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda-microvms/*",
+            "contains a wildcard",
+        ),
         ("arn:aws:s3:::bucket", "is not a CloudWatch Logs log-group ARN"),
     ],
 )
@@ -249,7 +358,9 @@ _WRITE = sorted(a.name for a in _ACTIONS if not a.read_only)
 
 @settings(max_examples=100, deadline=None)
 @given(
-    actions=st.lists(st.lists(st.sampled_from(_READ), min_size=1, max_size=8), min_size=1, max_size=5),
+    actions=st.lists(
+        st.lists(st.sampled_from(_READ), min_size=1, max_size=8), min_size=1, max_size=5
+    ),
     write=st.sampled_from(_WRITE),
     data=st.data(),
 )
@@ -271,7 +382,6 @@ class _Args:
 
 
 def test_guard_turns_unknown_reads_into_violations():
-    import graph
     from pulumi_policy.proxy import UnknownValueError
 
     reports = []
@@ -282,7 +392,10 @@ def test_guard_turns_unknown_reads_into_violations():
 
     reads_unknown(_Args(), lambda msg, urn=None: reports.append(msg))
     [msg] = reports
-    assert "'assumeRolePolicy' is unknown during preview, so this guardrail cannot be verified until apply" in msg
+    assert (
+        "'assumeRolePolicy' is unknown during preview, so this guardrail cannot be verified until apply"
+        in msg
+    )
 
     @graph.guarded("p")
     def crashes(args, report):
@@ -295,7 +408,6 @@ def test_guard_turns_unknown_reads_into_violations():
 
 def test_sdk_sees_secret_marks_and_decodes_once():
     """In-process servicer (no gRPC): secrets stay recognisable, plaintext does not."""
-    import image
     import pulumi_policy.policy as sdk
     from google.protobuf import struct_pb2
     from pulumi.runtime.proto import analyzer_pb2
@@ -305,12 +417,20 @@ def test_sdk_sees_secret_marks_and_decodes_once():
     props.update(
         {
             "environmentVariables": {
-                "API_TOKEN": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "s3cr3t"},
+                "API_TOKEN": {
+                    "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                    "value": "s3cr3t",
+                },
                 "DB_PASSWORD": "plain",
             }
         }
     )
-    request = analyzer_pb2.AnalyzeRequest(type="pulumi-python:dynamic/lambda-microvms:MicrovmImage", urn="urn:x", name="img", properties=props)
+    request = analyzer_pb2.AnalyzeRequest(
+        type="pulumi-python:dynamic/lambda-microvms:MicrovmImage",
+        urn="urn:x",
+        name="img",
+        properties=props,
+    )
     servicer = sdk._PolicyAnalyzerServicer(
         "t", "0.0.1", [image.image_env_plaintext_secrets], EnforcementLevel.MANDATORY
     )
@@ -320,4 +440,6 @@ def test_sdk_sees_secret_marks_and_decodes_once():
     assert "environmentVariables.DB_PASSWORD is plaintext" in messages[0]
     assert "API_TOKEN" not in messages[0]
     # The decode cache hands back the same dict for the same message object.
-    assert sdk.json_format.MessageToDict(request.properties) is sdk.json_format.MessageToDict(request.properties)
+    assert sdk.json_format.MessageToDict(request.properties) is sdk.json_format.MessageToDict(
+        request.properties
+    )
