@@ -52,66 +52,149 @@ def synthetic_stack(n: int, preview: bool) -> list:
         bucket_name = f"artifacts-{g}"
         lg = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda-microvms/img-{g}"
         key = f"images/img-{g}/abc.zip"
-        bucket = make_resource("aws:s3/bucket:Bucket", f"bucket-{g}", {"bucket": bucket_name}, provider_inputs=PROVIDER)
+        bucket = make_resource(
+            "aws:s3/bucket:Bucket", f"bucket-{g}", {"bucket": bucket_name}, provider_inputs=PROVIDER
+        )
         dep = {"bucket": [bucket.urn]}
         pab = make_resource(
-            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"pab-{g}",
-            {"bucket": UNKNOWN if preview else bucket_name, "blockPublicAcls": True, "blockPublicPolicy": True,
-             "ignorePublicAcls": True, "restrictPublicBuckets": True},
-            provider_inputs=PROVIDER, property_dependencies=dep,
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            f"pab-{g}",
+            {
+                "bucket": UNKNOWN if preview else bucket_name,
+                "blockPublicAcls": True,
+                "blockPublicPolicy": True,
+                "ignorePublicAcls": True,
+                "restrictPublicBuckets": True,
+            },
+            provider_inputs=PROVIDER,
+            property_dependencies=dep,
         )
         obj = make_resource(
-            "aws:s3/bucketObjectv2:BucketObjectv2", f"artifact-{g}", {"bucket": bucket_name, "key": key},
-            provider_inputs=PROVIDER, property_dependencies=dep,
+            "aws:s3/bucketObjectv2:BucketObjectv2",
+            f"artifact-{g}",
+            {"bucket": bucket_name, "key": key},
+            provider_inputs=PROVIDER,
+            property_dependencies=dep,
         )
         exec_name, build_name = f"exec-{g}", f"build-{g}"
         exec_tags = {"lambda-microvms:role": "execution", "lambda-microvms:log-group": lg}
         exec_role = make_resource(
-            "aws:iam/role:Role", exec_name, {"name": exec_name, "assumeRolePolicy": TRUST, "tags": exec_tags},
+            "aws:iam/role:Role",
+            exec_name,
+            {"name": exec_name, "assumeRolePolicy": TRUST, "tags": exec_tags},
             provider_inputs=PROVIDER,
         )
         exec_policy = make_resource(
-            "aws:iam/rolePolicy:RolePolicy", f"exec-policy-{g}",
-            {"role": UNKNOWN if preview else exec_name, "policy": _doc(
-                {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [lg, f"{lg}:*"]},
-                {"Effect": "Allow", "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"], "Resource": "*"},
-                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:List*", "dynamodb:Query", "ec2:Describe*"], "Resource": "*"},
-            )},
-            provider_inputs=PROVIDER, property_dependencies={"role": [exec_role.urn]},
+            "aws:iam/rolePolicy:RolePolicy",
+            f"exec-policy-{g}",
+            {
+                "role": UNKNOWN if preview else exec_name,
+                "policy": _doc(
+                    {
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": [lg, f"{lg}:*"],
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                        "Resource": "*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:List*", "dynamodb:Query", "ec2:Describe*"],
+                        "Resource": "*",
+                    },
+                ),
+            },
+            provider_inputs=PROVIDER,
+            property_dependencies={"role": [exec_role.urn]},
         )
         managed = make_resource(
-            "aws:iam/policy:Policy", f"read-{g}",
-            {"name": f"read-{g}", "policy": _doc({"Effect": "Allow", "Action": "sqs:Get*", "Resource": "*"})},
-            provider_inputs=PROVIDER, outputs={"name": f"read-{g}", "arn": f"arn:aws:iam::{ACCOUNT}:policy/read-{g}",
-                                               "policy": _doc({"Effect": "Allow", "Action": "sqs:Get*", "Resource": "*"})},
+            "aws:iam/policy:Policy",
+            f"read-{g}",
+            {
+                "name": f"read-{g}",
+                "policy": _doc({"Effect": "Allow", "Action": "sqs:Get*", "Resource": "*"}),
+            },
+            provider_inputs=PROVIDER,
+            outputs={
+                "name": f"read-{g}",
+                "arn": f"arn:aws:iam::{ACCOUNT}:policy/read-{g}",
+                "policy": _doc({"Effect": "Allow", "Action": "sqs:Get*", "Resource": "*"}),
+            },
         )
         attach = make_resource(
-            "aws:iam/rolePolicyAttachment:RolePolicyAttachment", f"attach-{g}",
-            {"role": exec_name, "policyArn": UNKNOWN if preview else f"arn:aws:iam::{ACCOUNT}:policy/read-{g}"},
-            provider_inputs=PROVIDER, property_dependencies={"role": [exec_role.urn], "policyArn": [managed.urn]},
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            f"attach-{g}",
+            {
+                "role": exec_name,
+                "policyArn": UNKNOWN if preview else f"arn:aws:iam::{ACCOUNT}:policy/read-{g}",
+            },
+            provider_inputs=PROVIDER,
+            property_dependencies={"role": [exec_role.urn], "policyArn": [managed.urn]},
         )
         build = make_resource(
-            "aws:iam/role:Role", build_name,
-            {"name": build_name, "assumeRolePolicy": TRUST, "tags": {"lambda-microvms:role": "build"}},
+            "aws:iam/role:Role",
+            build_name,
+            {
+                "name": build_name,
+                "assumeRolePolicy": TRUST,
+                "tags": {"lambda-microvms:role": "build"},
+            },
             provider_inputs=PROVIDER,
         )
         build_policy = make_resource(
-            "aws:iam/rolePolicy:RolePolicy", f"build-policy-{g}",
-            {"role": build_name, "policy": _doc(
-                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"], "Resource": f"arn:aws:s3:::{bucket_name}/images/img-{g}/*"},
-                {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [lg, f"{lg}:*"]},
-            )},
-            provider_inputs=PROVIDER, property_dependencies={"role": [build.urn]},
+            "aws:iam/rolePolicy:RolePolicy",
+            f"build-policy-{g}",
+            {
+                "role": build_name,
+                "policy": _doc(
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                        "Resource": f"arn:aws:s3:::{bucket_name}/images/img-{g}/*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogGroup",
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                        ],
+                        "Resource": [lg, f"{lg}:*"],
+                    },
+                ),
+            },
+            provider_inputs=PROVIDER,
+            property_dependencies={"role": [build.urn]},
         )
         image = make_resource(
-            "pulumi-python:dynamic/lambda-microvms:MicrovmImage", f"img-{g}",
-            {"name": f"img-{g}", "region": "us-east-1",
-             "codeArtifact": {"uri": UNKNOWN if preview else f"s3://{bucket_name}/{key}"},
-             "buildRoleArn": UNKNOWN if preview else f"arn:aws:iam::{ACCOUNT}:role/{build_name}",
-             "environmentVariables": {"LOG_LEVEL": "info"}, "additionalOsCapabilities": []},
-            provider_inputs={}, property_dependencies={"codeArtifact": [obj.urn], "buildRoleArn": [build.urn]},
+            "pulumi-python:dynamic/lambda-microvms:MicrovmImage",
+            f"img-{g}",
+            {
+                "name": f"img-{g}",
+                "region": "us-east-1",
+                "codeArtifact": {"uri": UNKNOWN if preview else f"s3://{bucket_name}/{key}"},
+                "buildRoleArn": UNKNOWN if preview else f"arn:aws:iam::{ACCOUNT}:role/{build_name}",
+                "environmentVariables": {"LOG_LEVEL": "info"},
+                "additionalOsCapabilities": [],
+            },
+            provider_inputs={},
+            property_dependencies={"codeArtifact": [obj.urn], "buildRoleArn": [build.urn]},
         )
-        records += [bucket, pab, obj, exec_role, exec_policy, managed, attach, build, build_policy, image]
+        records += [
+            bucket,
+            pab,
+            obj,
+            exec_role,
+            exec_policy,
+            managed,
+            attach,
+            build,
+            build_policy,
+            image,
+        ]
     return records
 
 
@@ -155,12 +238,16 @@ def main(argv=None) -> int:
         for pack in opened.values():
             pack.stop()
 
-    print(f"synthetic stack: {len(records)} resources ({'preview' if args.preview else 'update'}), "
-          f"Remediate+Analyze each, then AnalyzeStack; median of {args.repeat}")
+    print(
+        f"synthetic stack: {len(records)} resources ({'preview' if args.preview else 'update'}), "
+        f"Remediate+Analyze each, then AnalyzeStack; median of {args.repeat}"
+    )
     for name in packs:
         med = statistics.median(times[name])
-        print(f"  {name:<11} start {starts[name]:6.2f} s   run {med:6.3f} s   "
-              f"({med / len(records) * 1000:.2f} ms/resource, {counts[name]} diagnostics)")
+        print(
+            f"  {name:<11} start {starts[name]:6.2f} s   run {med:6.3f} s   "
+            f"({med / len(records) * 1000:.2f} ms/resource, {counts[name]} diagnostics)"
+        )
     ratio = statistics.median(times["guardrails"]) / statistics.median(times["noop"])
     print(f"  ratio guardrails/noop: {ratio:.2f}x (goal <= 1.5x)")
     return 0

@@ -91,6 +91,25 @@ def _install_decode_cache() -> None:
 
     sdk.json_format = _CachingJsonFormat()
 
+    # Likewise the read-only unknown-checking proxy built around each decoded bag: policies
+    # only read ``args.props``, so one proxy per decoded bag serves every policy.
+    make_proxy = getattr(sdk, "unknown_checking_proxy", None)
+    if make_proxy is None:
+        return
+    proxies: dict[int, tuple[Any, Any]] = {}
+
+    def unknown_checking_proxy(props: Any) -> Any:
+        hit = proxies.get(id(props))
+        if hit is not None and hit[0] is props:
+            return hit[1]
+        proxy = make_proxy(props)
+        if len(proxies) > 20000:
+            proxies.clear()
+        proxies[id(props)] = (props, proxy)
+        return proxy
+
+    sdk.unknown_checking_proxy = unknown_checking_proxy
+
 
 _install_decode_cache()
 

@@ -66,16 +66,26 @@ def _install_secret_marks() -> None:
             return [restore(w, d) for w, d in zip(wire, decoded, strict=True)]
         return decoded
 
+    memo: dict[int, tuple[Any, Any]] = {}
+
     def deserialize_properties(props, proxy_secrets=False):
-        decoded = original(props, proxy_secrets)
         if proxy_secrets or not isinstance(props, dict):
-            return decoded
+            return original(props, proxy_secrets)
+        # The decode cache (graph.py) hands every policy the same dict for one resource, so the
+        # decoded form is memoised by identity too (the memo keeps ``props`` alive).
+        hit = memo.get(id(props))
+        if hit is not None and hit[0] is props:
+            return hit[1]
+        decoded = original(props, proxy_secrets)
         # Only the properties a policy asks about are re-walked, to keep Analyze cheap.
         for key in MARKED_PROPERTIES:
             if key in props and key in decoded:
                 # Never break decoding for the other policies.
                 with contextlib.suppress(Exception):
                     decoded[key] = restore(props[key], decoded[key])
+        if len(memo) > 20000:
+            memo.clear()
+        memo[id(props)] = (props, decoded)
         return decoded
 
     deserialize_properties._marks_secrets = True  # type: ignore[attr-defined]
@@ -308,6 +318,8 @@ def command_idle_policy(env: dict[str, Any]) -> dict[str, Any] | None:
 
 @guarded("run-limits")
 def _validate_run_limits(args, report_violation) -> None:
+    if args.resource_type not in (MICROVM, COMMAND):
+        return
     res = Res.from_args(args)
     where = _where(args)
     if args.resource_type == MICROVM:

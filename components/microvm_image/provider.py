@@ -348,6 +348,13 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         by an interrupted run of this same update) is adopted instead of building another."""
         try:
             image = client.get_microvm_image(imageIdentifier=image_arn)
+            if image.get("state") in ("CREATING", "UPDATING"):
+                # ConflictException is modelled retryable, so botocore would otherwise sit out
+                # the running build and then start a second one
+                inflight = self._await_inflight(client, image_arn, news, name, scrub)
+                if inflight:
+                    return inflight
+                image = client.get_microvm_image(imageIdentifier=image_arn)
             latest = image.get("latestActiveImageVersion")
             if not latest or spec.version_key(latest) <= spec.version_key(str(version or "0")):
                 return None
@@ -376,10 +383,11 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     raise _api_error("UpdateMicrovmImage", exc, scrub) from None
             adopted = self._await_inflight(client, image_arn, news, name, scrub)
             if adopted:
-                return adopted
+                return adopted["imageVersion"]
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _await_inflight(self, client, image_arn, news, name, scrub) -> str | None:
+    def _await_inflight(self, client, image_arn, news, name, scrub) -> dict | None:
+        """Wait for the newest version to finish; return it if it has the desired config."""
         try:
             versions = _list_versions(client, image_arn)
             versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
@@ -402,7 +410,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             wanted = plan_diff({**news, **spec.config_from_version(vobj, prior=news)}, news)
             if not wanted.build:
                 _log(f"microvm image {name}: version {newest} has the desired configuration")
-                return newest
+                return vobj
             return None
         except ClientError as exc:
             raise _api_error("GetMicrovmImageVersion", exc, scrub) from None

@@ -128,12 +128,11 @@ def test_killed_mid_update_and_rerun_builds_one_version(emulator_factory, build_
 
     # the engine still holds the old state and retries the same update
     second = start_rig(emu)
-    dbg = (second.aws.get_microvm_image(imageIdentifier=created.id), second.aws.list_microvm_image_versions(imageIdentifier=created.id)["items"])
     try:
         out = second.provider.update(created.id, second.urn, created.outputs, news, inputs)
     finally:
         second.provider.stop()
-    assert out["imageVersion"] == "2.0", (dbg, second.provider.stderr)
+    assert out["imageVersion"] == "2.0", second.provider.stderr
     versions = sorted(
         v["imageVersion"]
         for v in second.aws.list_microvm_image_versions(imageIdentifier=created.id)["items"]
