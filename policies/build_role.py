@@ -54,6 +54,17 @@ def artifact_location(graph: Graph, image: Res) -> tuple[str, str] | None:
     return None
 
 
+def image_log_groups(image: Res, prefixes: list[str]) -> set[str]:
+    """The image's build log group: ``logging.cloudWatch.logGroup``, else ``<prefix><name>``."""
+    explicit = image.get("logging", "cloudWatch", "logGroup")
+    if isinstance(explicit, str) and explicit and not is_unknown(explicit):
+        return {explicit}
+    name = image.get("name")
+    if isinstance(name, str) and name and not is_unknown(name):
+        return {f"{p}{name}" for p in prefixes}
+    return set()
+
+
 def key_prefix(key: str) -> str:
     """The artifact's "directory": everything up to the last '/', or the key itself."""
     return key.rsplit("/", 1)[0] + "/" if "/" in key else key
@@ -214,12 +225,7 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
     }
     for entry, images in roles.values():
         locations = [loc for img in images if (loc := artifact_location(graph, img))]
-        groups = {
-            f"{p}{img.get('name')}"
-            for img in images
-            for p in prefixes
-            if isinstance(img.get("name"), str)
-        }
+        groups = {group for img in images for group in image_log_groups(img, prefixes)}
         for where, document, urn in documents_for(entry, graph, out, index, judge_managed=False):
             for message in judge_build_document(
                 document, where, locations, groups, stack_buckets, prefixes

@@ -301,3 +301,38 @@ def test_import_without_prior_treats_every_value_as_secret():
     config = spec.config_from_version(live, prior=None)
     assert config["environmentVariables"] == {}
     assert set(config["secretEnvironmentVariables"]) == {"LOG_LEVEL", "API_TOKEN"}
+
+
+# ---- the wait policy and failure text (pure parts of microvms/waiters.py) ----------------------
+
+
+def test_backoff_polls_early_then_caps_within_the_request_budget():
+    from microvms.waiters import DEFAULT_BACKOFF
+
+    delays = DEFAULT_BACKOFF.delays(rng=lambda: 0.5)
+    first = [next(delays) for _ in range(40)]
+    assert first[0] <= 0.5 and sum(first[:4]) < 5  # four looks in the first five seconds
+    assert max(first) <= DEFAULT_BACKOFF.cap
+    tail = first[10:]
+    assert min(tail) >= 3.0  # a long build costs at most one Get every 3 s
+    assert max(tail) / 2 <= 2.5  # so half an interval (the median overshoot) stays <= 2.5 s
+
+
+def test_build_failure_text_is_actionable():
+    from microvms.waiters import BuildFailed, BuildResult
+
+    err = BuildFailed(
+        image_arn="arn:aws:lambda:us-east-1:123456789012:microvm-image:app-1",
+        image_version="2.0",
+        state_reason="S3_ACCESS_DENIED",
+        builds=[
+            BuildResult("b-3", "ARM_64", "GRAVITON", "3", "FAILED", "S3_ACCESS_DENIED"),
+            BuildResult("b-4", "ARM_64", "GRAVITON", "4", "FAILED", "S3_ACCESS_DENIED"),
+        ],
+        log_group="/aws/lambda-microvms/app-1",
+    )
+    text = str(err)
+    assert "version 2.0 failed to build: S3_ACCESS_DENIED" in text
+    assert "build b-3 (ARM_64, chipset generation 3): FAILED - S3_ACCESS_DENIED" in text
+    assert "grant s3:GetObject on it to buildRoleArn" in text
+    assert "CloudWatch log group /aws/lambda-microvms/app-1" in text
