@@ -252,3 +252,52 @@ class SessionRun(pulumi.ComponentResource):
         self.microvm_id = result.apply(lambda r: (r or {}).get("microvmId"))
         self.endpoint = result.apply(lambda r: (r or {}).get("endpoint"))
         self.register_outputs({"microvmId": self.microvm_id, "endpoint": self.endpoint})
+
+
+# ------------------------------------------------------------------------------------ wiring
+
+
+def smoke_test_args(
+    settings: Any,
+    *,
+    image_arn: pulumi.Input[str],
+    image_version: pulumi.Input[str],
+    execution_role_arn: pulumi.Input[str] | None = None,
+) -> SmokeTestArgs:
+    """``SmokeTestArgs`` from the stack settings (``components.config.Settings``, duck-typed)."""
+    smoke = settings.smoke_test
+    return SmokeTestArgs(
+        image_arn=image_arn,
+        image_version=image_version,
+        region=settings.region,
+        execution_role_arn=execution_role_arn,
+        path=smoke.path,
+        expected_status=smoke.expected_status,
+        timeout_seconds=smoke.timeout_seconds,
+        ingress_connectors=tuple(smoke.ingress_connectors),
+        egress_connectors=tuple(smoke.egress_connectors),
+        enabled=smoke.enabled,
+        microvms_endpoint=settings.endpoints.microvms,
+        proxy_url=settings.endpoints.proxy,
+    )
+
+
+def session_run_args(
+    settings: Any,
+    *,
+    image_arn: pulumi.Input[str],
+    image_version: pulumi.Input[str],
+    execution_role_arn: pulumi.Input[str] | None = None,
+) -> SessionRunArgs:
+    """``SessionRunArgs`` from the stack settings (idle policy and backstop from the stack)."""
+    return SessionRunArgs(
+        image_arn=image_arn,
+        image_version=image_version,
+        region=settings.region,
+        execution_role_arn=execution_role_arn,
+        ingress_connectors=tuple(settings.session_run.ingress_connectors),
+        idle_policy=settings.idle_policy.to_api() if settings.idle_policy else None,
+        max_duration_seconds=settings.maximum_duration_seconds,
+        microvms_endpoint=settings.endpoints.microvms,
+        proxy_url=settings.endpoints.proxy,
+    )

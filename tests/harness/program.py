@@ -589,6 +589,17 @@ class HarnessMocks:
                 outputs.setdefault("bucketDomainName", f"{name}.s3.amazonaws.com")
                 outputs.setdefault("bucketRegionalDomainName", f"{name}.s3.{region}.amazonaws.com")
                 outputs.setdefault("region", region)
+        if args.typ == "pulumi-python:dynamic/lambda-microvms:MicrovmImage":
+            # What our dynamic provider returns after a first successful build.
+            image_region = outputs.get("region") or region
+            image_name = outputs.get("name") or f"{outputs.get('namePrefix', args.name)}-{suffix[:8]}"
+            image_arn = f"arn:aws:lambda:{image_region}:{self.account_id}:microvm-image:{image_name}"
+            outputs.setdefault("name", image_name)
+            outputs.setdefault("imageArn", image_arn)
+            outputs.setdefault("imageVersion", "1.0")
+            outputs.setdefault("latestActiveImageVersion", "1.0")
+            outputs.setdefault("state", "CREATED")
+            resource_id = image_arn
         return resource_id, outputs
 
     # Invokes ---------------------------------------------------------------------------

@@ -236,6 +236,19 @@ BUILD_CASES = [
         "image's log group (/aws/lambda-microvms/img, /aws/lambda/microvms/img)",
     ),
     (
+        "explicit-log-group",
+        [
+            *build_graph(GOOD_S3, GOOD_LOGS, with_image=False),
+            image(name="img-x1", logging={"cloudWatch": {"logGroup": "/aws/lambda-microvms/img"}}),
+        ],
+        None,
+    ),
+    (
+        "suffixed-name-default-group",
+        [*build_graph(GOOD_S3, GOOD_LOGS, with_image=False), image(name="img-x1")],
+        "image's log group (/aws/lambda-microvms/img-x1, /aws/lambda/microvms/img-x1)",
+    ),
+    (
         "not-action",
         build_graph({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}),
         "uses NotAction/NotResource",
