@@ -14,6 +14,7 @@ from execution_role import (
 from graph import (
     BUCKET_TYPES,
     IMAGE_TYPES,
+    LOG_GROUP,
     OBJECT_TYPES,
     ROLE,
     ROLE_TAG,
@@ -54,11 +55,17 @@ def artifact_location(graph: Graph, image: Res) -> tuple[str, str] | None:
     return None
 
 
-def image_log_groups(image: Res, prefixes: list[str]) -> set[str]:
-    """The image's build log group: ``logging.cloudWatch.logGroup``, else ``<prefix><name>``."""
+def image_log_groups(image: Res, prefixes: list[str], graph: Graph | None = None) -> set[str]:
+    """The image's build log group: ``logging.cloudWatch.logGroup`` (through the log group it
+    depends on when unknown in preview), else ``<prefix><name>``; empty if it cannot be told."""
     explicit = image.get("logging", "cloudWatch", "logGroup")
     if isinstance(explicit, str) and explicit and not is_unknown(explicit):
         return {explicit}
+    if is_unknown(explicit) and graph is not None:
+        names = {g.get("name") for g in graph.deps_of_type(image, "logging", LOG_GROUP)}
+        names = {n for n in names if isinstance(n, str) and not is_unknown(n)}
+        if names:
+            return names
     name = image.get("name")
     if isinstance(name, str) and name and not is_unknown(name):
         return {f"{p}{name}" for p in prefixes}
@@ -225,7 +232,7 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
     }
     for entry, images in roles.values():
         locations = [loc for img in images if (loc := artifact_location(graph, img))]
-        groups = {group for img in images for group in image_log_groups(img, prefixes)}
+        groups = {group for img in images for group in image_log_groups(img, prefixes, graph)}
         for where, document, urn in documents_for(entry, graph, out, index, judge_managed=False):
             for message in judge_build_document(
                 document, where, locations, groups, stack_buckets, prefixes

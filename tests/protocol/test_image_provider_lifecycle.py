@@ -311,3 +311,15 @@ def test_generated_name_skips_a_reserved_name(rig):
     _, created = rig.create()
     second = spec.name_candidate("app", "lambda-microvms/test/app-image", "us-east-1", 1)
     assert created.outputs["name"] == second
+
+
+def test_rerun_after_a_failed_build_uses_the_next_name(rig):
+    # names of deleted images cannot be reused: the retry must not try the burnt name again
+    rig.faults(failNextBuilds=["INTERNAL_PLATFORM_ERROR"])
+    with pytest.raises(ProviderError) as err:
+        rig.create()
+    assert "retry the deployment" in err.value.details
+    _, created = rig.create()
+    seed = "lambda-microvms/test/app-image"
+    assert created.outputs["name"] == spec.name_candidate("app", seed, "us-east-1", 1)
+    assert [i["name"] for i in rig.images()] == [created.outputs["name"]]

@@ -32,11 +32,13 @@ def _describe(diags) -> str:
     return "\n".join(f"[{d.enforcement_level}] {d.policy_name} {d.urn}: {d.message}" for d in diags)
 
 
+@pytest.mark.parametrize("config_file", ["shipped", "defaults"])
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
-def test_program_graph_has_no_mandatory_violations(stack, preview):
+def test_program_graph_has_no_mandatory_violations(stack, preview, config_file):
+    """With the stack's shipped config file, and with no --policy-pack-config at all."""
     graph = graph_for(stack, preview)
-    config = PACK_DIR / "config" / STACK_CONFIG[stack]
+    config = PACK_DIR / "config" / STACK_CONFIG[stack] if config_file == "shipped" else None
     with PolicyPack.for_graph(PACK_DIR, graph, policy_config=config) as pack:
         diags = pack.run(graph)
     mandatory = [d for d in diags if d.enforcement_level == "mandatory"]
@@ -54,6 +56,15 @@ def test_program_graph_is_in_scope_of_the_core_policies(stack):
     assert any(t.get("lambda-microvms:role") == "execution" for t in tags)
     assert all("lambda.amazonaws.com" in r.plain_inputs["assumeRolePolicy"] for r in roles)
     assert graph.by_type("aws:iam/rolePolicy:RolePolicy")
+    [image] = graph.by_type("pulumi-python:dynamic/lambda-microvms:MicrovmImage")
+    assert image.plain_inputs["region"] in ("us-east-1", "us-west-2")
+    assert image.plain_inputs["codeArtifact"]["uri"].startswith("s3://")
+    smoke = [
+        c
+        for c in graph.by_type("command:local:Command")
+        if "MICROVMS_EXECUTION_ROLE_ARN" in (c.plain_inputs.get("environment") or {})
+    ]
+    assert smoke, "the smoke test passes the execution role"
 
 
 def test_program_itself_refuses_a_write_extra_statement():
@@ -88,3 +99,52 @@ def test_program_graph_with_a_tampered_execution_policy_fails_mandatory(preview)
     index = len(document["Statement"]) - 1
     assert f"statement {index}: allows non-read actions sqs:SendMessage (Write)" in diags[0].message
     assert diags[0].urn == policy.urn
+
+
+def _tamper(graph, type_token, mutate):
+    graph = copy.deepcopy(graph)
+    for rec in graph.by_type(type_token):
+        for props in (rec.inputs, rec.outputs):
+            mutate(props)
+    return graph
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+def test_program_graph_in_an_unsupported_region_fails(preview):
+    def move(props):
+        props["region"] = "eu-central-1"
+
+    graph = _tamper(
+        graph_for("dev", preview), "pulumi-python:dynamic/lambda-microvms:MicrovmImage", move
+    )
+    with PolicyPack.for_graph(
+        PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json"
+    ) as pack:
+        diags = only(pack.run(graph), CORE[2])
+    text = _describe(diags)
+    assert diags and all(d.enforcement_level == "mandatory" for d in diags), text
+    assert (
+        "is in eu-central-1 (from its own 'region'), where Lambda MicroVMs are not available"
+        in text
+    )
+    assert "builds fail with S3_CROSS_REGION_ACCESS_DENIED" in text
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+def test_program_graph_without_source_account_fails(preview):
+    def unguard(props):
+        document = json.loads(props["assumeRolePolicy"])
+        for statement in document["Statement"]:
+            statement.pop("Condition", None)
+        props["assumeRolePolicy"] = json.dumps(document)
+
+    graph = _tamper(graph_for("prod", preview), "aws:iam/role:Role", unguard)
+    with PolicyPack.for_graph(
+        PACK_DIR, graph, policy_config=PACK_DIR / "config" / "prod.json"
+    ) as pack:
+        diags = only(pack.run(graph), CORE[0])
+    assert len(diags) == 2, _describe(diags)  # the build role and the execution role
+    assert all(
+        "without an effective source condition (it has no Condition)" in d.message for d in diags
+    )
+    assert all('"aws:SourceAccount": "222222222222"' in d.message for d in diags)
