@@ -207,7 +207,7 @@ def drive(pack: PolicyPack, records: list) -> tuple[float, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resources", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--preview", action="store_true", help="unknowns as in a preview")
     args = parser.parse_args(argv)
 
@@ -240,16 +240,18 @@ def main(argv=None) -> int:
 
     print(
         f"synthetic stack: {len(records)} resources ({'preview' if args.preview else 'update'}), "
-        f"Remediate+Analyze each, then AnalyzeStack; median of {args.repeat}"
+        f"Remediate+Analyze each, then AnalyzeStack; {args.repeat} alternating runs per pack"
     )
     for name in packs:
-        med = statistics.median(times[name])
+        med, best = statistics.median(times[name]), min(times[name])
         print(
-            f"  {name:<11} start {starts[name]:6.2f} s   run {med:6.3f} s   "
-            f"({med / len(records) * 1000:.2f} ms/resource, {counts[name]} diagnostics)"
+            f"  {name:<11} start {starts[name]:6.2f} s   run median {med:6.3f} s  min {best:6.3f} s  "
+            f"({best / len(records) * 1000:.2f} ms/resource, {counts[name]} diagnostics)"
         )
-    ratio = statistics.median(times["guardrails"]) / statistics.median(times["noop"])
-    print(f"  ratio guardrails/noop: {ratio:.2f}x (goal <= 1.5x)")
+    best = min(times["guardrails"]) / min(times["noop"])
+    med = statistics.median(times["guardrails"]) / statistics.median(times["noop"])
+    # The minimum is the least load-disturbed run on a shared machine; the median is shown too.
+    print(f"  ratio guardrails/noop: {best:.2f}x (min)  {med:.2f}x (median)  goal <= 1.5x")
     return 0
 
 

@@ -507,7 +507,9 @@ def documents_for(
 
     if entry.role is not None:
         role = entry.role
-        inline = role.get("inlinePolicies")
+        # Unknown without dependencies = computed by the provider from the role's separate
+        # RolePolicy/attachment resources, which are judged on their own below.
+        inline = None if role.provider_computed("inlinePolicies") else role.get("inlinePolicies")
         if is_unknown(inline):
             out.fail(unverifiable(label, "inlinePolicies"), urn)
         for i, item in enumerate(inline if isinstance(inline, list) else []):
@@ -515,7 +517,7 @@ def documents_for(
             document = item.get("policy") if isinstance(item, dict) else item
             docs.append((f"{label}, inline policy {pname or i!r}", document, urn))
         managed = role.get("managedPolicyArns")
-        if managed is not None:
+        if managed is not None and not role.provider_computed("managedPolicyArns"):
             attached(role, "managedPolicyArns", managed, f"{label}, managedPolicyArns")
     seen: set[str] = set()
     for key in [urn or f"name:{entry.name}"]:

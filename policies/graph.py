@@ -227,11 +227,28 @@ class Res:
         return f"{self.type} '{self.name}'"
 
     def tags(self) -> Any:
-        """``tags`` (or the provider-merged ``tagsAll`` in stack outputs)."""
+        """``tags``, else the provider-merged ``tagsAll`` of stack outputs when it is known.
+
+        In a real preview ``tagsAll`` of a new resource is computed by the provider (unknown, with
+        no property dependencies); with no ``tags`` input that just means "no tags of its own".
+        """
         tags = self.props.get("tags")
         if tags is None:
-            tags = self.props.get("tagsAll")
+            tags_all = self.props.get("tagsAll")
+            if is_unknown(tags_all) and not self.deps("tagsAll"):
+                return None
+            tags = tags_all
         return tags
+
+    def provider_computed(self, prop: str) -> bool:
+        """Unknown with no property dependencies: filled in by the provider, not by the program.
+
+        The program can only make an input unknown by deriving it from another resource, which
+        the engine records as a property dependency; an unknown without one is an output the
+        provider computes (e.g. pulumi-aws v7's per-resource ``region`` in a preview).
+        Only meaningful for stack resources (resource-policy arguments carry no dependencies).
+        """
+        return is_unknown(self.get(prop)) and not self.deps(prop)
 
 
 class Graph:

@@ -37,7 +37,7 @@ def is_judged(res: Res) -> bool:
 def effective_region(res: Res) -> tuple[str | None, str]:
     """(region, source). region is the unknown sentinel if unknown, None if nowhere."""
     own = res.get("region")
-    if isinstance(own, str) and own:
+    if isinstance(own, str) and own and not res.provider_computed("region"):
         return own, "its own 'region'"
     provider = res.provider_props
     if provider is not None:

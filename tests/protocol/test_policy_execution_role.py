@@ -245,6 +245,26 @@ CASES = [
         ),
         None,
     ),
+    # In a real preview the provider computes these outputs of a new role (unknown, no deps).
+    (
+        "preview-provider-computed-role-outputs",
+        (lambda r: [r, role_policy(r, doc(READ))])(
+            role(inlinePolicies=UNKNOWN, managedPolicyArns=UNKNOWN)
+        ),
+        None,
+    ),
+    (
+        "preview-tags-all-computed-untagged",
+        [
+            make_resource(
+                "aws:iam/role:Role",
+                "plain",
+                {"name": "plain", "assumeRolePolicy": TRUST, "tagsAll": UNKNOWN},
+                provider_inputs=PROVIDER,
+            )
+        ],
+        None,
+    ),
     # ---- failing ----
     ("s3-put-object", single(WRITE), "allows non-read actions s3:PutObject (Write)"),
     ("s3-star", single(allow("s3:*")), "allows non-read actions s3:"),
@@ -427,6 +447,27 @@ CASES = [
         "s3:PutObject (Write)",
     ),
     ("preview-role-tags-unknown", [role(tags=UNKNOWN)], "'tags' is unknown during preview"),
+    (
+        "preview-inline-policies-derived-unknown",
+        (
+            lambda p: [
+                p,
+                make_resource(
+                    "aws:iam/role:Role",
+                    "exec",
+                    {
+                        "name": "exec",
+                        "assumeRolePolicy": TRUST,
+                        "tags": EXEC_TAGS,
+                        "inlinePolicies": UNKNOWN,
+                    },
+                    provider_inputs=PROVIDER,
+                    property_dependencies={"inlinePolicies": [p.urn]},
+                ),
+            ]
+        )(managed("src", doc(READ))),
+        "'inlinePolicies' is unknown during preview",
+    ),
     (
         "bedrock-other-action",
         single(allow("bedrock:CreateModelCustomizationJob")),

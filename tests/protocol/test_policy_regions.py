@@ -209,7 +209,24 @@ CASES = [
         [bucket(), image(None)],
         "has no region on itself or its provider",
     ),
-    ("preview-region-unknown", [bucket(region=UNKNOWN)], "'region' is unknown during preview"),
+    (
+        "preview-region-derived-unknown",
+        (
+            lambda b: [
+                b,
+                make_resource(
+                    "aws:sqs/queue:Queue",
+                    "q",
+                    {"region": UNKNOWN},
+                    provider_inputs=prov(),
+                    property_dependencies={"region": [b.urn]},
+                ),
+            ]
+        )(bucket()),
+        "'region' is unknown during preview",
+    ),
+    # pulumi-aws v7 computes `region` from the provider: unknown with no dependency in a real preview.
+    ("preview-provider-computed-region", [bucket(region=UNKNOWN)], None),
     (
         "preview-provider-region-unknown",
         [bucket(provider_region=UNKNOWN)],

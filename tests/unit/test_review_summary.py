@@ -57,7 +57,7 @@ def test_every_fixture_is_valid_cli_output_shape():
 def test_create_counts_iam_and_new_image():
     md = summary("create.json")
     assert md.startswith("## Pulumi preview: `dev`")
-    assert "| create | 17 |" in md
+    assert "| create | 19 |" in md
     assert "### Replacements (0)" in md
     assert "### IAM trust and permission changes (4)" in md
     assert (
@@ -65,7 +65,7 @@ def test_create_counts_iam_and_new_image():
         "aws:SourceAccount = 111111111111" in md
     )
     assert "### New MicroVM image versions (1)" in md
-    assert "`image-resource` (create; new image)" in md and "**2–6 min**" in md
+    assert "`image-image` (create; new image)" in md and "**2–6 min**" in md
     assert "`pulumi preview --json` omits policy results" in md
 
 
@@ -73,7 +73,7 @@ def test_update_shows_counts_and_permission_before_after():
     md = summary("update.json")
     assert "**3 update · 15 unchanged**" in md
     assert (
-        "| update | `execution-logs` | `aws:cloudwatch/logGroup:LogGroup` | `retentionInDays` |"
+        "| update | `logs-log-group` | `aws:cloudwatch/logGroup:LogGroup` | `retentionInDays` |"
         in md
     )
     assert "Permissions (`policy`): 2 before → 3 after" in md
@@ -91,11 +91,11 @@ def test_replace_table_names_the_forcing_properties():
     assert "| replace | 2 |" in md
     assert "### Replacements (2)" in md
     assert (
-        "| `image-resource` | `pulumi-python:dynamic/lambda-microvms:MicrovmImage` "
+        "| `image-image` | `pulumi-python:dynamic/lambda-microvms:MicrovmImage` "
         "| `baseImageVersion` |" in md
     )
-    assert "| `smoke-run` | `command:local:Command` | `triggers` |" in md
-    assert "`image-resource` (replace; `baseImageVersion`)" in md and "2–6 min" in md
+    assert "| `smoke-smoke` | `command:local:Command` | `triggers` |" in md
+    assert "`image-image` (replace; `baseImageVersion`)" in md and "2–6 min" in md
 
 
 def test_replace_reasons_fall_back_to_detailed_diff():
@@ -104,10 +104,10 @@ def test_replace_reasons_fall_back_to_detailed_diff():
         step.pop("replaceReasons", None)
     md = render(load_preview(json.dumps(doc)))
     assert (
-        "| `image-resource` | `pulumi-python:dynamic/lambda-microvms:MicrovmImage` | `baseImageVersion` |"
+        "| `image-image` | `pulumi-python:dynamic/lambda-microvms:MicrovmImage` | `baseImageVersion` |"
         in md
     )
-    assert "| `smoke-run` | `command:local:Command` | `triggers` |" in md
+    assert "| `smoke-smoke` | `command:local:Command` | `triggers` |" in md
 
 
 def test_delete_shows_removed_attachment():
@@ -186,7 +186,7 @@ def test_diagnostics_and_unknown_and_secret_documents():
     md = render(load_preview(json.dumps(doc)), stack="override")
     assert md.startswith("## Pulumi preview: `override`")
     assert "### Errors and warnings (1)" in md
-    assert "- **error** `smoke-run`: error: boom second line" in md
+    assert "- **error** `smoke-smoke`: error: boom second line" in md
     assert "+ (known after apply)" in md
     assert "+ (secret)" in md
 
