@@ -83,16 +83,24 @@ endif
 
 .PHONY: preview
 preview: sync ## pulumi preview --diff with the policy pack and STACK's policy config
+ifeq ($(STACK),local)
+	$(RUN) python -m scripts.local_stack preview
+else
 	$(call require_pulumi,preview)
 	pulumi preview --stack $(STACK) --diff --policy-pack policies --policy-pack-config $(POLICY_CONFIG)
+endif
+
+.PHONY: emulators
+emulators: sync ## Start only the local emulators (moto, lambda-microvms emulator, image app)
+	$(RUN) python -m scripts.local_stack start-emulators
 
 .PHONY: policy-check
 policy-check: sync ## Offline policy gate: evaluate STACK's program and run the pack (no cloud, no CLI)
 	$(RUN) python -m scripts.policy_check --stack $(STACK) --config-file $(POLICY_CONFIG)
 
 .PHONY: review-summary
-review-summary: sync ## Markdown PR summary from `pulumi preview --json` output (PREVIEW_JSON=file)
-	$(RUN) python -m scripts.review_summary $(PREVIEW_JSON)
+review-summary: sync ## Markdown PR summary from `pulumi preview --json` (PREVIEW_JSON=, EVENTS=, OUT=)
+	$(RUN) python -m scripts.review_summary $(PREVIEW_JSON) $(if $(EVENTS),--events $(EVENTS)) $(if $(OUT),--out $(OUT))
 
 .PHONY: bench
 bench: sync ## Benchmarks: print figures and ratios (policy pack, image provider, smoke runs)
