@@ -52,6 +52,10 @@ ReportViolation = Callable[..., None]
 # --------------------------------------------------------------------------------------------
 
 
+#: Per-request memo tables (cleared when the next request starts; see _install_decode_cache).
+REQUEST_CACHES: list[dict] = []
+
+
 def _install_decode_cache() -> None:
     """Let the SDK decode each protobuf property bag once per request instead of once per policy.
 
@@ -70,6 +74,7 @@ def _install_decode_cache() -> None:
     if json_format is None or getattr(json_format, "_decode_cache", None) is not None:
         return
     cache: dict[int, tuple[Any, Any]] = {}
+    REQUEST_CACHES.append(cache)
 
     class _CachingJsonFormat:
         _decode_cache = cache
@@ -84,8 +89,6 @@ def _install_decode_cache() -> None:
             if hit is not None and hit[0] is message:
                 return hit[1]
             value = json_format.MessageToDict(message)
-            if len(cache) > 20000:
-                cache.clear()
             cache[id(message)] = (message, value)
             return value
 
@@ -97,18 +100,32 @@ def _install_decode_cache() -> None:
     if make_proxy is None:
         return
     proxies: dict[int, tuple[Any, Any]] = {}
+    REQUEST_CACHES.append(proxies)
 
     def unknown_checking_proxy(props: Any) -> Any:
         hit = proxies.get(id(props))
         if hit is not None and hit[0] is props:
             return hit[1]
         proxy = make_proxy(props)
-        if len(proxies) > 20000:
-            proxies.clear()
         proxies[id(props)] = (props, proxy)
         return proxy
 
     sdk.unknown_checking_proxy = unknown_checking_proxy
+
+    # The memos only pay off within one request (every policy reads the same resources), so each
+    # request starts with empty tables: nothing is kept alive between requests.
+    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
+    for method in ("Analyze", "AnalyzeStack", "Remediate"):
+        original = getattr(servicer, method, None)
+        if original is None:
+            continue
+
+        def per_request(self, request, context, _original=original):
+            for table in REQUEST_CACHES:
+                table.clear()
+            return _original(self, request, context)
+
+        setattr(servicer, method, per_request)
 
 
 _install_decode_cache()

@@ -6,7 +6,7 @@ import contextlib
 import re
 from typing import Any
 
-from graph import COMMAND, IMAGE_TYPES, MICROVM, Res, guarded, unverifiable
+from graph import COMMAND, IMAGE_TYPES, MICROVM, REQUEST_CACHES, Res, guarded, unverifiable
 from iam_docs import is_unknown
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
@@ -67,6 +67,7 @@ def _install_secret_marks() -> None:
         return decoded
 
     memo: dict[int, tuple[Any, Any]] = {}
+    REQUEST_CACHES.append(memo)  # cleared per request, like graph's decode cache
 
     def deserialize_properties(props, proxy_secrets=False):
         if proxy_secrets or not isinstance(props, dict):
@@ -83,8 +84,6 @@ def _install_secret_marks() -> None:
                 # Never break decoding for the other policies.
                 with contextlib.suppress(Exception):
                     decoded[key] = restore(props[key], decoded[key])
-        if len(memo) > 20000:
-            memo.clear()
         memo[id(props)] = (props, decoded)
         return decoded
 

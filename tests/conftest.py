@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+# Before anything imports grpc: forking a plugin process while other gRPC channels are open crashes
+# the child (exit -11, "Other threads are currently calling into gRPC, skipping fork() handlers").
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import pytest
 
 pytest_plugins = ["tests.fixtures.emulator"]
