@@ -592,8 +592,12 @@ class HarnessMocks:
         if args.typ == "pulumi-python:dynamic/lambda-microvms:MicrovmImage":
             # What our dynamic provider returns after a first successful build.
             image_region = outputs.get("region") or region
-            image_name = outputs.get("name") or f"{outputs.get('namePrefix', args.name)}-{suffix[:8]}"
-            image_arn = f"arn:aws:lambda:{image_region}:{self.account_id}:microvm-image:{image_name}"
+            image_name = (
+                outputs.get("name") or f"{outputs.get('namePrefix', args.name)}-{suffix[:8]}"
+            )
+            image_arn = (
+                f"arn:aws:lambda:{image_region}:{self.account_id}:microvm-image:{image_name}"
+            )
             outputs.setdefault("name", image_name)
             outputs.setdefault("imageArn", image_arn)
             outputs.setdefault("imageVersion", "1.0")
