@@ -30,8 +30,10 @@ FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
 EXEC_MODE = 0o100755
 
-#: Build junk never shipped, whatever the ignore file says (gitignore syntax).
+#: Build junk never shipped unless the ignore file re-includes it (gitignore syntax). The ignore
+#: file itself is packaging metadata, not build input: it is not shipped either.
 DEFAULT_EXCLUDES: tuple[str, ...] = (
+    f"/{IGNORE_FILE}",
     "__pycache__/",
     "*.py[cod]",
     ".git/",

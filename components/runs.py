@@ -8,7 +8,7 @@ with the interpreter of this very environment:
   version): a throwaway VM, probed, always terminated. A failing smoke exits non-zero, which fails
   ``pulumi up``. Its JSON result is exposed as ``result``.
 * ``SessionRun`` (off by default in the stack config) keeps one MicroVM running for the stack:
-  create = ``microvms run --wait``, delete = ``microvms terminate --wait`` on the id from the
+  create = ``microvms run --wait --terminate-on-failure``, delete = ``microvms terminate --wait`` on the id from the
   create's stdout, so ``pulumi destroy`` leaves nothing running.
 
 Every input reaches the CLI through the command's ``environment`` (``MICROVMS_*``), never argv,
@@ -26,6 +26,8 @@ from typing import Any
 
 import pulumi
 import pulumi_command as command
+
+from microvms.smoke import backstop_seconds
 
 SMOKE_TEST_TYPE = "lambda-microvms:runs:SmokeTest"
 SESSION_RUN_TYPE = "lambda-microvms:runs:SessionRun"
@@ -96,12 +98,22 @@ class SmokeTestArgs:
     """Managed names or connector ARNs."""
     enabled: bool = True
     """False registers the component without a command (``result`` is None)."""
+    max_duration_seconds: pulumi.Input[int] | None = None
+    """The stack's ``maximumDurationSeconds`` as a ceiling for the throwaway VM: its
+    ``maximumDurationInSeconds`` becomes ``min(this, timeout_seconds + 120)``. None (the default)
+    leaves the backstop to the CLI (``timeout_seconds + 120``)."""
     microvms_endpoint: pulumi.Input[str] | None = None
     """Override for the lambda-microvms API (local stack: the emulator URL)."""
     proxy_url: pulumi.Input[str] | None = None
     """Where endpoint traffic goes locally (the emulator URL); live traffic needs none."""
     interpreter: str = field(default_factory=lambda: sys.executable)
     """Python of the project environment (has ``microvms`` importable)."""
+
+
+def smoke_max_duration(max_duration_seconds: int, timeout_seconds: float) -> int:
+    """The smoke VM's ``maximumDurationInSeconds``: the stack's ceiling or the CLI's backstop,
+    whichever is shorter (the VM is terminated long before either in a normal run)."""
+    return min(int(max_duration_seconds), backstop_seconds(timeout_seconds))
 
 
 def smoke_environment(args: SmokeTestArgs) -> dict[str, pulumi.Input[str]]:
@@ -121,6 +133,13 @@ def smoke_environment(args: SmokeTestArgs) -> dict[str, pulumi.Input[str]]:
     }
     if args.execution_role_arn:
         env["MICROVMS_EXECUTION_ROLE_ARN"] = args.execution_role_arn
+    if args.max_duration_seconds is not None:
+        # No idle policy on purpose: the VM lives seconds and is always terminated; the duration
+        # backstop is far tighter than any idle policy (maxIdle >= 60 s plus the suspended time)
+        # and an idle suspend could only make a slow start fail the probe.
+        env["MICROVMS_MAX_DURATION_SECONDS"] = pulumi.Output.all(
+            args.max_duration_seconds, args.timeout_seconds
+        ).apply(lambda v: str(smoke_max_duration(v[0], v[1])))
     env.update(_endpoint_env(args.microvms_endpoint, args.proxy_url))
     return env
 
@@ -232,7 +251,8 @@ class SessionRun(pulumi.ComponentResource):
         )
         self.command = command.local.Command(
             f"{name}-run",
-            create=cli_command(args.interpreter, "run", "--wait"),
+            # A failed wait terminates the VM: a failed create leaves no state to delete from.
+            create=cli_command(args.interpreter, "run", "--wait", "--terminate-on-failure"),
             # PULUMI_COMMAND_STDOUT holds the create's JSON (add_previous_output_in_env).
             delete=cli_command(
                 args.interpreter,
@@ -246,7 +266,10 @@ class SessionRun(pulumi.ComponentResource):
             stdin=payload,
             add_previous_output_in_env=True,
             triggers=[args.image_arn, args.image_version],
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stderr"]),
+            # stdin mirrors the secret payload input; keep it secret in the outputs too.
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["stderr", "stdin"]
+            ),
         )
         result = self.command.stdout.apply(parse_result)
         self.microvm_id = result.apply(lambda r: (r or {}).get("microvmId"))

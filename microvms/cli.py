@@ -21,7 +21,7 @@ from microvms import endpoint as _endpoint
 from microvms import output, vms
 from microvms.client import make_client
 from microvms.ratelimit import limit_run_microvm
-from microvms.smoke import SignalGuard, SmokeOptions, run_smoke
+from microvms.smoke import Interrupted, SignalGuard, SmokeOptions, run_smoke
 
 app = typer.Typer(
     name="microvms",
@@ -282,6 +282,15 @@ def run(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until RUNNING.", envvar="MICROVMS_WAIT")
     ] = False,
+    terminate_on_failure: Annotated[
+        bool,
+        typer.Option(
+            "--terminate-on-failure",
+            help="With --wait: terminate the new VM if the wait fails or is interrupted "
+            "(how SessionRun's create avoids leaving a VM that no state records).",
+            envvar="MICROVMS_TERMINATE_ON_FAILURE",
+        ),
+    ] = False,
     timeout: TimeoutOpt = 300.0,
     output_format: OutputOpt = None,
 ) -> None:
@@ -298,9 +307,26 @@ def run(
         vm = vms.run(client, spec)
         timings = {"runSeconds": round(time.monotonic() - started, 3)}
         if wait:
-            vm = vms.wait_for_state(client, vm["microvmId"], ("RUNNING",), timeout=timeout)
+            try:
+                vm = vms.wait_for_state(client, vm["microvmId"], ("RUNNING",), timeout=timeout)
+            except BaseException as exc:  # incl. Ctrl-C: the VM must not outlive a failed create
+                if not terminate_on_failure:
+                    raise
+                note = _terminate_after_failed_wait(client, vm["microvmId"])
+                if isinstance(exc, vms.WaitError):
+                    raise vms.WaitError(f"{exc}; {note}", exc.microvm) from None
+                raise
             timings["runningAfterSeconds"] = round(time.monotonic() - started, 3)
         output.emit({**vms.summarize(vm), "timings": timings}, fmt)
+
+
+def _terminate_after_failed_wait(client, microvm_id: str) -> str:
+    """Best effort (the wait's own error is what gets reported); returns a note for it."""
+    try:
+        client.terminate_microvm(microvmIdentifier=microvm_id)
+        return f"terminated {microvm_id} (--terminate-on-failure)"
+    except (ClientError, BotoCoreError) as exc:
+        return f"could not terminate {microvm_id}: {exc}"
 
 
 @app.command()
@@ -721,4 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.print_error("interrupted")
         return 130
+    except Interrupted as exc:  # smoke: a signal before any MicroVM existed
+        output.print_error("interrupted", f"by {exc}")
+        return exc.exit_code
     return 0

@@ -42,7 +42,9 @@ class Interrupted(BaseException):  # noqa: N818 - BaseException so `except Excep
 class SignalGuard:
     """Turn termination signals into ``Interrupted``; ``critical()`` defers them, ``shield()`` eats them.
 
-    Only installs handlers in the main thread (elsewhere it is a no-op, e.g. in benchmark threads).
+    Only the first signal interrupts; later ones are recorded and ignored, so a second Ctrl-C or
+    SIGTERM can never cut the cleanup short. Only installs handlers in the main thread (elsewhere
+    it is a no-op, e.g. in benchmark threads).
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -66,9 +68,12 @@ class SignalGuard:
         self._old.clear()
 
     def _handle(self, signum, _frame) -> None:
+        first = self.received is None
         self.received = self.received or signum
+        if not first:
+            return  # the first signal already started the shutdown; never interrupt the cleanup
         if self._depth or self._shielded:
-            self.pending = self.pending or signum
+            self.pending = signum
             return
         raise Interrupted(signum)
 
@@ -173,11 +178,12 @@ def run_smoke(
     except Interrupted as exc:  # a signal during an except clause; cleanup has already run
         result["error"] = result["error"] or f"interrupted by {exc}"
         result.update(ok=False, interrupted=str(exc), exitCode=exc.exit_code)
-    result["totalSeconds"] = round(clock() - started, 3)
-    if guard.received and "interrupted" not in result:
-        name = signal.Signals(guard.received).name
-        result.update(ok=False, interrupted=name, exitCode=128 + guard.received)
-        result["error"] = result["error"] or f"interrupted by {name}"
+    with guard.shield():  # the VM is gone; a late signal must not lose the report
+        result["totalSeconds"] = round(clock() - started, 3)
+        if guard.received and "interrupted" not in result:
+            name = signal.Signals(guard.received).name
+            result.update(ok=False, interrupted=name, exitCode=128 + guard.received)
+            result["error"] = result["error"] or f"interrupted by {name}"
     return result
 
 
@@ -186,18 +192,20 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
         try:
             with guard.critical():
                 response = client.run_microvm(**request)
+                # Record the id before the block ends: a signal deferred during the call is
+                # raised right at its end, and cleanup must know which VM to terminate.
+                vm_id = state["vm_id"] = response["microvmId"]
+                result.update(
+                    microvmId=vm_id,
+                    endpoint=response.get("endpoint"),
+                    imageArn=response.get("imageArn", spec.image_arn),
+                    imageVersion=response.get("imageVersion", spec.image_version),
+                )
         except ClientError as exc:
             raise _Failure(_client_error("RunMicrovm", exc)) from None
         except BotoCoreError as exc:
             state["unknown"] = True  # the request may have landed; cleanup replays the token
             raise _Failure(f"RunMicrovm failed: {exc}") from None
-        vm_id = state["vm_id"] = response["microvmId"]
-        result.update(
-            microvmId=vm_id,
-            endpoint=response.get("endpoint"),
-            imageArn=response.get("imageArn", spec.image_arn),
-            imageVersion=response.get("imageVersion", spec.image_version),
-        )
         say(f"smoke: started {vm_id} ({response.get('state')})")
 
         vm = vms.wait_for_state(client, vm_id, ("RUNNING",), timeout=deadline - clock())
@@ -256,6 +264,8 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
         result["error"] = f"interrupted by {exc}"
         result["interrupted"] = str(exc)
         result["exitCode"] = exc.exit_code
+    except Exception as exc:  # a bug or an odd answer must not skip the report (cleanup runs)
+        result["error"] = f"unexpected error: {type(exc).__name__}: {exc}"
     finally:
         with guard.shield():
             _cleanup(client, request, state["vm_id"], state["unknown"], result, options, say)

@@ -12,9 +12,9 @@ small standard-library service is what the platform talks to:
 
 Snapshot safety: the build snapshots this process after ``/ready`` says 200, so every MicroVM
 starts from the same memory. Nothing random made before ``/run`` may identify a VM: ``/run``
-creates the instance id from the kernel CSPRNG and re-seeds every random generator the app uses
-(the ``random`` module and the app's own ``random.Random``); ``/resume`` does so again and
-refreshes the wall-clock state. Payloads given to ``/run`` are never logged (the API marks
+creates the instance id from the kernel CSPRNG, re-seeds every random generator the app uses
+(the ``random`` module and the app's own ``random.Random``) and re-anchors wall-clock time;
+``/resume`` re-seeds and re-anchors again. Payloads given to ``/run`` are never logged (the API marks
 ``runHookPayload`` sensitive), nor are request headers (they carry auth tokens).
 
 Environment (all optional): ``HOST`` (0.0.0.0), ``PORT`` (8080), ``HOOK_PORT`` (9000; 0 picks a
@@ -341,6 +341,9 @@ class Application:
             replay = self.instance_id is not None and info["microvmId"] == self.microvm_id
             if not replay:
                 self.reseed()
+                # Restored from a snapshot that may be days old: the monotonic clock resumes
+                # where the build left it, so re-anchor wall time as /resume does.
+                self._wall_offset = time.time() - self._clock()
                 self.instance_id = str(uuid.UUID(bytes=os.urandom(16), version=4))
                 self.microvm_id = info["microvmId"]
                 self.run_payload = info["payload"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import zipfile
 from urllib.parse import unquote
@@ -30,13 +31,30 @@ _clients: dict = {}
 _clients_lock = threading.Lock()
 
 
+# Credentials for the local S3/IAM stand-in when the environment names none: moto and similar
+# emulators accept any key, and a build must not fail (or stall on instance-metadata lookups) just
+# because the emulator was started from a shell without AWS variables.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _credentials() -> dict:
+    """Explicit keys from the environment if both are set, else :data:`LOCAL_CREDENTIALS`."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        token = os.environ.get("AWS_SESSION_TOKEN")
+        return {"aws_access_key_id": key, "aws_secret_access_key": secret, "aws_session_token": token}
+    return dict(LOCAL_CREDENTIALS)
+
+
 def _client(service: str, endpoint: str, region: str):
     """Cached clients (creating one costs far more than a build check; clients are thread-safe)."""
-    key = (service, endpoint, region)
+    credentials = _credentials()
+    key = (service, endpoint, region, credentials["aws_access_key_id"])
     with _clients_lock:
         if key not in _clients:
+            # Explicit keys: no credential-chain (shared files, instance metadata) lookups.
             _clients[key] = boto3.session.Session().client(
-                service, endpoint_url=endpoint, region_name=region, config=_CONFIG
+                service, endpoint_url=endpoint, region_name=region, config=_CONFIG, **credentials
             )
         return _clients[key]
 

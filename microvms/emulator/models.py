@@ -893,6 +893,12 @@ class EmulatorState:
         self.calls: dict[str, int] = {}
         self._workers: list[threading.Thread] = []
         self._random = random.Random()
+        self._baseline: tuple[Faults, int | None] = (Faults(), settings.memory_quota_mib)
+
+    def keep_as_baseline(self) -> None:
+        """Remember the current faults and memory quota (the start-up flags) for :meth:`reset`."""
+        with self.lock:
+            self._baseline = (copy.deepcopy(self.faults), self.settings.memory_quota_mib)
 
     def backend(self, region: str) -> RegionBackend:
         with self.lock:
@@ -907,7 +913,11 @@ class EmulatorState:
             self.endpoints.clear()
             self.client_tokens.clear()
             self.calls.clear()
-            self.faults = Faults()
+            # Back to the faults the emulator was started with (CLI flags / constructor options),
+            # not to none at all: a benchmark that resets between runs keeps its --latency-ms.
+            faults, quota = self._baseline
+            self.faults = copy.deepcopy(faults)
+            self.settings.memory_quota_mib = quota
 
     def tick(self) -> None:
         with self.lock:

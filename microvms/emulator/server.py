@@ -276,6 +276,7 @@ class EmulatorServer:
         self.state.faults.throttle_rate = throttle_rate
         self.state.faults.latency_ms = latency_ms
         self.state.faults.fail_next_builds.extend(fail_next_builds or [])
+        self.state.keep_as_baseline()
         self.state.clock.on_advance(self.state.tick)
         self.app = EmulatorApp(self.state)
         handler = WSGIRequestHandler if log_requests else _QuietHandler

@@ -141,7 +141,24 @@ def test_reset_drops_all_state(emulator, microvms_client):
     create_image(microvms_client, "gone")
     assert admin(emulator, "reset", {})[0] == 200
     assert microvms_client.list_microvm_images()["items"] == []
-    assert admin(emulator, "nope")[0] == 404
+    assert admin(emulator, "calls")[1] == {"ListMicrovmImages": 1}
+    assert admin(emulator, "nope") == (404, {"message": "unknown admin call GET /_emulator/nope"})
+    assert admin(emulator, "faults", {"latencyMs": -1}) == (400, {"message": "latencyMs must be >= 0"})
+
+
+def test_reset_restores_the_start_up_faults(emulator_factory):
+    emulator = emulator_factory(fail_next_builds=["S3_NO_SUCH_KEY"], memory_quota_mib=4096)
+    started = {
+        "throttleRate": 0.0,
+        "failNextBuilds": ["S3_NO_SUCH_KEY"],
+        "latencyMs": 0.0,
+        "memoryQuotaMiB": 4096,
+    }
+    assert admin(emulator, "faults") == (200, started)
+    changed = {"throttleRate": 0.5, "failNextBuilds": [], "latencyMs": 5, "memoryQuotaMiB": None}
+    assert admin(emulator, "faults", changed)[1] == {**changed, "latencyMs": 5.0}
+    assert admin(emulator, "reset", {})[0] == 200
+    assert admin(emulator, "faults") == (200, started)
 
 
 def test_unsigned_and_unknown_requests(emulator):
@@ -249,6 +266,41 @@ def test_s3_and_iam_cross_checks(emulator_factory, moto_server):
     for name in ("cond", "ec2", "ghost-role"):
         state, reason = outcome[name]
         assert state == "FAILED" and "unable to assume role" in reason, name
+
+
+def test_cross_checks_work_without_aws_credentials(emulator_factory, moto_server, monkeypatch):
+    """Started from a shell with no AWS variables, the S3/IAM checks still run (fake local keys)."""
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_server)
+    iam = boto3.client("iam", region_name="us-east-1", endpoint_url=moto_server)
+    s3.create_bucket(Bucket="no-creds")
+    s3.put_object(Bucket="no-creds", Key="app.zip", Body=_zip({"Dockerfile": b"FROM x\n"}))
+    role = iam.create_role(RoleName="no-creds-build", AssumeRolePolicyDocument=json.dumps(TRUST))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # A host spelling no earlier test used, so no cached S3/IAM client is reused.
+    local = moto_server.replace("127.0.0.1", "localhost")
+    emulator = emulator_factory(s3_endpoint=local, iam_endpoint=local)
+    client = boto3.client(
+        "lambda-microvms",
+        region_name="us-east-1",
+        endpoint_url=emulator.url,
+        aws_access_key_id="caller",
+        aws_secret_access_key="caller",
+    )
+    role_arn = role["Role"]["Arn"]
+    ok = create_image(client, "nc-ok", codeArtifact={"uri": "s3://no-creds/app.zip"}, buildRoleArn=role_arn)
+    gone = create_image(
+        client, "nc-gone", codeArtifact={"uri": "s3://no-creds/gone.zip"}, buildRoleArn=role_arn
+    )
+    for created, expected in ((ok, ("SUCCESSFUL", None)), (gone, ("FAILED", "S3_NO_SUCH_KEY"))):
+        wait_image(client, created["imageArn"], "CREATED", "CREATE_FAILED")
+        version = client.get_microvm_image_version(
+            imageIdentifier=created["imageArn"], imageVersion="1.0"
+        )
+        assert (version["state"], version.get("stateReason")) == expected
 
 
 def test_region_comes_from_the_signing_scope(emulator):

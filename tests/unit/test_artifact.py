@@ -171,7 +171,6 @@ def test_artifactignore_patterns(tree):
     )
     assert collect_files(tree) == [
         "Dockerfile",
-        ".artifactignore",
         "a-first.txt",
         "app/docs",
         "app/main.py",
@@ -180,6 +179,16 @@ def test_artifactignore_patterns(tree):
         "hooks.json",
         "keep.log",
     ]
+
+
+def test_ignore_file_itself_is_not_shipped(tree):
+    (tree / ".artifactignore").write_text("*.log\n")
+    (tree / "app/.artifactignore").write_text("only the root one is read; this is a plain file\n")
+    files = collect_files(tree)
+    assert ".artifactignore" not in files
+    assert "app/.artifactignore" in files
+    (tree / ".artifactignore").write_text("!/.artifactignore\n")  # re-included on purpose
+    assert ".artifactignore" in collect_files(tree)
 
 
 def test_extra_excludes_argument(tree):
@@ -254,6 +263,54 @@ def test_write_bundle_is_content_addressed(tree, tmp_path):
     assert write_bundle(bundle, tmp_path / "out") == path
     assert path.stat().st_mtime_ns == mtime  # same content: not rewritten
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [path.name]
+
+
+def test_real_image_ships_exactly_the_build_input():
+    """What the real image/ ships: the Dockerfile, what it COPYs, and hooks.json. Not the
+    README, not the ignore file, no caches (checked on a copy that has them all)."""
+    assert collect_files(REPO_IMAGE) == [
+        "Dockerfile",
+        ".mcp.json",
+        "app/main.py",
+        "claude-settings.json",
+        "hooks.json",
+    ]
+
+
+def test_real_ignore_rules_keep_tests_and_caches_out(tmp_path):
+    copy = make_tree(
+        tmp_path / "image",
+        {
+            p.relative_to(REPO_IMAGE).as_posix(): p.read_bytes()
+            for p in REPO_IMAGE.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        },
+    )
+    make_tree(
+        copy,
+        {
+            "app/__pycache__/main.cpython-312.pyc": b"\0",
+            "tests/test_main.py": "",
+            "app/test_main.py": "",
+            "app/main_test.py": "",
+            ".pytest_cache/v/cache/nodeids": "[]",
+            ".ruff_cache/CACHEDIR.TAG": "",
+            ".mypy_cache/3.12/x.json": "{}",
+            ".venv/bin/python": "",
+            ".coverage": "",
+            "htmlcov/index.html": "",
+            "app/debug.log": "",
+            ".env": "SECRET=1",
+            ".env.local": "SECRET=1",
+            "app/key.pem": "",
+            "app/id.key": "",
+            ".git/HEAD": "ref: refs/heads/main\n",
+            "app/.main.py.swp": b"\0",
+            ".vscode/settings.json": "{}",
+        },
+    )
+    assert collect_files(copy) == collect_files(REPO_IMAGE)
+    assert build_zip(copy).data == build_zip(REPO_IMAGE).data
 
 
 def test_real_image_directory_packages_reproducibly():

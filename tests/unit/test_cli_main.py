@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -148,3 +149,36 @@ def test_output_format_choice():
     with pytest.raises(ValueError, match="use one of json, table"):
         output.choose_format("xml")
     assert output.error_line("a\nb", "c\n d") == "error: a b: c d"
+
+
+def _pending_vm():
+    return {
+        "microvmId": "microvm-1",
+        "state": "PENDING",
+        "imageArn": IMAGE,
+        "imageVersion": "1.0",
+        "endpoint": "u.lambda-microvm.us-east-1.on.aws",
+        "maximumDurationInSeconds": 28800,
+        "startedAt": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    }
+
+
+@pytest.mark.parametrize("terminate", [True, False])
+def test_run_wait_terminate_on_failure(monkeypatch, capsys, terminate):
+    """SessionRun's create: a failed wait must not leave a VM that no Pulumi state records."""
+    client = make_client(region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    argv = ["run", "--image-arn", IMAGE, "--wait", "--timeout", "0"]
+    with Stubber(client) as stub:
+        stub.add_response("run_microvm", _pending_vm())
+        stub.add_response("get_microvm", _pending_vm())
+        if terminate:
+            stub.add_response("terminate_microvm", {}, {"microvmIdentifier": "microvm-1"})
+        code, out, err = _run([*argv, "--terminate-on-failure"] if terminate else argv, capsys)
+        stub.assert_no_pending_responses()
+    assert (code, out) == (1, "")
+    note = "; terminated microvm-1 (--terminate-on-failure)" if terminate else ""
+    assert err == (
+        "error: wait failed: timed out after 0s waiting for microvm-1 to be RUNNING "
+        f"(last state: PENDING){note}\n"
+    )

@@ -120,3 +120,78 @@ def test_signal_outside_critical_raises_immediately_and_handlers_are_restored():
         time.sleep(1)
     assert str(err.value) == "SIGINT"
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_signal_during_run_microvm_still_terminates_the_new_vm():
+    """SIGTERM while RunMicrovm is in flight is deferred to the end of the call; the id is known
+    by then, so the VM is terminated (this used to leak it until the backstop)."""
+    client = _client()
+    client.meta.events.register(
+        "after-call.lambda-microvms.RunMicrovm",
+        lambda **_: os.kill(os.getpid(), signal.SIGTERM),
+    )
+    with Stubber(client) as stub, smoke.SignalGuard() as guard:
+        stub.add_response("run_microvm", _vm("PENDING"))
+        stub.add_response("terminate_microvm", {}, {"microvmIdentifier": "microvm-1"})
+        stub.add_response("get_microvm", _vm("TERMINATED", stateReason="Success."))
+        result = smoke.run_smoke(
+            client, smoke.SmokeOptions(vms.RunSpec(image_arn=IMAGE), timeout=30), guard=guard
+        )
+        stub.assert_no_pending_responses()  # the terminate call was made
+    assert result["ok"] is False
+    assert (result["microvmId"], result["finalState"]) == ("microvm-1", "TERMINATED")
+    assert (result["interrupted"], result["exitCode"]) == ("SIGTERM", 143)
+    assert result["error"] == "interrupted by SIGTERM"
+    assert result["imageVersion"] == "3.0"
+
+
+def test_a_second_signal_never_cuts_the_cleanup_short():
+    with smoke.SignalGuard() as guard:
+        with pytest.raises(smoke.Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGINT)  # e.g. a second Ctrl-C while terminating
+        time.sleep(0.05)
+        assert guard.received == signal.SIGTERM
+        assert guard.pending is None
+
+
+def test_token_refused_after_running_is_reported_and_the_vm_terminated():
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_response("run_microvm", _vm("PENDING"))
+        stub.add_response("get_microvm", _vm("RUNNING"))
+        stub.add_client_error(
+            "create_microvm_auth_token", "ValidationException", "token refused", 400
+        )
+        stub.add_response("terminate_microvm", {}, {"microvmIdentifier": "microvm-1"})
+        stub.add_response("get_microvm", _vm("TERMINATED"))
+        result = smoke.run_smoke(
+            client, smoke.SmokeOptions(vms.RunSpec(image_arn=IMAGE), timeout=30)
+        )
+        stub.assert_no_pending_responses()
+    assert result["error"] == (
+        "CreateMicrovmAuthToken failed: ValidationException: token refused"
+    )
+    assert (result["ok"], result["finalState"]) == (False, "TERMINATED")
+    assert result["timeToRunningSeconds"] is not None and result["probeStatus"] is None
+
+
+def test_unexpected_error_is_reported_not_raised_and_the_vm_terminated(monkeypatch):
+    def broken_probe(*args, **kwargs):
+        raise RuntimeError("probe bug")
+
+    monkeypatch.setattr(smoke._endpoint, "probe", broken_probe)
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_response("run_microvm", _vm("PENDING"))
+        stub.add_response("get_microvm", _vm("RUNNING"))
+        stub.add_response("create_microvm_auth_token", {"authToken": {"X-aws-proxy-auth": "t"}})
+        stub.add_response("terminate_microvm", {}, {"microvmIdentifier": "microvm-1"})
+        stub.add_response("get_microvm", _vm("TERMINATED"))
+        result = smoke.run_smoke(
+            client, smoke.SmokeOptions(vms.RunSpec(image_arn=IMAGE), timeout=30)
+        )
+        stub.assert_no_pending_responses()
+    assert result["error"] == "unexpected error: RuntimeError: probe bug"
+    assert (result["ok"], result["finalState"]) == (False, "TERMINATED")

@@ -216,19 +216,29 @@ def test_object_ownership_enforced(graph):
 def test_bucket_policy_denies_non_tls(graph):
     policy = graph.one(BUCKET_POLICY, "artifacts-tls-only-policy")
     arn = f"arn:aws:s3:::{bucket_name(graph)}"
-    statements = doc(policy, "policy")["Statement"]
-    insecure = [s for s in statements if s["Sid"] == "DenyInsecureTransport"]
-    assert insecure == [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [arn, f"{arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }
-    ]
-    assert all(s["Effect"] == "Deny" for s in statements), "the bucket policy only denies"
+    # The whole document: it only denies (no statement grants anything to anyone).
+    assert doc(policy, "policy") == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "DenyOutdatedTls",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            },
+        ],
+    }
+    assert depends_on(policy, "bucket", graph.one(BUCKET, "artifacts-bucket"))
     pab = graph.one(PUBLIC_ACCESS_BLOCK, "artifacts-public-access-block")
     assert pab.urn in policy.dependencies
 
@@ -296,6 +306,19 @@ def test_trust_policy_admits_only_lambda_from_this_account(graph, exp, role_name
             }
         ],
     }
+
+
+@pytest.mark.parametrize("role_name", ["build-role", "execution-role"])
+def test_roles_carry_no_other_permissions(graph, role_name):
+    """The RolePolicy is the role's only document: no inline or managed policies on the Role
+    itself, and (without attachReadOnlyAccess) no attachment or other RolePolicy anywhere."""
+    role = graph.one(ROLE, role_name)
+    inputs = role.plain_inputs
+    assert not inputs.get("inlinePolicies"), inputs.get("inlinePolicies")
+    assert not inputs.get("managedPolicyArns"), inputs.get("managedPolicyArns")
+    assert graph.by_type(ATTACHMENT) == []
+    policies = [p for p in graph.by_type(ROLE_POLICY) if depends_on(p, "role", role)]
+    assert [p.name for p in policies] == [role_name.replace("-role", "-policy")]
 
 
 def test_build_role_least_privilege(graph, exp):

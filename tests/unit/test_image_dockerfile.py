@@ -13,10 +13,12 @@ import re
 import shlex
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import botocore.session
 import pytest
+import yaml
 from botocore.validate import ParamValidator
 
 from components.artifact import collect_files
@@ -92,6 +94,7 @@ def commands(run_args: str) -> list[list[str]]:
 _PINNED_NPM = re.compile(r"^(@[a-z0-9._-]+/)?[a-z0-9._-]+@\d+\.\d+\.\d+$")
 _PINNED_PY = re.compile(r"^[A-Za-z0-9._-]+(\[[\w,-]+\])?==\d+(\.\d+)*$")
 _AL2023_RELEASE = re.compile(r"^--releasever=2023\.\d+\.\d{8}$")
+_KNOWN_INSTALLERS = frozenset({"dnf", "microdnf", "yum", "npm", "pip", "uv"})
 
 
 def unpinned_installs(argv: list[str]) -> list[str]:
@@ -128,6 +131,10 @@ def unpinned_installs(argv: list[str]) -> list[str]:
         return [f"{' '.join(argv)}: run installed tools, not {tool} (it resolves versions late)"]
     if tool in ("curl", "wget"):
         return [f"{' '.join(argv)}: no downloads outside package managers"]
+    if "install" in rest and tool not in _KNOWN_INSTALLERS:
+        # An installer this checker has no pin rule for (apt-get, gem, cargo, pipx, go, ...)
+        # would otherwise pass unchecked: teach the checker first.
+        return [f"{' '.join(argv)}: {tool} is not an installer whose pins this test checks"]
     return []
 
 
@@ -181,6 +188,13 @@ def test_pin_checker_rejects_unpinned_lines():
         "uv tool install awslabs.aws-api-mcp-server",
         "uvx awslabs.aws-api-mcp-server@latest",
         "curl -fsSL https://example.invalid/install.sh",
+        "apt-get install -y git",
+        "gem install bundler",
+        "pipx install awslabs.aws-api-mcp-server==1.5.6",
+        "cargo install ripgrep",
+        "dnf -y install git",
+        "pip install --upgrade uv",
+        "npm i -g @anthropic-ai/claude-code@^2.1.0",
     ]
     for line in bad:
         assert unpinned_installs(shlex.split(line)), line
@@ -211,7 +225,9 @@ def test_installs_the_agent_toolchain(dockerfile):
 def test_bedrock_settings_and_no_api_key(dockerfile):
     env = env_vars(dockerfile)
     assert env["CLAUDE_CODE_USE_BEDROCK"] == "1"
-    assert re.match(r"^(us|eu|apac|global)\.anthropic\.claude-[a-z0-9.-]+$", env["ANTHROPIC_MODEL"])
+    assert re.match(
+        r"^(us|eu|apac|global)\.anthropic\.claude-[a-z0-9.-]+(:\d+)?$", env["ANTHROPIC_MODEL"]
+    )
     assert env["AWS_REGION"] in SUPPORTED_REGIONS
     assert env["DISABLE_AUTOUPDATER"] == "1", "the pinned CLI must not replace itself"
     forbidden = {"ANTHROPIC_" + "API_KEY", "ANTHROPIC_AUTH_TOKEN", "AWS_ACCESS_KEY_ID"}
@@ -219,6 +235,21 @@ def test_bedrock_settings_and_no_api_key(dockerfile):
     assert not forbidden & set(env)
     args = build_args(dockerfile)
     assert not forbidden & set(args)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_model_the_agent_uses_is_granted_to_the_execution_role(dockerfile, stack):
+    """Claude Code calls the inference profile in ``ANTHROPIC_MODEL``; the execution role only
+    allows ``bedrockModelArns``. If they disagree, every prompt fails with AccessDenied."""
+    config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    overrides = config.get("lambda-microvms:environmentVariables") or {}
+    model = overrides.get("ANTHROPIC_MODEL", env_vars(dockerfile)["ANTHROPIC_MODEL"])
+    granted = config["lambda-microvms:bedrockModelArns"]
+    profiles = [a for a in granted if a.endswith(f":inference-profile/{model}")]
+    assert profiles, f"{stack}: {model} is not in bedrockModelArns {granted}"
+    # The profile routes to the foundation model behind it, which must be granted too.
+    foundation = model.split(".", 1)[1]
+    assert [a for a in granted if a.endswith(f"::foundation-model/{foundation}")], foundation
 
 
 def test_exposes_app_and_hook_ports_and_starts_the_app(dockerfile):
@@ -237,6 +268,26 @@ def test_exposes_app_and_hook_ports_and_starts_the_app(dockerfile):
     assert ["app/", "/opt/app/"] in copies
     assert [".mcp.json", "/workspace/.mcp.json"] in copies
     assert ["claude-settings.json", "/workspace/.claude/settings.json"] in copies
+
+
+def test_every_copy_source_ships_in_the_artifact(dockerfile):
+    """The service builds from the zip, not from this directory: a COPY source the ignore rules
+    drop would fail the remote build, so each one must be in what the stack uploads."""
+    shipped = collect_files(IMAGE)
+    copies = [rest.split()[:-1] for word, rest in dockerfile if word == "COPY"]
+    assert copies, "the Dockerfile copies the app and its config"
+    for sources in copies:
+        for src in sources:
+            if src.endswith("/"):
+                assert [f for f in shipped if f.startswith(src)], f"COPY {src}: nothing shipped"
+            else:
+                assert src in shipped, f"COPY {src}: not in the artifact zip"
+    # Every shipped file has a use: COPYed, the Dockerfile itself, or the hook config.
+    used = {"Dockerfile", "hooks.json"}
+    for f in shipped:
+        assert f in used or any(
+            f == src or (src.endswith("/") and f.startswith(src)) for s in copies for src in s
+        ), f"{f} ships but nothing uses it"
 
 
 def test_dockerfile_uses_only_plain_instructions(dockerfile):
@@ -482,3 +533,53 @@ def test_parse_run_body_counts_utf8_bytes(app_main):
         json.dumps({"microvmId": "m", "runHookPayload": payload}).encode()
     )
     assert info["payloadFormat"] == "text" and info["payloadBytes"] == 4096
+
+
+class _SnapshotClocks:
+    """A guest's clocks across a snapshot: monotonic time stands still while the snapshot
+    sleeps (it resumes where the build left it), wall-clock time does not."""
+
+    def __init__(self) -> None:
+        self.mono = 50.0
+        self.wall = 1_000_000.0
+
+    def module(self):
+        import time as real_time
+
+        return types.SimpleNamespace(
+            time=lambda: self.wall, monotonic=lambda: self.mono, sleep=real_time.sleep
+        )
+
+
+@pytest.mark.parametrize("hook", ["run", "resume"])
+def test_run_and_resume_re_anchor_wall_time_after_a_snapshot(app_main, monkeypatch, hook):
+    clocks = _SnapshotClocks()
+    monkeypatch.setattr(app_main, "time", clocks.module())
+    app = app_main.Application(
+        app_main.Config.from_env({"APP_INIT_SECONDS": "0"}), clock=lambda: clocks.mono
+    )
+    app.initialize()
+    assert app.now() == 1_000_000.0
+    clocks.wall += 86_400  # restored a day after the build; the monotonic clock did not move
+    assert app.now() == 1_000_000.0, "stale until a hook re-anchors it (the hazard)"
+    if hook == "run":
+        status, _ = app.hook_run(b'{"microvmId": "m-1"}')
+    else:
+        status, _ = app.hook_resume()
+    assert status == 200
+    assert app.now() == 1_086_400.0
+    assert app.health()["time"] == 1_086_400.0
+    clocks.mono += 5
+    clocks.wall += 5
+    assert app.now() == 1_086_405.0
+
+
+def test_a_replayed_run_keeps_identity_and_random_stream(app_main):
+    """A retried /run for the same VM changes nothing: same instance id, no re-seed."""
+    app = app_main.Application(app_main.Config.from_env({"APP_INIT_SECONDS": "0"}))
+    _, first = app.hook_run(b'{"microvmId": "m-1", "runHookPayload": "p"}')
+    state = app.rng.getstate()
+    _, again = app.hook_run(b'{"microvmId": "m-1", "runHookPayload": "p"}')
+    assert again == {**first, "replayed": True}
+    assert app.rng.getstate() == state
+    assert app.counts["run"] == 2

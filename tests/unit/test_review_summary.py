@@ -7,6 +7,7 @@ PreviewStep / apitype.ResourceV3 and apitype.EngineEvent); see docs/delivery.md 
 from __future__ import annotations
 
 import json
+from collections import Counter
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,14 @@ from scripts.review_summary import describe_statement, load_preview, render
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "preview"
+
+
+# plugin.DiffKind.String() values (sdk/go/common/resource/plugin/provider.go).
+DIFF_KINDS = {"add", "add-replace", "delete", "delete-replace", "update", "update-replace"}
+
+
+def _is_default_provider(urn: str) -> bool:
+    return "::pulumi:providers:" in urn and urn.rsplit("::", 1)[-1].startswith("default")
 
 
 def summary(name: str, events: str | None = None, **kw) -> str:
@@ -34,6 +43,22 @@ def test_every_fixture_is_valid_cli_output_shape():
             for line in text.splitlines():
                 event = json.loads(line)
                 assert {"sequence", "timestamp"} <= set(event)
+                kinds = set(event) - {"sequence", "timestamp"}
+                assert len(kinds) == 1, kinds  # EngineEvent is a union: exactly one payload
+                if "resourcePreEvent" in event:
+                    meta = event["resourcePreEvent"]["metadata"]
+                    assert set(meta) <= {
+                        "op", "urn", "type", "old", "new", "keys", "diffs",
+                        "detailedDiff", "logical", "provider",
+                    }  # fmt: skip
+                    assert not _is_default_provider(meta["urn"])
+                    for state in (meta["old"], meta["new"]):
+                        # StepEventStateMetadata's booleans are omitempty: never false.
+                        omitted = {"custom", "delete", "protect", "taint", "retainOnDelete"}
+                        assert not [k for k in omitted if (state or {}).get(k) is False]
+                    for diff in (meta["detailedDiff"] or {}).values():
+                        assert set(diff) == {"diffKind", "inputDiff"}  # apitype.PropertyDiff
+                        assert diff["diffKind"] in DIFF_KINDS
             continue
         doc = json.loads(text)
         assert set(doc) <= {
@@ -52,12 +77,21 @@ def test_every_fixture_is_valid_cli_output_shape():
             assert "detailedDiff" in step  # the CLI never omits it (no omitempty)
             for diff in (step["detailedDiff"] or {}).values():
                 assert set(diff) == {"kind", "inputDiff"}
+                assert diff["kind"] in DIFF_KINDS
+            # The engine never reports default-provider steps (shouldReportStep), nor
+            # create-replacement / delete-replaced in JSON mode (shouldShow).
+            assert not _is_default_provider(step["urn"]), step["urn"]
+            assert step["op"] not in {"create-replacement", "delete-replaced"}
+        # changeSummary counts the reported steps (sames included, hidden from `steps`
+        # except the root stack), so non-"same" counts equal the listed steps.
+        listed = Counter(s["op"] for s in doc["steps"] if s["op"] != "same")
+        assert listed == {k: v for k, v in doc["changeSummary"].items() if k != "same"}, name
 
 
 def test_create_counts_iam_and_new_image():
     md = summary("create.json")
     assert md.startswith("## Pulumi preview: `dev`")
-    assert "| create | 19 |" in md
+    assert "| create | 18 |" in md
     assert "### Replacements (0)" in md
     assert "### IAM trust and permission changes (4)" in md
     assert (

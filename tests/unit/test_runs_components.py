@@ -35,7 +35,7 @@ PROGRAM = textwrap.dedent(
     smoke = SmokeTest("smoke", SmokeTestArgs(
         image_arn={IMAGE!r}, image_version=cfg.require("version"), region="eu-west-1",
         execution_role_arn={ROLE!r}, path="/ready", expected_status=204, timeout_seconds=60,
-        ingress_connectors=["HTTP_INGRESS"], egress_connectors=[],
+        ingress_connectors=["HTTP_INGRESS"], egress_connectors=[], max_duration_seconds=3600,
         microvms_endpoint=cfg.get("endpoint"), proxy_url=cfg.get("proxy"), interpreter={PYTHON!r},
     ))
     off = SmokeTest("off", SmokeTestArgs(
@@ -105,6 +105,8 @@ def test_smoke_command_inputs_environment_and_triggers(tmp_path):
         "MICROVMS_PROBE_PORT": "8080",
         "MICROVMS_EXPECT_STATUS": "204",
         "MICROVMS_TIMEOUT_SECONDS": "60",
+        # min(stack ceiling 3600, backstop 60 + 120): the tighter one, visible to policies.
+        "MICROVMS_MAX_DURATION_SECONDS": "180",
         "MICROVMS_INGRESS": "HTTP_INGRESS",
         "MICROVMS_EGRESS": "",
         "MICROVMS_OUTPUT": "json",
@@ -135,7 +137,7 @@ def test_session_run_create_delete_and_secret_payload(tmp_path):
     cmd = graph.one(COMMAND, "session-run")
     inputs = cmd.plain_inputs
     q = shlex.quote(PYTHON)
-    assert inputs["create"] == f"{q} -m microvms --output json run --wait"
+    assert inputs["create"] == f"{q} -m microvms --output json run --wait --terminate-on-failure"
     assert inputs["delete"] == (
         f"{q} -m microvms --output json terminate --wait --missing-ok "
         "--from-json-env PULUMI_COMMAND_STDOUT"
@@ -151,6 +153,7 @@ def test_session_run_create_delete_and_secret_payload(tmp_path):
     # The payload travels only on stdin, and stdin is a secret in state.
     assert inputs["stdin"] == PAYLOAD
     assert cmd.inputs["stdin"] == {wire.SIG: wire.SECRET_SIG, "value": PAYLOAD}
+    assert cmd.options["additionalSecretOutputs"] == ["stderr", "stdin"]
     raw = json.dumps({k: v for k, v in cmd.inputs.items() if k != "stdin"})
     assert PAYLOAD not in raw
     assert graph.plain_outputs["sessionId"] == "microvm-1"
@@ -171,3 +174,9 @@ def test_parse_result():
     assert runs.parse_result(None) is None
     assert runs.parse_result('{"ok": true}') == {"ok": True}
     assert runs.parse_result("oops")["error"] == "the command did not print a JSON document"
+
+
+def test_smoke_max_duration_is_the_tighter_of_ceiling_and_backstop():
+    assert runs.smoke_max_duration(900, 300) == 420  # dev: backstop 300 + 120
+    assert runs.smoke_max_duration(300, 300) == 300  # the stack's ceiling wins
+    assert runs.smoke_max_duration(3600, 600) == 720  # prod

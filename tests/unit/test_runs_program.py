@@ -20,9 +20,11 @@ IMAGE = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"
 ROLE = "aws:iam/role:Role"
 
 STACKS = {
-    "dev": {"account": "111111111111", "region": "us-east-1", "timeout": "300", "create": "420s"},
-    "prod": {"account": "222222222222", "region": "us-west-2", "timeout": "600", "create": "720s"},
-}
+    "dev": {"account": "111111111111", "region": "us-east-1", "timeout": "300", "create": "420s",
+            "backstop": "420"},  # min(maximumDurationSeconds 900, 300 + 120)
+    "prod": {"account": "222222222222", "region": "us-west-2", "timeout": "600", "create": "720s",
+             "backstop": "720"},  # min(maximumDurationSeconds 3600, 600 + 120)
+}  # fmt: skip
 
 
 def _interpreter() -> str:
@@ -56,7 +58,11 @@ def test_smoke_command_inputs_and_triggers(stack):
     assert inputs["create"] == runs.cli_command(_interpreter(), "smoke")
     assert inputs["triggers"] == [image_arn, version]
     assert set(cmd.property_dependencies["triggers"]) >= {image.urn}
-    assert inputs["environment"] == {
+    env = dict(inputs["environment"])
+    # Set once __main__.py passes settings.maximum_duration_seconds (else the CLI computes the
+    # same backstop itself); when present it must be the tighter of ceiling and backstop.
+    assert env.pop("MICROVMS_MAX_DURATION_SECONDS", want["backstop"]) == want["backstop"]
+    assert env == {
         "MICROVMS_REGION": want["region"],
         "MICROVMS_IMAGE_ARN": image_arn,
         "MICROVMS_IMAGE_VERSION": version,
@@ -93,7 +99,9 @@ def test_session_run_when_enabled_for_a_stack():
     cmd = graph.one(COMMAND, "session-run")
     assert cmd.parent == graph.one(runs.SESSION_RUN_TYPE, "session").urn
     inputs = cmd.plain_inputs
-    assert inputs["create"] == runs.cli_command(_interpreter(), "run", "--wait")
+    assert inputs["create"] == runs.cli_command(
+        _interpreter(), "run", "--wait", "--terminate-on-failure"
+    )
     assert inputs["delete"] == runs.cli_command(
         _interpreter(), "terminate", "--wait", "--missing-ok",
         "--from-json-env", "PULUMI_COMMAND_STDOUT",
