@@ -108,7 +108,8 @@ image = MicrovmImage(
         architecture=settings.architecture,
         base_image_version=settings.base_image_version,
         hooks=settings.hooks,
-        environment_variables=settings.environment_variables,
+        # The agent calls Bedrock in the stack's region (the Dockerfile's AWS_REGION is only a default).
+        environment_variables={"AWS_REGION": settings.region, **settings.environment_variables},
         secret_environment_variables=secret_environment_variables(),
         # The log group both roles are scoped to (not the service's default, which would carry
         # the image name's random suffix).

@@ -478,9 +478,12 @@ def parse_settings(
             f"'{_key('environmentVariables')}' and '{_key('secretEnvironmentVariables')}' both define "
             f"{', '.join(overlap)}; define each variable once"
         )
-    if len(env_vars) + len(secret_names) > 100:
+    # The stack adds AWS_REGION (the agent's Bedrock region) unless environmentVariables sets it.
+    total = len(set(env_vars) | {"AWS_REGION"}) + len(secret_names)
+    if total > 100:
         raise ConfigError(
-            "at most 100 environment variables are allowed (environmentVariables + secretEnvironmentVariables)"
+            f"at most 100 environment variables are allowed, got {total} "
+            "(environmentVariables + secretEnvironmentVariables + the AWS_REGION the stack adds)"
         )
 
     return Settings(

@@ -267,9 +267,7 @@ class SessionRun(pulumi.ComponentResource):
             add_previous_output_in_env=True,
             triggers=[args.image_arn, args.image_version],
             # stdin mirrors the secret payload input; keep it secret in the outputs too.
-            opts=pulumi.ResourceOptions(
-                parent=self, additional_secret_outputs=["stderr", "stdin"]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stderr", "stdin"]),
         )
         result = self.command.stdout.apply(parse_result)
         self.microvm_id = result.apply(lambda r: (r or {}).get("microvmId"))

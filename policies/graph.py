@@ -55,26 +55,65 @@ ReportViolation = Callable[..., None]
 #: Per-request memo tables (cleared when the next request starts; see _install_decode_cache).
 REQUEST_CACHES: list[dict] = []
 
+#: Set to ``0``/``off``/``false`` to run on the unmodified SDK (the speed patches below are not
+#: installed). Verdicts are the same either way; only the time differs (tests prove both).
+SDK_PATCHES_ENV = "MICROVMS_POLICY_SDK_PATCHES"
+_SERVICER_METHODS = ("Analyze", "AnalyzeStack", "Remediate")
+_DECODE_CACHE_INSTALLED = False
 
-def _install_decode_cache() -> None:
+
+def sdk_patches_enabled() -> bool:
+    """False if :data:`SDK_PATCHES_ENV` turns the SDK speed patches off."""
+    value = os.environ.get(SDK_PATCHES_ENV, "1").strip().lower()
+    return value not in ("0", "off", "false", "no")
+
+
+def decode_cache_installed() -> bool:
+    """True once the per-request decode cache (and its per-request clearing) is in place."""
+    return _DECODE_CACHE_INSTALLED
+
+
+def _sdk_has_expected_shape(sdk: Any) -> bool:
+    """Everything the decode cache replaces or wraps exists and is callable (else patch nothing)."""
+    json_format = getattr(sdk, "json_format", None)
+    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
+    return (
+        callable(getattr(json_format, "MessageToDict", None))
+        and callable(getattr(sdk, "unknown_checking_proxy", None))
+        and servicer is not None
+        and all(callable(getattr(servicer, m, None)) for m in _SERVICER_METHODS)
+    )
+
+
+def _install_decode_cache(sdk: Any = None) -> bool:
     """Let the SDK decode each protobuf property bag once per request instead of once per policy.
 
     pulumi_policy's Analyze/AnalyzeStack call ``json_format.MessageToDict`` on every resource for
     every policy; with ten policies that dominates the pack's cost. The messages of one request are
     the same (immutable) objects for every policy, so the decoded dict is memoised by identity
     (the cache keeps the message alive, so an id is never reused while cached). The SDK only reads
-    the dict - it builds new structures from it - so sharing it is safe. If the SDK changes shape,
-    nothing is patched.
+    the dict - it builds new structures from it - so sharing it is safe.
+
+    All or nothing: unless the SDK has exactly the pieces this wraps (``json_format.MessageToDict``,
+    ``unknown_checking_proxy`` and the servicer's Analyze/AnalyzeStack/Remediate), nothing is
+    patched, so the memo tables can never outlive a request. Returns True if it patched ``sdk``.
     """
-    try:
-        import pulumi_policy.policy as sdk
-    except ImportError:  # pragma: no cover
-        return
-    json_format = getattr(sdk, "json_format", None)
-    if json_format is None or getattr(json_format, "_decode_cache", None) is not None:
-        return
+    global _DECODE_CACHE_INSTALLED
+    if not sdk_patches_enabled():
+        return False
+    if sdk is None:
+        try:
+            import pulumi_policy.policy as sdk
+        except ImportError:  # pragma: no cover
+            return False
+    if not _sdk_has_expected_shape(sdk):
+        return False
+    json_format = sdk.json_format
+    if getattr(json_format, "_decode_cache", None) is not None:
+        return False  # already installed (the pack's modules were loaded twice)
     cache: dict[int, tuple[Any, Any]] = {}
-    REQUEST_CACHES.append(cache)
+    proxies: dict[int, tuple[Any, Any]] = {}
+    REQUEST_CACHES.extend((cache, proxies))
 
     class _CachingJsonFormat:
         _decode_cache = cache
@@ -92,17 +131,13 @@ def _install_decode_cache() -> None:
             cache[id(message)] = (message, value)
             return value
 
-    sdk.json_format = _CachingJsonFormat()
-
     # Likewise the read-only unknown-checking proxy built around each decoded bag: policies
     # only read ``args.props``, so one proxy per decoded bag serves every policy.
-    make_proxy = getattr(sdk, "unknown_checking_proxy", None)
-    if make_proxy is None:
-        return
-    proxies: dict[int, tuple[Any, Any]] = {}
-    REQUEST_CACHES.append(proxies)
+    make_proxy = sdk.unknown_checking_proxy
 
-    def unknown_checking_proxy(props: Any) -> Any:
+    def unknown_checking_proxy(props: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return make_proxy(props, *args, **kwargs)
         hit = proxies.get(id(props))
         if hit is not None and hit[0] is props:
             return hit[1]
@@ -110,22 +145,23 @@ def _install_decode_cache() -> None:
         proxies[id(props)] = (props, proxy)
         return proxy
 
-    sdk.unknown_checking_proxy = unknown_checking_proxy
-
     # The memos only pay off within one request (every policy reads the same resources), so each
     # request starts with empty tables: nothing is kept alive between requests.
-    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
-    for method in ("Analyze", "AnalyzeStack", "Remediate"):
-        original = getattr(servicer, method, None)
-        if original is None:
-            continue
+    servicer = sdk._PolicyAnalyzerServicer
+    for method in _SERVICER_METHODS:
+        original = getattr(servicer, method)
 
-        def per_request(self, request, context, _original=original):
+        def per_request(self, *args, _original=original, **kwargs):
             for table in REQUEST_CACHES:
                 table.clear()
-            return _original(self, request, context)
+            return _original(self, *args, **kwargs)
 
+        functools.update_wrapper(per_request, original)
         setattr(servicer, method, per_request)
+    sdk.json_format = _CachingJsonFormat()
+    sdk.unknown_checking_proxy = unknown_checking_proxy
+    _DECODE_CACHE_INSTALLED = True
+    return True
 
 
 _install_decode_cache()

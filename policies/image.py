@@ -6,7 +6,16 @@ import contextlib
 import re
 from typing import Any
 
-from graph import COMMAND, IMAGE_TYPES, MICROVM, REQUEST_CACHES, Res, guarded, unverifiable
+from graph import (
+    COMMAND,
+    IMAGE_TYPES,
+    MICROVM,
+    REQUEST_CACHES,
+    Res,
+    decode_cache_installed,
+    guarded,
+    unverifiable,
+)
 from iam_docs import is_unknown
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
@@ -41,21 +50,28 @@ def _mark(value: Any) -> Any:
     return value
 
 
-def _install_secret_marks() -> None:
+def _install_secret_marks(sdk: Any = None) -> bool:
     """Keep "this was a secret" on strings the SDK hands to validations.
 
     pulumi_policy's Analyze/AnalyzeStack unwrap secrets before a policy sees them, so a policy
     cannot tell a Pulumi secret from plaintext. We wrap its deserializer so secret strings become
     :class:`SecretStr` - a ``str`` subclass, invisible to every other policy. If the SDK's
-    internals differ, nothing is patched and every value counts as plaintext (fails safe).
+    internals differ (no callable ``deserialize_properties``, or it is called with arguments
+    other than ``(props[, proxy_secrets])``), the original runs untouched and every value counts
+    as plaintext (fails safe: image-env-plaintext-secrets over-reports, never under-reports).
+
+    This is a correctness patch, not a speed one, so ``MICROVMS_POLICY_SDK_PATCHES=0`` keeps it;
+    only its per-request memo (which relies on graph's decode cache) is a speed patch and is
+    used only while that cache is installed. Returns True if it patched ``sdk``.
     """
-    try:
-        import pulumi_policy.policy as sdk
-    except ImportError:  # pragma: no cover
-        return
+    if sdk is None:
+        try:
+            import pulumi_policy.policy as sdk
+        except ImportError:  # pragma: no cover
+            return False
     original = getattr(sdk, "deserialize_properties", None)
-    if original is None or getattr(original, "_marks_secrets", False):
-        return
+    if not callable(original) or getattr(original, "_marks_secrets", False):
+        return False
 
     def restore(wire: Any, decoded: Any) -> Any:
         if isinstance(wire, dict) and wire.get(_SIG) == _SECRET_SIG and "value" in wire:
@@ -69,26 +85,32 @@ def _install_secret_marks() -> None:
     memo: dict[int, tuple[Any, Any]] = {}
     REQUEST_CACHES.append(memo)  # cleared per request, like graph's decode cache
 
-    def deserialize_properties(props, proxy_secrets=False):
-        if proxy_secrets or not isinstance(props, dict):
-            return original(props, proxy_secrets)
+    def deserialize_properties(props, *args, **kwargs):
+        proxy_secrets = args[0] if len(args) == 1 and not kwargs else False
+        if kwargs or len(args) > 1 or proxy_secrets or not isinstance(props, dict):
+            return original(props, *args, **kwargs)
         # The decode cache (graph.py) hands every policy the same dict for one resource, so the
-        # decoded form is memoised by identity too (the memo keeps ``props`` alive).
-        hit = memo.get(id(props))
+        # decoded form is memoised by identity too (the memo keeps ``props`` alive). Without
+        # that cache nothing would clear the memo between requests, so it is not used then.
+        use_memo = decode_cache_installed()
+        hit = memo.get(id(props)) if use_memo else None
         if hit is not None and hit[0] is props:
             return hit[1]
-        decoded = original(props, proxy_secrets)
-        # Only the properties a policy asks about are re-walked, to keep Analyze cheap.
-        for key in MARKED_PROPERTIES:
-            if key in props and key in decoded:
-                # Never break decoding for the other policies.
-                with contextlib.suppress(Exception):
-                    decoded[key] = restore(props[key], decoded[key])
-        memo[id(props)] = (props, decoded)
+        decoded = original(props, *args)
+        if isinstance(decoded, dict):
+            # Only the properties a policy asks about are re-walked, to keep Analyze cheap.
+            for key in MARKED_PROPERTIES:
+                if key in props and key in decoded:
+                    # Never break decoding for the other policies.
+                    with contextlib.suppress(Exception):
+                        decoded[key] = restore(props[key], decoded[key])
+        if use_memo:
+            memo[id(props)] = (props, decoded)
         return decoded
 
     deserialize_properties._marks_secrets = True  # type: ignore[attr-defined]
     sdk.deserialize_properties = deserialize_properties
+    return True
 
 
 _install_secret_marks()

@@ -170,9 +170,7 @@ def test_token_refused_after_running_is_reported_and_the_vm_terminated():
             client, smoke.SmokeOptions(vms.RunSpec(image_arn=IMAGE), timeout=30)
         )
         stub.assert_no_pending_responses()
-    assert result["error"] == (
-        "CreateMicrovmAuthToken failed: ValidationException: token refused"
-    )
+    assert result["error"] == ("CreateMicrovmAuthToken failed: ValidationException: token refused")
     assert (result["ok"], result["finalState"]) == (False, "TERMINATED")
     assert result["timeToRunningSeconds"] is not None and result["probeStatus"] is None
 

@@ -486,3 +486,8 @@ def test_account_comes_from_sts_except_on_the_local_stack():
         "StringEquals": {"aws:SourceAccount": "123456789012"}
     }
     assert local.one(BUCKET, "artifacts-bucket").plain_inputs["forceDestroy"] is True
+
+
+def test_agent_calls_bedrock_in_the_stack_region(graph, exp):
+    (img,) = graph.by_type("pulumi-python:dynamic/lambda-microvms:MicrovmImage")
+    assert img.plain_inputs["environmentVariables"]["AWS_REGION"] == exp["region"]
