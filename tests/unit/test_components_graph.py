@@ -48,6 +48,8 @@ EXPECTED = {
         "models": [
             "arn:aws:bedrock:us-east-1:111111111111:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
             "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "arn:aws:bedrock:us-east-2::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
         ],
     },
     "prod": {
@@ -58,10 +60,15 @@ EXPECTED = {
         "retention": 365,
         "models": [
             "arn:aws:bedrock:us-west-2:222222222222:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "arn:aws:bedrock:us-east-2::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
             "arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
         ],
     },
 }
+# The role lists resources sorted, so previews are stable.
+for _exp in EXPECTED.values():
+    _exp["models"] = sorted(set(_exp["models"]))
 IMAGE = "agent-sandbox"
 GROUP = f"/aws/lambda-microvms/{IMAGE}"
 
