@@ -33,6 +33,11 @@ VERSION_DONE_BAD = ("FAILED", "DELETING", "DELETED", "DELETE_FAILED")
 IMAGE_GONE = ("DELETED",)
 MICROVM_DONE = ("TERMINATED",)
 
+# Less time than this left before a deadline counts as "deadline reached": sleeping it would only
+# buy one more poll, and on a simulated (float) clock ``now + remaining`` can round to just below
+# the deadline forever.
+DEADLINE_SLACK = 1e-3
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -226,7 +231,7 @@ def wait_for_image_version(
     for delay in backoff.delays(rng):
         elapsed = clock() - start
         remaining = timeout - elapsed
-        if remaining <= 0:
+        if remaining <= DEADLINE_SLACK:
             raise WaitTimeout(
                 f"image {image_arn} version {image_version} still {last_state or 'unknown'} "
                 f"after {elapsed:.0f} s (buildTimeoutMinutes)"
@@ -293,7 +298,7 @@ def wait_for_image_deleted(
         if state != last_state:
             _report(progress, elapsed, state, "deleting")
             last_state = state
-        if elapsed >= timeout:
+        if elapsed >= timeout - DEADLINE_SLACK:
             raise WaitTimeout(f"image {image_arn} still {state} after {elapsed:.0f} s")
         sleep(min(delay, max(0.0, timeout - elapsed)))
     raise AssertionError("unreachable")  # pragma: no cover
@@ -329,6 +334,6 @@ def wait_for_microvms_terminated(
         if not pending:
             return
         _report(progress, elapsed, "TERMINATING", f"{len(pending)} MicroVM(s) still running")
-        if elapsed >= timeout:
+        if elapsed >= timeout - DEADLINE_SLACK:
             raise WaitTimeout(f"MicroVMs {', '.join(pending)} not terminated after {elapsed:.0f} s")
         sleep(min(delay, max(0.0, timeout - elapsed)))

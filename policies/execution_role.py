@@ -451,7 +451,13 @@ def _policy_documents(
         if not found:
             parsed = parse_arn(arn)
             leaf = parsed["resource"].rsplit("/", 1)[-1] if parsed else None
-            found = [p for p in graph.of_type(MANAGED_POLICY) if leaf and p.get("name") == leaf]
+            # By name only while the stack policy's ARN is unknown (preview); a known ARN that
+            # differs (another account or path) is another policy.
+            found = [
+                p
+                for p in graph.of_type(MANAGED_POLICY)
+                if leaf and p.get("name") == leaf and not _known_str(p.get("arn"))
+            ]
         if not found:
             found = dep_policies
         if not found:
@@ -462,6 +468,10 @@ def _policy_documents(
             )
         for pol in found:
             yield f"{where} → policy '{pol.name}'", pol.get("policy")
+
+
+def _known_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and not is_unknown(value)
 
 
 def _context_for(entry: ExecRole, graph: Graph, config: dict[str, Any]) -> Context:

@@ -140,12 +140,20 @@ def trust_violations(document: Any, accounts: list[str] | None, where: str) -> l
     unknown: list[Statement] = []
     for st in statements:
         if st.effect == "Allow" or is_unknown(st.effect):
-            if contains_unknown(
-                [st.effect, st.principal, st.not_principal, st.actions, st.not_actions]
-            ):
-                unknown.append(st)
-            elif statement_admits_service(st) and statement_grants(st, ASSUME_ROLE):
+            if st.actions is None and st.not_actions is None:
+                unknown.append(st)  # the whole statement is unknown
+                continue
+            # A part that is known and rules Lambda or sts:AssumeRole out settles it: out of scope.
+            who_known = not contains_unknown([st.principal, st.not_principal])
+            what_known = not contains_unknown([st.actions, st.not_actions])
+            if who_known and not statement_admits_service(st):
+                continue
+            if what_known and not statement_grants(st, ASSUME_ROLE):
+                continue
+            if who_known and what_known and not is_unknown(st.effect):
                 in_scope.append(st)
+            else:
+                unknown.append(st)
     if not in_scope and not unknown:
         return []  # the role does not admit Lambda: out of scope
     if accounts is None:

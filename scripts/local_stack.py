@@ -523,9 +523,15 @@ def _load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def local_config_path() -> Path:
+    """``Pulumi.local.yaml`` (``LOCAL_STACK_PULUMI_CONFIG`` points the preflight check elsewhere;
+    the tests use it to pair a copy of the file with free ports)."""
+    return Path(os.environ.get("LOCAL_STACK_PULUMI_CONFIG") or REPO / "Pulumi.local.yaml")
+
+
 def config_endpoint_problems(ports: Ports, config_path: Path | None = None) -> list[str]:
     """Where ``Pulumi.local.yaml`` does not send a service to the emulators on ``ports``."""
-    path = config_path or REPO / "Pulumi.local.yaml"
+    path = config_path or local_config_path()
     if not path.exists():
         return [f"{path.name} is missing"]
     cfg = _load_yaml(path).get("config") or {}
@@ -608,33 +614,101 @@ def _run(cmd: list[str], env: dict[str, str], *, check: bool = True, capture: bo
     return proc
 
 
+# Global flag on every pulumi command: never prompt (a missing answer fails instead of hanging).
+NON_INTERACTIVE = "--non-interactive"
+
+
+def select_command(pulumi: str) -> list[str]:
+    return [pulumi, "stack", "select", STACK, NON_INTERACTIVE]
+
+
+def init_command(pulumi: str) -> list[str]:
+    return [pulumi, "stack", "init", STACK, "--secrets-provider", "passphrase", NON_INTERACTIVE]
+
+
+def up_command(pulumi: str, *, refresh: bool) -> list[str]:
+    cmd = [
+        pulumi, "up", "--yes", "--stack", STACK, NON_INTERACTIVE,
+        "--policy-pack", "policies", "--policy-pack-config", _policy_config(),
+    ]  # fmt: skip
+    if refresh:
+        # Fresh emulators have no resources: let the engine notice before it plans.
+        cmd.append("--refresh")
+    return cmd
+
+
+def preview_command(pulumi: str) -> list[str]:
+    return [
+        pulumi, "preview", "--diff", "--stack", STACK, NON_INTERACTIVE,
+        "--policy-pack", "policies", "--policy-pack-config", _policy_config(),
+    ]  # fmt: skip
+
+
+def destroy_command(pulumi: str, *, refresh: bool) -> list[str]:
+    cmd = [pulumi, "destroy", "--yes", "--skip-preview", "--stack", STACK, NON_INTERACTIVE]
+    if refresh:
+        cmd.append("--refresh")
+    return cmd
+
+
+def output_command(pulumi: str) -> list[str]:
+    return [pulumi, "stack", "output", "--json", "--stack", STACK, NON_INTERACTIVE]
+
+
 def _select_stack(pulumi: str, env: dict[str, str]) -> bool:
     """Select ``local``, creating it with the passphrase provider; True if it already existed."""
     (STATE_DIR / "state").mkdir(parents=True, exist_ok=True)
-    found = _run([pulumi, "stack", "select", STACK], env, check=False, capture=True)
+    found = _run(select_command(pulumi), env, check=False, capture=True)
     if found.returncode == 0:
         return True
-    _run([pulumi, "stack", "init", STACK, "--secrets-provider", "passphrase"], env)
+    created = _run(init_command(pulumi), env, check=False, capture=True)
+    if created.returncode != 0:
+        sys.stderr.write(
+            "could not select or create the local stack:\n"
+            + found.stdout
+            + found.stderr
+            + created.stdout
+            + created.stderr
+        )
+        raise SystemExit(created.returncode)
     return False
 
 
-def _print_outputs(pulumi: str, env: dict[str, str]) -> int:
-    proc = _run(
-        [pulumi, "stack", "output", "--json", "--stack", STACK], env, check=False, capture=True
+EXIT_SMOKE_FAILED = 5
+
+
+def smoke_verdict(outputs: dict) -> tuple[str, bool]:
+    """One line on the ``smokeTest`` output (``microvms smoke-test --output json``) and whether
+    it passed. A missing/None result means the smoke test is disabled: not a failure."""
+    result = outputs.get("smokeTest")
+    if result is None:
+        return "Smoke test: not run (smokeTest is disabled or not exported).", True
+    if not isinstance(result, dict):
+        return f"Smoke test: FAILED (unexpected result {json.dumps(result)})", False
+    if result.get("ok") is True:
+        return (
+            f"Smoke test: PASSED — GET {result.get('probePath')} on MicroVM "
+            f"{result.get('microvmId')} answered {result.get('probeStatus')} "
+            f"(expected {result.get('expectedStatus')}) in {result.get('totalSeconds')} s; "
+            f"final state {result.get('finalState')}."
+        ), True
+    return (
+        f"Smoke test: FAILED — {result.get('error') or json.dumps(result, sort_keys=True)}",
+        False,
     )
+
+
+def _print_outputs(pulumi: str, env: dict[str, str]) -> int:
+    proc = _run(output_command(pulumi), env, check=False, capture=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         return proc.returncode
     outputs = json.loads(proc.stdout or "{}")
     print("\nStack outputs (local):")
     print(json.dumps(outputs, indent=2, sort_keys=True))
-    smoke = {k: v for k, v in outputs.items() if "smoke" in k.lower()}
-    if not smoke:
-        print("\nSmoke test: no smoke-test output is exported by the program.")
-        return 0
-    for key, value in smoke.items():
-        print(f"\nSmoke test ({key}): {json.dumps(value, sort_keys=True)}")
-    return 0
+    line, ok = smoke_verdict(outputs)
+    print("\n" + line)
+    return 0 if ok else EXIT_SMOKE_FAILED
 
 
 # --------------------------------------------------------------------------- commands
@@ -671,14 +745,8 @@ def cmd_up(args) -> int:
     services = _start_and_report(ports)
     env = pulumi_env(ports)
     existed = _select_stack(pulumi, env)
-    cmd = [
-        pulumi, "up", "--yes", "--stack", STACK,
-        "--policy-pack", "policies", "--policy-pack-config", _policy_config(),
-    ]  # fmt: skip
-    if existed and not all(s.reused for s in services.values()):
-        # Fresh emulators have no resources: let the engine notice before it plans.
-        cmd.append("--refresh")
-    rc = _run(cmd, env, check=False).returncode
+    refresh = existed and not all(s.reused for s in services.values())
+    rc = _run(up_command(pulumi, refresh=refresh), env, check=False).returncode
     if rc != 0:
         print(
             f"pulumi up failed with exit code {rc}; emulator logs in {STATE_DIR / 'logs'}",
@@ -694,11 +762,7 @@ def cmd_preview(args) -> int:
     _start_and_report(ports)
     env = pulumi_env(ports)
     _select_stack(pulumi, env)
-    cmd = [
-        pulumi, "preview", "--diff", "--stack", STACK,
-        "--policy-pack", "policies", "--policy-pack-config", _policy_config(),
-    ]  # fmt: skip
-    return _run(cmd, env, check=False).returncode
+    return _run(preview_command(pulumi), env, check=False).returncode
 
 
 def cmd_down(args) -> int:
@@ -713,11 +777,9 @@ def cmd_down(args) -> int:
     if (STATE_DIR / "state").exists():
         services = _start_and_report(ports)
         env = pulumi_env(ports)
-        if _run([pulumi, "stack", "select", STACK], env, check=False, capture=True).returncode == 0:
-            cmd = [pulumi, "destroy", "--yes", "--stack", STACK, "--skip-preview"]
-            if not all(s.reused for s in services.values()):
-                cmd.append("--refresh")
-            rc = _run(cmd, env, check=False).returncode
+        if _run(select_command(pulumi), env, check=False, capture=True).returncode == 0:
+            refresh = not all(s.reused for s in services.values())
+            rc = _run(destroy_command(pulumi, refresh=refresh), env, check=False).returncode
     stopped = stop_services()
     print(f"Stopped: {', '.join(stopped) or 'nothing was running'}.")
     return rc
@@ -741,7 +803,7 @@ def cmd_check(args) -> int:
     for problem in config_endpoint_problems(ports):
         ok = False
         print(f"Pulumi.local.yaml: {problem}")
-    salt = (_load_yaml(REPO / "Pulumi.local.yaml") or {}).get("encryptionsalt")
+    salt = (_load_yaml(local_config_path()) or {}).get("encryptionsalt")
     if salt and not passphrase_matches_salt(salt):
         ok = False
         print(f"Pulumi.local.yaml: encryptionsalt was not made with {LOCAL_PASSPHRASE!r}")

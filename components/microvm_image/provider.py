@@ -51,11 +51,16 @@ def _log(message: str) -> None:
 class _Scrubber:
     """Removes secret values from any text before it reaches an error or a log line."""
 
-    def __init__(self, props: dict):
-        values = (props.get("secretEnvironmentVariables") or {}).values()
-        self._values = sorted(
-            (v for v in values if isinstance(v, str) and v), key=len, reverse=True
-        )
+    def __init__(self, *props: dict):
+        # every secret value known to this call: on an update both the old and the new ones (a
+        # message about the previous version may quote a value that the program has since changed)
+        values = {
+            v
+            for p in props
+            for v in ((p or {}).get("secretEnvironmentVariables") or {}).values()
+            if isinstance(v, str) and v
+        }
+        self._values = sorted(values, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for v in self._values:
@@ -75,6 +80,16 @@ def _api_error(op: str, exc: ClientError, scrub: _Scrubber) -> MicrovmImageError
     code = waiters.error_code(exc) or "Error"
     msg = waiters.error_message(exc)
     return MicrovmImageError(scrub(f"{op} failed: {code}: {msg}"))
+
+
+def _timeout_advice(exc: Exception, props: dict, log_group: str) -> str:
+    """The "what to do" line for a build that outlived ``buildTimeoutMinutes`` (else "")."""
+    if not isinstance(exc, waiters.WaitTimeout):
+        return ""
+    return (
+        f"\n  what to do: live builds take 2-6 minutes; read the build log (CloudWatch log group "
+        f"{log_group}), or raise buildTimeoutMinutes (now {props.get('buildTimeoutMinutes')})"
+    )
 
 
 def _progress(name: str):
@@ -195,7 +210,8 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 continue
             except (waiters.BuildFailed, waiters.WaitTimeout) as exc:
                 cleanup = self._discard_image(client, image_arn)
-                raise MicrovmImageError(scrub(f"{exc}\n  {cleanup}")) from None
+                text = f"{exc}{_timeout_advice(exc, props, log_group)}\n  {cleanup}"
+                raise MicrovmImageError(scrub(text)) from None
             except ClientError as exc:
                 raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
             outs = self._outputs(client, props, name, image_arn, final, scrub, retain=False)
@@ -277,7 +293,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         olds = spec.plain_numbers(olds)
         news = spec.plain_numbers(news)
-        scrub = _Scrubber({**olds, **news})
+        scrub = _Scrubber(olds, news)
         plan = plan_diff(olds, news)
         client = _client(news)
         name = olds.get("name") or news.get("name")
@@ -301,8 +317,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         if plan.build and adopted:
             final, version = adopted, adopted["imageVersion"]
         elif plan.build:
-            token = spec.client_token("update", id_, news, extra=str(version))
-            new_version = self._start_update(client, id_, token, news, name, scrub)
+            new_version = self._start_fresh_update(client, id_, version, news, name, scrub)
             _log(
                 f"microvm image {name}: UpdateMicrovmImage accepted ({', '.join(plan.build)} "
                 f"changed), building version {new_version}"
@@ -318,8 +333,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 )
             except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
                 cleanup = self._discard_version(client, id_, new_version)
+                advice = _timeout_advice(exc, news, spec.log_group_for(news, name))
                 raise MicrovmImageError(
-                    scrub(f"{exc}\n  {cleanup} Version {version} stays active.")
+                    scrub(f"{exc}{advice}\n  {cleanup} Version {version} stays active.")
                 ) from None
             except ClientError as exc:
                 raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
@@ -365,6 +381,40 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             return None
         _log(f"microvm image {name}: version {latest} has the desired configuration; adopting it")
         return vobj
+
+    def _start_fresh_update(self, client, image_arn, version, news, name, scrub) -> str:
+        """UpdateMicrovmImage with a stable token, never ending on a discarded version.
+
+        The token is stable so a rerun after a crash replays the build already running. But when
+        an earlier run's build failed or timed out, that run deleted the version; the same token
+        would then replay the answer naming it, and the retry would wait for a version that is
+        gone. Such a replay is recognised (its version is already failed, deleting or gone, which
+        a build started a moment ago cannot be) and the update is sent again under the next token
+        of a fixed sequence, so reruns stay idempotent.
+        """
+        for attempt in range(NAME_ATTEMPTS):
+            extra = str(version) if attempt == 0 else f"{version}|retry-{attempt}"
+            token = spec.client_token("update", image_arn, news, extra=extra)
+            new_version = self._start_update(client, image_arn, token, news, name, scrub)
+            if not self._is_discarded(client, image_arn, new_version, scrub):
+                return new_version
+            _log(
+                f"microvm image {name}: version {new_version} belongs to an earlier failed attempt "
+                "of this update; starting a fresh build"
+            )
+        raise MicrovmImageError(
+            f"UpdateMicrovmImage kept answering with versions that earlier attempts discarded "
+            f"(last: {new_version}); run the deployment again"
+        )
+
+    def _is_discarded(self, client, image_arn: str, version: str, scrub) -> bool:
+        try:
+            vobj = client.get_microvm_image_version(imageIdentifier=image_arn, imageVersion=version)
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                return True
+            raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+        return vobj.get("state") in waiters.VERSION_DONE_BAD
 
     def _start_update(self, client, image_arn, token, news, name, scrub) -> str:
         """UpdateMicrovmImage; if a build is already running (an interrupted earlier run whose
@@ -633,5 +683,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             )
         except waiters.WaitTimeout as exc:
             raise MicrovmImageError(str(exc)) from None
+        except RuntimeError as exc:  # DELETE_FAILED: the service gave up deleting it
+            raise MicrovmImageError(
+                f"{exc}; run the deployment again to retry, or delete it by hand"
+            ) from None
         except ClientError as exc:
             raise _api_error("GetMicrovmImage", exc, scrub) from None

@@ -53,7 +53,8 @@ TIMEOUT_RANGES = {
     "terminateTimeoutInSeconds": (1, 60),
 }
 MAX_ENV_VARS = 100
-MAX_TAGS = 50
+# AWS allows 50 tags per Lambda resource; the provider adds its own creation-token tag.
+MAX_TAGS = 49
 MAX_BUILD_TIMEOUT_MINUTES = 240
 
 READY_RULE = (
@@ -433,7 +434,13 @@ def _check_tags(f: list[Failure], tags: Any) -> None:
         f.append(("tags", "must be a map of string to string"))
         return
     if len(tags) > MAX_TAGS:
-        f.append(("tags", f"{len(tags)} tags; at most {MAX_TAGS}"))
+        f.append(
+            (
+                "tags",
+                f"{len(tags)} tags; at most {MAX_TAGS} (50 per resource, one is the provider's "
+                f"{CREATION_TAG} tag)",
+            )
+        )
     for k, v in tags.items():
         if not isinstance(k, str) or not 1 <= len(k) <= 128 or not TAG_RE.fullmatch(k):
             f.append(

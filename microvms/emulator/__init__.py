@@ -8,7 +8,23 @@ Run it with ``python -m microvms.emulator --port 0`` or in-process::
         ...  # boto3.client("lambda-microvms", endpoint_url=emu.url)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .clock import Clock, FrozenClock
-from .server import EmulatorServer
+
+if TYPE_CHECKING:
+    from .server import EmulatorServer
 
 __all__ = ["Clock", "EmulatorServer", "FrozenClock"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: ``python -m microvms.emulator --help`` (or a bad flag) answers without
+    # loading botocore's models and werkzeug first.
+    if name == "EmulatorServer":
+        from .server import EmulatorServer
+
+        return EmulatorServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

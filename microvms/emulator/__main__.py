@@ -9,8 +9,6 @@ import argparse
 import signal
 import sys
 
-from .server import EmulatorServer
-
 
 def _upstream(text: str) -> tuple[int, str]:
     port, sep, url = text.partition("=")
@@ -82,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .server import EmulatorServer  # after parsing: bad flags and --help answer at once
+
     server = EmulatorServer(
         host=args.host,
         port=args.port,

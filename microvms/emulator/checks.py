@@ -42,7 +42,11 @@ def _credentials() -> dict:
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:
         token = os.environ.get("AWS_SESSION_TOKEN")
-        return {"aws_access_key_id": key, "aws_secret_access_key": secret, "aws_session_token": token}
+        return {
+            "aws_access_key_id": key,
+            "aws_secret_access_key": secret,
+            "aws_session_token": token,
+        }
     return dict(LOCAL_CREDENTIALS)
 
 

@@ -147,7 +147,9 @@ class EndpointProxy:
         if not upstream:
             return _empty_502()(environ, start_response)
         if is_websocket:
-            return self._relay_websocket(environ, start_response, request, upstream, subprotocols)
+            return self._relay_websocket(
+                environ, start_response, request, upstream, subprotocols, vm
+            )
         return self._forward(environ, start_response, request, upstream)
 
     # ------------------------------------------------------------------ HTTP
@@ -194,7 +196,9 @@ class EndpointProxy:
         return stream()
 
     # ------------------------------------------------------------------ WebSocket
-    def _relay_websocket(self, environ, start_response, request, upstream: str, subprotocols):
+    def _relay_websocket(
+        self, environ, start_response, request, upstream: str, subprotocols, vm=None
+    ):
         client = environ.get("werkzeug.socket")
         if client is None:
             return _text(501, "WebSocket relay needs the emulator's own server")(
@@ -245,18 +249,34 @@ class EndpointProxy:
         client.sendall(("\r\n".join(header_lines) + "\r\n\r\n").encode("latin-1") + rest)
         remote.settimeout(None)
         client.settimeout(None)
-        self._pipe(client, remote)
+        self._pipe(client, remote, on_inbound=self._toucher(vm))
         # Tell werkzeug the connection is gone so it writes no response of its own.
         raise ConnectionAbortedError("websocket relay finished")
 
+    def _toucher(self, vm):
+        """Inbound WebSocket data is endpoint traffic: it resets the VM's idle timer (§6.2)."""
+        if vm is None:
+            return None
+        state = self.state
+
+        def touch():
+            with state.lock:
+                state.touch(vm)
+
+        return touch
+
     @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        def copy(src, dst):
+    def _pipe(a: socket.socket, b: socket.socket, on_inbound=None) -> None:
+        """Relay bytes both ways; ``on_inbound()`` runs for each chunk the client (``a``) sends."""
+
+        def copy(src, dst, on_data=None):
             try:
                 while True:
                     data = src.recv(65536)
                     if not data:
                         break
+                    if on_data is not None:
+                        on_data()
                     dst.sendall(data)
             except OSError:
                 pass
@@ -267,7 +287,7 @@ class EndpointProxy:
 
         other = threading.Thread(target=copy, args=(b, a), daemon=True)
         other.start()
-        copy(a, b)
+        copy(a, b, on_inbound)
         other.join(timeout=5)
         with contextlib.suppress(OSError):
             b.close()

@@ -29,14 +29,18 @@ LISTENING = re.compile(r"^listening on (http://127\.0\.0\.1:(\d+))$")
 
 
 @pytest.fixture
-def emulator_process(upstream):
-    """Start the CLI on port 0 with an upstream app; yield (url, process, app); always stopped."""
+def emulator_process(request, upstream):
+    """Start the CLI on port 0 with an upstream app; yield (url, process, app); always stopped.
+
+    Parametrize it indirectly with a list of extra flags to start the CLI with them.
+    """
     app = upstream()
+    extra = list(getattr(request, "param", None) or [])
     process = subprocess.Popen(
         [
             sys.executable, "-m", "microvms.emulator", "--host", "127.0.0.1", "--port", "0",
             "--build-seconds", "0.3", "--run-seconds", "0.1", "--transition-seconds", "0.05",
-            "--delete-seconds", "0.1", "--upstream", f"8080={app.url}",
+            "--delete-seconds", "0.1", "--upstream", f"8080={app.url}", *extra,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -82,10 +86,60 @@ def wait(read, predicate, timeout: float = 15):
     return value
 
 
+FAULT_FLAGS = [
+    "--throttle-rate", "1", "--latency-ms", "20", "--memory-quota-mib", "4096",
+    "--fail-next-build", "S3_NO_SUCH_KEY", "--account-id", "210987654321",
+]  # fmt: skip
+
+
+def _admin(url: str, path: str, body: dict | None = None):
+    target = urlsplit(url)
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+    try:
+        payload = json.dumps(body) if body is not None else None
+        conn.request("POST" if body is not None else "GET", f"/_emulator/{path}", body=payload)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("emulator_process", [FAULT_FLAGS], indirect=True)
 def test_cli_prints_exactly_one_listening_line_and_stops_on_sigterm(emulator_process):
+    """The fault flags reach the running server; SIGTERM ends it cleanly with nothing more printed."""
     url, process, _ = emulator_process
+    assert _admin(url, "faults") == (
+        200,
+        {
+            "throttleRate": 1.0,
+            "failNextBuilds": ["S3_NO_SUCH_KEY"],
+            "latencyMs": 20.0,
+            "memoryQuotaMiB": 4096,
+        },
+    )
+    no_retry = boto3.client(
+        "lambda-microvms",
+        region_name="us-east-1",
+        endpoint_url=url,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+    with pytest.raises(no_retry.exceptions.ThrottlingException) as excinfo:
+        no_retry.list_managed_microvm_images()
+    assert excinfo.value.response["Error"]["Message"] == "Rate exceeded"
+    assert _admin(url, "faults", {"throttleRate": 0})[0] == 200
     client = client_for(url)
     assert client.list_managed_microvm_images()["items"][0]["imageArn"] == BASE
+    arn = client.create_microvm_image(
+        name="cli-faults", baseImageArn=BASE, buildRoleArn=ROLE, codeArtifact={"uri": "s3://b/k"}
+    )["imageArn"]
+    assert arn == "arn:aws:lambda:us-east-1:210987654321:microvm-image:cli-faults"
+    wait(
+        lambda: client.get_microvm_image(imageIdentifier=arn)["state"],
+        lambda s: s == "CREATE_FAILED",
+    )
+    version = client.get_microvm_image_version(imageIdentifier=arn, imageVersion="1.0")
+    assert (version["state"], version["stateReason"]) == ("FAILED", "S3_NO_SUCH_KEY")
+    assert _admin(url, "calls")[1]["ListManagedMicrovmImages"] == 2
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
     assert process.stdout.read() == ""  # nothing after the listening line
@@ -166,8 +220,9 @@ def test_done_when_scenario(emulator_process):
         client.create_microvm_image(
             name="bad name!", baseImageArn=BASE, buildRoleArn=ROLE, codeArtifact={"uri": "s3://b/k"}
         )
-    assert excinfo.value.response["Error"]["Message"].startswith(
-        "1 validation error detected: Value 'bad name!' at 'name'"
+    assert excinfo.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'bad name!' at 'name' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
     )
     with pytest.raises(client.exceptions.ValidationException) as excinfo:
         client.suspend_microvm(microvmIdentifier=vm_id)

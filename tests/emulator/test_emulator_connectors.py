@@ -58,7 +58,10 @@ def test_connector_lifecycle_and_versions(core):
         wait_for(
             lambda: core.get_network_connector(Identifier=connector_id), lambda c: False, timeout=3
         )
-    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert excinfo.value.response["Error"] == {
+        "Code": "ResourceNotFoundException",
+        "Message": f"Network connector not found for: {created['Arn']}",
+    }
 
 
 def test_connector_paginator_and_tags(core, microvms_client):

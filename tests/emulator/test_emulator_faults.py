@@ -78,7 +78,14 @@ def test_throttle_rate_raises_throttling_exception(emulator):
         except no_retry.exceptions.ThrottlingException:
             throttled += 1
     assert 20 < throttled < 80  # binomial(100, 0.5): outside this band is ~1e-9 likely
-    assert admin(emulator, "faults", {"throttleRate": 2})[0] == 400
+    assert admin(emulator, "faults", {"throttleRate": 2}) == (
+        400,
+        {"message": "throttleRate must be between 0 and 1"},
+    )
+    assert admin(emulator, "faults", {"failNextBuilds": "S3_NO_SUCH_KEY"}) == (
+        400,
+        {"message": "failNextBuilds must be a list of stateReason strings"},
+    )
 
 
 def test_fail_next_builds_with_chosen_reason(emulator, microvms_client):
@@ -119,10 +126,17 @@ def test_memory_quota_through_admin(emulator, microvms_client):
     microvms_client.run_microvm(imageIdentifier=arn)
     with pytest.raises(ClientError) as excinfo:
         microvms_client.run_microvm(imageIdentifier=arn)
-    assert excinfo.value.response["Error"]["Code"] == "ServiceQuotaExceededException"
+    assert isinstance(excinfo.value, microvms_client.exceptions.ServiceQuotaExceededException)
+    assert excinfo.value.response["Error"] == {
+        "Code": "ServiceQuotaExceededException",
+        "Message": "The base maximum allocated memory limit has been reached for this account.",
+    }
     admin(emulator, "faults", {"memoryQuotaMiB": None})
     assert microvms_client.run_microvm(imageIdentifier=arn)["state"] == "PENDING"
-    assert admin(emulator, "faults", {"memoryQuotaMiB": -1})[0] == 400
+    assert admin(emulator, "faults", {"memoryQuotaMiB": -1}) == (
+        400,
+        {"message": "memoryQuotaMiB must be a non-negative integer or null"},
+    )
 
 
 def test_latency_and_clock_admin(emulator, microvms_client):
@@ -134,7 +148,10 @@ def test_latency_and_clock_admin(emulator, microvms_client):
     before = admin(emulator, "clock")[1]["now"]
     after = admin(emulator, "clock/advance", {"seconds": 3600})[1]["now"]
     assert after - before >= 3600
-    assert admin(emulator, "clock/advance", {"seconds": -1})[0] == 400
+    assert admin(emulator, "clock/advance", {"seconds": -1}) == (
+        400,
+        {"message": "seconds must be >= 0"},
+    )
 
 
 def test_reset_drops_all_state(emulator, microvms_client):
@@ -143,7 +160,10 @@ def test_reset_drops_all_state(emulator, microvms_client):
     assert microvms_client.list_microvm_images()["items"] == []
     assert admin(emulator, "calls")[1] == {"ListMicrovmImages": 1}
     assert admin(emulator, "nope") == (404, {"message": "unknown admin call GET /_emulator/nope"})
-    assert admin(emulator, "faults", {"latencyMs": -1}) == (400, {"message": "latencyMs must be >= 0"})
+    assert admin(emulator, "faults", {"latencyMs": -1}) == (
+        400,
+        {"message": "latencyMs must be >= 0"},
+    )
 
 
 def test_reset_restores_the_start_up_faults(emulator_factory):
@@ -167,10 +187,15 @@ def test_unsigned_and_unknown_requests(emulator):
         urllib.request.urlopen(request)
     assert excinfo.value.code == 403
     assert excinfo.value.headers["X-Amzn-Errortype"] == "MissingAuthenticationTokenException"
+    assert json.loads(excinfo.value.read()) == {"message": "Missing Authentication Token"}
     request = urllib.request.Request(f"{emulator.url}/2025-09-09/unknown")
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         urllib.request.urlopen(request)
     assert excinfo.value.code == 404
+    assert excinfo.value.headers["X-Amzn-Errortype"] == "UnknownOperationException"
+    assert json.loads(excinfo.value.read()) == {
+        "message": "Unknown operation: GET /2025-09-09/unknown"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +316,9 @@ def test_cross_checks_work_without_aws_credentials(emulator_factory, moto_server
         aws_secret_access_key="caller",
     )
     role_arn = role["Role"]["Arn"]
-    ok = create_image(client, "nc-ok", codeArtifact={"uri": "s3://no-creds/app.zip"}, buildRoleArn=role_arn)
+    ok = create_image(
+        client, "nc-ok", codeArtifact={"uri": "s3://no-creds/app.zip"}, buildRoleArn=role_arn
+    )
     gone = create_image(
         client, "nc-gone", codeArtifact={"uri": "s3://no-creds/gone.zip"}, buildRoleArn=role_arn
     )

@@ -66,7 +66,9 @@ def test_ready_timeout_fails_the_build(hooked):
     arn = create_image(client, "ready-slow", hooks=hooks)["imageArn"]
     wait_image(client, arn, "CREATE_FAILED", timeout=5)
     version = client.get_microvm_image_version(imageIdentifier=arn, imageVersion="1.0")
-    assert version["stateReason"].startswith("Ready hook check failed: the application did not")
+    assert version["stateReason"] == (
+        "Ready hook check failed: the application did not become ready within 1 seconds"
+    )
     assert len(app.calls(HOOK.format("ready"))) >= 2
 
 
@@ -117,7 +119,10 @@ def test_run_hook_timeout_is_honoured(hooked):
     app.delay[HOOK.format("run")] = 1.6
     vm_id = client.run_microvm(imageIdentifier=arn)["microvmId"]
     vm = wait_vm(client, vm_id, "TERMINATED", timeout=5)
-    assert vm["stateReason"].startswith("Run lifecycle hook timed out.")
+    assert vm["stateReason"] == (
+        "Run lifecycle hook timed out. Please check your hook endpoint and application logs for "
+        "more details."
+    )
 
 
 def test_suspend_hook_failure_is_reported_not_fatal(hooked):
@@ -129,7 +134,10 @@ def test_suspend_hook_failure_is_reported_not_fatal(hooked):
     wait_vm(client, vm_id, "RUNNING")
     client.suspend_microvm(microvmIdentifier=vm_id)
     vm = wait_vm(client, vm_id, "SUSPENDED")
-    assert vm["stateReason"].startswith("Suspend lifecycle hook failed.")
+    assert vm["stateReason"] == (
+        "Suspend lifecycle hook failed. Please check your hook endpoint and application logs for "
+        "more details."
+    )
 
 
 def test_hook_connection_refused_is_reported(emulator_factory, upstream):

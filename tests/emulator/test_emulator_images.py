@@ -138,7 +138,11 @@ def test_two_builds_per_version_one_per_graviton_generation(microvms_client):
     assert [b["chipsetGeneration"] for b in only_3] == ["3"]
     with pytest.raises(ClientError) as excinfo:
         client.get_microvm_image_build(imageIdentifier=arn, imageVersion="1.0", buildId="nope")
-    assert error_of(excinfo)[0] == "ResourceNotFoundException"
+    assert error_of(excinfo) == (
+        "ResourceNotFoundException",
+        f"MicroVMImage build not found for MicroVMImage: {arn}, Version: 1.0, BuildId: nope",
+        404,
+    )
 
 
 def test_update_mints_version_2_and_settles_updated(microvms_client):
@@ -178,8 +182,11 @@ def test_update_mints_version_2_and_settles_updated(microvms_client):
     assert client.get_microvm_image(imageIdentifier=arn)["state"] == "UPDATED"
     with pytest.raises(ClientError) as excinfo:
         client.delete_microvm_image_version(imageIdentifier=arn, imageVersion="2.0")
-    code, message, _ = error_of(excinfo)
-    assert code == "ValidationException" and "only version" in message
+    assert error_of(excinfo) == (
+        "ValidationException",
+        f"Cannot delete the only version of MicroVM image {arn}. Delete the MicroVM image instead.",
+        400,
+    )
 
 
 def test_update_requires_full_body(microvms_client):
@@ -237,7 +244,9 @@ def test_delete_is_asynchronous_and_reserves_the_name(emulator_factory):
     with pytest.raises(ClientError) as excinfo:
         create_image(client, "reserved")
     code, message, status = error_of(excinfo)
-    assert (code, status) == ("ValidationException", 400) and "already exists" in message
+    assert (code, status) == ("ValidationException", 400)
+    assert "already exists" in message  # the live fact; the full wording was not kept
+    assert message == f"MicroVM image {arn} already exists and is being deleted."
     emulator.clock.advance(5)
     with pytest.raises(ClientError) as excinfo:
         client.get_microvm_image(imageIdentifier=arn)
@@ -267,9 +276,14 @@ def test_foreign_account_image_is_access_denied(microvms_client):
         microvms_client.get_microvm_image(
             imageIdentifier="arn:aws:lambda:us-east-1:210987654321:microvm-image:theirs"
         )
-    code, message, status = error_of(excinfo)
-    assert (code, status) == ("AccessDeniedException", 403)
-    assert "not authorized" in message
+    assert error_of(excinfo) == (
+        "AccessDeniedException",
+        "User: arn:aws:iam::123456789012:user/emulator is not authorized to access resource: "
+        "arn:aws:lambda:us-east-1:210987654321:microvm-image:theirs because no resource-based "
+        "policy allows it",
+        403,
+    )
+    assert isinstance(excinfo.value, microvms_client.exceptions.AccessDeniedException)
 
 
 @pytest.mark.parametrize("memory", [512, 1024, 2048, 4096, 8192])
@@ -430,7 +444,12 @@ def test_managed_base_image_catalogue(microvms_client):
         client.list_managed_microvm_image_versions(
             imageIdentifier="arn:aws:lambda:us-east-1:aws:microvm-image:nope"
         )
-    assert error_of(excinfo)[0] == "ResourceNotFoundException"
+    assert error_of(excinfo) == (
+        "ResourceNotFoundException",
+        "Managed MicroVMImage not found for MicroVMImageID: "
+        "arn:aws:lambda:us-east-1:aws:microvm-image:nope",
+        404,
+    )
 
 
 def test_tags_merge_list_and_untag(microvms_client):
@@ -455,11 +474,17 @@ def test_tags_merge_list_and_untag(microvms_client):
         client.tag_resource(
             Resource="arn:aws:lambda:us-east-1:123456789012:microvm:x", Tags={"a": "b"}
         )
-    code, message, _ = error_of(excinfo)
-    assert code == "ValidationException"
-    assert message.startswith(
+    pattern = (
+        client.meta.service_model.operation_model("TagResource")
+        .input_shape.members["Resource"]
+        .metadata["pattern"]
+    )
+    assert error_of(excinfo) == (
+        "ValidationException",
         "1 validation error detected: Value 'arn:aws:lambda:us-east-1:123456789012:microvm:x' "
-        "at 'Resource' failed to satisfy constraint: Member must satisfy regular expression pattern"
+        "at 'Resource' failed to satisfy constraint: Member must satisfy regular expression "
+        f"pattern: {pattern}",
+        400,
     )
 
 

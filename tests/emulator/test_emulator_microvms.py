@@ -116,9 +116,11 @@ def test_run_errors_use_live_messages(emulator, microvms_client):
                 "autoResumeEnabled": True,
             },
         )
-    assert error_of(excinfo)[1] == (
+    assert error_of(excinfo) == (
+        "ValidationException",
         "1 validation error detected: Value '30' at 'idlePolicy.maxIdleDurationSeconds' failed to "
-        "satisfy constraint: Member must have value greater than or equal to 60"
+        "satisfy constraint: Member must have value greater than or equal to 60",
+        400,
     )
 
 
@@ -127,7 +129,12 @@ def test_suspend_resume_passes_through_pending(frozen):
     vm_id = client.run_microvm(imageIdentifier=arn)["microvmId"]
     with pytest.raises(ClientError) as excinfo:
         client.suspend_microvm(microvmIdentifier=vm_id)
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_of(excinfo) == (
+        "ConflictException",
+        f"The MicroVM {vm_id} is in state PENDING and cannot be suspended.",
+        409,
+    )
+    assert isinstance(excinfo.value, client.exceptions.ConflictException)
     emulator.clock.advance(2)
     assert state_of(client, vm_id) == "RUNNING"
     assert (
@@ -136,7 +143,9 @@ def test_suspend_resume_passes_through_pending(frozen):
     assert state_of(client, vm_id) == "SUSPENDING"
     emulator.clock.advance(0.05)
     assert state_of(client, vm_id) == "SUSPENDED"
-    assert client.suspend_microvm(microvmIdentifier=vm_id) is not None  # idempotent 200
+    again = client.suspend_microvm(microvmIdentifier=vm_id)  # idempotent 200 (as m80)
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert state_of(client, vm_id) == "SUSPENDED"
     client.resume_microvm(microvmIdentifier=vm_id)
     assert state_of(client, vm_id) == "PENDING"
     emulator.clock.advance(0.05)
@@ -328,7 +337,11 @@ def test_run_picks_newest_active_version_and_lists_filter(microvms_client):
     assert set(item) == {"imageArn", "imageVersion", "microvmId", "startedAt", "state"}
     with pytest.raises(ClientError) as excinfo:
         client.list_microvms(imageIdentifier="versions")
-    assert error_of(excinfo)[1] == "Malformed ARN - doesn't start with 'arn:'"
+    assert error_of(excinfo) == (
+        "ValidationException",
+        "Malformed ARN - doesn't start with 'arn:'",
+        400,
+    )
 
 
 def test_concurrent_identical_runs_return_one_vm(microvms_client):

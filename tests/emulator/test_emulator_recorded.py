@@ -3,8 +3,9 @@
 Every scenario recorded against the real service (facts sheet §2–§9; recordings README table) that the
 emulator covers is replayed here over raw SigV4-signed HTTP, so explicit ``null`` members, unmodelled
 members, status codes, ``X-Amzn-Errortype`` values and message strings can be asserted exactly.
-Not covered: the ``connectors`` scenario and the connector steps of the not-found / validation
-scenarios (``lambda-core`` is not emulated).
+The ``connectors`` scenario and the connector steps of the not-found / validation scenarios are
+covered too (``test_connectors``, ``test_connector_errors``). Not covered: the rejected nginx 502 page
+for a malformed VM id (the emulator answers 404, see ``docs/emulator.md``).
 """
 
 from __future__ import annotations

@@ -363,3 +363,117 @@ def test_out_of_range_ports_are_rejected(port):
     }
     messages = wire.validation_messages("CreateMicrovmAuthToken", params)
     assert len(messages) == 1 and "at 'allowedPorts.1.member.port'" in messages[0]
+
+
+# Model-driven: every constrained top-level member of every operation (path, query and body alike).
+NASTY_STRINGS = ("bad name!", " ", ":*", "a b", "\u00e9\u00e8", "x/y", "{}", "\t", "::")
+
+
+def _constrained_members():
+    model = wire.service_model()
+    cases = []
+    for operation in model.operation_names:
+        shape = model.operation_model(operation).input_shape
+        for name, member in (shape.members if shape else {}).items():
+            meta = member.metadata
+            if member.type_name == "string":
+                constrained = bool(
+                    meta.get("pattern") or member.enum or meta.get("min", 0) > 0 or "max" in meta
+                )
+            else:
+                constrained = member.type_name in ("integer", "long") and (
+                    "min" in meta or "max" in meta
+                )
+            if constrained:
+                cases.append((operation, name))
+    return cases
+
+
+CONSTRAINED = _constrained_members()
+
+
+@st.composite
+def violation(draw):
+    operation, name = draw(st.sampled_from(CONSTRAINED))
+    member = wire.service_model().operation_model(operation).input_shape.members[name]
+    meta = member.metadata
+    options = []
+    if member.type_name == "string":
+        if member.enum:
+            options.append(st.text(max_size=12).filter(lambda v: v not in member.enum))
+        if meta.get("pattern"):
+            bad = [v for v in NASTY_STRINGS if not wire.pattern_matches(meta["pattern"], v)]
+            if bad:
+                options.append(st.sampled_from(bad))
+        if meta.get("min", 0) > 0:
+            options.append(st.just(""))
+        if "max" in meta and meta["max"] <= 10000:
+            options.append(st.integers(1, 20).map(lambda extra: "a" * (meta["max"] + extra)))
+    else:
+        if "min" in meta:
+            options.append(st.integers(meta["min"] - 10**6, meta["min"] - 1))
+        if "max" in meta:
+            options.append(st.integers(meta["max"] + 1, meta["max"] + 10**6))
+    assert options, (operation, name)  # every collected member can be violated
+    return operation, name, draw(st.one_of(options))
+
+
+@settings(max_examples=150, deadline=None)
+@given(violation())
+def test_any_constraint_violation_is_rejected_naming_the_member(case):
+    operation, name, value = case
+    messages = wire.validation_messages(operation, {name: value})
+    member = wire.service_model().operation_model(operation).input_shape.members[name]
+    head = (
+        f"Value at '{name}'" if member.metadata.get("sensitive") else f"Value '{value}' at '{name}'"
+    )
+    about = [m for m in messages if f" at '{name}' " in m]
+    assert about, (operation, name, value, messages)
+    assert all(m.startswith(head + " failed to satisfy constraint: Member must ") for m in about)
+
+
+def test_constraint_cases_cover_every_operation_with_constraints():
+    # The strategy above really draws from the model, across both path/query and body members.
+    operations = {operation for operation, _ in CONSTRAINED}
+    assert {"CreateMicrovmImage", "RunMicrovm", "ListMicrovms", "GetMicrovm"} <= operations
+    assert ("ListMicrovmImages", "maxResults") in CONSTRAINED
+    assert ("CreateMicrovmAuthToken", "expirationInMinutes") in CONSTRAINED
+
+
+@pytest.fixture(scope="module")
+def http_client():
+    """One emulator for the whole module (hypothesis re-runs a test body many times)."""
+    import boto3
+    from botocore.config import Config
+
+    from microvms.emulator import EmulatorServer
+    from tests.fixtures.emulator import FAST_OPTIONS
+
+    with EmulatorServer(**FAST_OPTIONS) as server:
+        yield boto3.client(
+            "lambda-microvms",
+            region_name="us-east-1",
+            endpoint_url=server.url,
+            aws_access_key_id="property",
+            aws_secret_access_key="property",
+            config=Config(
+                parameter_validation=False, retries={"mode": "standard", "total_max_attempts": 1}
+            ),
+        )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bad_names)
+def test_invalid_names_over_http_get_the_same_message(http_client, name):
+    """The wire layer end to end: JSON body → validation → 400 + X-Amzn-Errortype → boto3 class."""
+    with pytest.raises(http_client.exceptions.ValidationException) as excinfo:
+        http_client.create_microvm_image(**{**VALID_CREATE, "name": name})
+    errors = wire.validation_messages("CreateMicrovmImage", {**VALID_CREATE, "name": name})
+    noun = "error" if len(errors) == 1 else "errors"
+    response = excinfo.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "ValidationException"
+    assert response["Error"]["Message"] == (
+        f"{len(errors)} validation {noun} detected: " + "; ".join(errors)
+    )
+    assert " at 'name' failed to satisfy constraint: " in response["Error"]["Message"]

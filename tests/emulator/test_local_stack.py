@@ -305,3 +305,174 @@ def test_local_passphrase_and_encryption_salt():
         assert ls.passphrase_matches_salt(salt), (
             "Pulumi.local.yaml encryptionsalt vs local-only-not-secret"
         )
+
+
+# --------------------------------------------------------------------------- with a recording CLI
+# The Pulumi CLI cannot be installed here, so `up` / `down` run end to end against a stand-in
+# `pulumi` on PATH that records every call (argv + the environment it got) and answers like the
+# CLI: `stack select` fails with the CLI's "no stack named" error until `stack init` ran. Its `up`
+# proves the environment reaches the real emulators by calling them. What is under test is
+# scripts.local_stack's orchestration, not the CLI.
+
+FAKE_PULUMI = r"""#!{python}
+import json, os, sys, urllib.request
+from pathlib import Path
+
+args = sys.argv[1:]
+state = Path(os.environ["FAKE_PULUMI_STATE"])
+env_keys = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "AWS_ENDPOINT_URL_LAMBDA_MICROVMS",
+            "MICROVMS_PROXY_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")
+record = {{"argv": args, "env": {{k: os.environ.get(k) for k in env_keys}}}}
+if args[:1] == ["up"]:
+    urls = (os.environ["MICROVMS_PROXY_URL"] + "/_emulator/calls",
+            os.environ["AWS_ENDPOINT_URL_S3"] + "/moto-api/data.json")
+    record["reached"] = [urllib.request.urlopen(u, timeout=10).status for u in urls]
+with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\n")
+if args[:2] == ["stack", "select"]:
+    if not (state / "local").exists():
+        sys.stderr.write("error: no stack named 'local' found\n")
+        sys.exit(255)
+elif args[:2] == ["stack", "init"]:
+    (state / "local").write_text("")
+elif args[:2] == ["stack", "output"]:
+    print(json.dumps({{"imageArn": "arn:aws:lambda:us-east-1:123456789012:microvm-image:x",
+                       "smokeTest": {{"ok": True, "microvmId": "vm-1", "probePath": "/health",
+                                      "probeStatus": 200, "expectedStatus": 200,
+                                      "totalSeconds": 1.5, "finalState": "TERMINATED"}}}}))
+"""
+
+
+def _fake_cli_env(tmp_path: Path, ports: ls.Ports) -> dict[str, str]:
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    cli = fakebin / "pulumi"
+    cli.write_text(FAKE_PULUMI.format(python=sys.executable))
+    cli.chmod(0o755)
+    (tmp_path / "cli-state").mkdir()
+    # Pulumi.local.yaml with the free ports, as a user who moved the ports would edit it.
+    text = (REPO / "Pulumi.local.yaml").read_text()
+    text = text.replace("127.0.0.1:4566", f"127.0.0.1:{ports.moto}")
+    text = text.replace("127.0.0.1:4567", f"127.0.0.1:{ports.emulator}")
+    config = tmp_path / "Pulumi.local.yaml"
+    config.write_text(text)
+    return dict(
+        os.environ,
+        PATH=f"{fakebin}{os.pathsep}{_path_without_pulumi()}",
+        AWS_PROFILE="someone-real",
+        LOCAL_STACK_STATE_DIR=str(tmp_path / "local"),
+        LOCAL_STACK_PULUMI_CONFIG=str(config),
+        LOCAL_STACK_LIFETIME_SECONDS="300",
+        LOCAL_MOTO_PORT=str(ports.moto),
+        LOCAL_EMULATOR_PORT=str(ports.emulator),
+        LOCAL_APP_PORT=str(ports.app),
+        LOCAL_HOOK_PORT=str(ports.hooks),
+        FAKE_PULUMI_LOG=str(tmp_path / "calls.jsonl"),
+        FAKE_PULUMI_STATE=str(tmp_path / "cli-state"),
+    )
+
+
+def _calls(tmp_path: Path) -> list[dict]:
+    path = tmp_path / "calls.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    path.unlink(missing_ok=True)
+    return [json.loads(line) for line in lines]
+
+
+def _local_stack(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.local_stack", command],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+
+
+def test_up_up_down_drive_the_cli_with_the_right_flags(tmp_path):
+    ports = ls.free_ports()
+    env = _fake_cli_env(tmp_path, ports)
+    state = tmp_path / "local"
+    pack = ["--policy-pack", "policies", "--policy-pack-config", "policies/config/dev.json"]
+    try:
+        first = _local_stack("up", env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        calls = _calls(tmp_path)
+        assert [c["argv"] for c in calls] == [
+            ["stack", "select", "local", "--non-interactive"],
+            ["stack", "init", "local", "--secrets-provider", "passphrase", "--non-interactive"],
+            ["up", "--yes", "--stack", "local", "--non-interactive", *pack],
+            ["stack", "output", "--json", "--stack", "local", "--non-interactive"],
+        ]
+        for call in calls:
+            assert call["env"] == {
+                "PULUMI_BACKEND_URL": f"file://{state / 'state'}",
+                "PULUMI_CONFIG_PASSPHRASE": "local-only-not-secret",
+                "AWS_ENDPOINT_URL_LAMBDA_MICROVMS": ports.emulator_url,
+                "MICROVMS_PROXY_URL": ports.emulator_url,
+                "AWS_ENDPOINT_URL_S3": ports.moto_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_PROFILE": None,
+            }
+        assert calls[2]["reached"] == [200, 200]  # the emulators were up when `pulumi up` ran
+        assert (state / "state").is_dir()
+        for name in ("moto", "app", "emulator"):
+            assert f"{name:9s} started " in first.stdout
+        assert '"imageArn": "arn:aws:lambda:us-east-1:123456789012:microvm-image:x"' in first.stdout
+        assert (
+            "Smoke test: PASSED — GET /health on MicroVM vm-1 answered 200 (expected 200) "
+            "in 1.5 s; final state TERMINATED." in first.stdout
+        )
+
+        # Second `up`: the same services are reused, the stack exists, nothing is re-created.
+        second = _local_stack("up", env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert [c["argv"] for c in _calls(tmp_path)] == [
+            ["stack", "select", "local", "--non-interactive"],
+            ["up", "--yes", "--stack", "local", "--non-interactive", *pack],
+            ["stack", "output", "--json", "--stack", "local", "--non-interactive"],
+        ]
+        for name in ("moto", "app", "emulator"):
+            assert f"{name:9s} reused " in second.stdout
+
+        down = _local_stack("down", env)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert [c["argv"] for c in _calls(tmp_path)] == [
+            ["stack", "select", "local", "--non-interactive"],
+            ["destroy", "--yes", "--skip-preview", "--stack", "local", "--non-interactive"],
+        ]
+        assert "Stopped: emulator, app, moto." in down.stdout
+        assert not any(ls.port_open(p) for p in (ports.moto, ports.emulator, ports.app))
+    finally:
+        ls.stop_services(state)
+
+
+def test_up_after_the_emulators_restarted_refreshes(tmp_path):
+    ports = ls.free_ports()
+    env = _fake_cli_env(tmp_path, ports)
+    (tmp_path / "cli-state" / "local").write_text("")  # the stack exists from an earlier run
+    try:
+        proc = _local_stack("up", env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        ups = [c["argv"] for c in _calls(tmp_path) if c["argv"][0] == "up"]
+        assert ups == [
+            ["up", "--yes", "--stack", "local", "--non-interactive",
+             "--policy-pack", "policies", "--policy-pack-config", "policies/config/dev.json",
+             "--refresh"],
+        ]  # fmt: skip
+    finally:
+        ls.stop_services(tmp_path / "local")
+
+
+@pytest.mark.parametrize(
+    ("outputs", "line", "ok"),
+    [
+        ({"smokeTest": None}, "Smoke test: not run (smokeTest is disabled or not exported).", True),
+        ({}, "Smoke test: not run (smokeTest is disabled or not exported).", True),
+        (
+            {"smokeTest": {"ok": False, "error": "probe answered 503, expected 200"}},
+            "Smoke test: FAILED — probe answered 503, expected 200",
+            False,
+        ),
+        ({"smokeTest": "[secret]"}, 'Smoke test: FAILED (unexpected result "[secret]")', False),
+    ],
+)
+def test_smoke_verdict(outputs, line, ok):
+    assert ls.smoke_verdict(outputs) == (line, ok)

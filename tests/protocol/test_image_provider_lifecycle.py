@@ -116,6 +116,7 @@ def test_retention_keeps_newest_and_protects_versions_in_use(rig):
     arn = created.id
     vm = rig.aws.run_microvm(imageIdentifier=arn, imageVersion="1.0")  # pins version 1.0
     state, old_inputs = created.outputs, inputs
+    rig.reset_calls()
     for n, uri in enumerate(("v2.zip", "v3.zip", "v4.zip"), start=2):
         news, diff = rig.plan(
             state, old_inputs, keepVersions=2, codeArtifact={"uri": f"s3://artifact-bucket-1/{uri}"}
@@ -130,6 +131,12 @@ def test_retention_keeps_newest_and_protects_versions_in_use(rig):
     }
     kept = {k for k, v in live.items() if v["state"] not in ("DELETING", "DELETED")}
     assert kept == {"1.0", "3.0", "4.0"}, live  # 1.0 is used by a running MicroVM
+    # the one retired version (2.0) was set INACTIVE first, then deleted
+    calls = rig.calls()
+    assert (
+        calls.get("UpdateMicrovmImageVersion") == 1 and calls.get("DeleteMicrovmImageVersion") == 1
+    )
+    assert live["2.0"]["status"] == "INACTIVE"
     assert state["retainedVersions"] == ["4.0", "3.0", "1.0"]
     rig.aws.terminate_microvm(microvmIdentifier=vm["microvmId"])
 

@@ -62,3 +62,35 @@ def test_provider_check_is_stable_and_no_op_diff_is_empty(provider, stack):
     diff = provider.diff("arn:aws:lambda:x", image.urn, first.inputs, second.inputs)
     assert diff.changes == "DIFF_NONE", diff
     assert diff.replaces == []
+
+
+_DUMP = """
+import json, sys
+from tests.harness.program import evaluate_program
+g = evaluate_program(sys.argv[1], preview=sys.argv[2] == "preview")
+print(json.dumps({r.urn: r.inputs for r in g.resources}))
+"""
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_separate_processes_with_different_hash_seeds_register_identical_inputs(preview):
+    """What a reviewer sees: the CI machine and a laptop evaluate in different processes (different
+    set/dict-of-str iteration seeds, different working directories). Inputs must not change."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    runs = []
+    for seed in ("1", "4242"):
+        proc = subprocess.run(
+            [sys.executable, "-c", _DUMP, "dev", "preview" if preview else "update"],
+            cwd=repo, env=dict(os.environ, PYTHONHASHSEED=seed),
+            capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc.stdout.strip().splitlines()[-1])
+    a, b = (json.loads(r) for r in runs)
+    assert a.keys() == b.keys() and len(a) > 10
+    assert [urn for urn in a if json.dumps(a[urn]) != json.dumps(b[urn])] == []

@@ -167,6 +167,74 @@ def passed_by_command(document, *, known=True):
     return [r, role_policy(r, document), cmd]
 
 
+def exclusive_via_deps(document):
+    """RolePolicyAttachmentsExclusive whose policyArns are unknown in preview (deps resolve them)."""
+    r = role()
+    pol = managed("app", document)
+    att = make_resource(
+        "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive",
+        "exclusive",
+        {"roleName": UNKNOWN, "policyArns": UNKNOWN},
+        provider_inputs=PROVIDER,
+        property_dependencies={"roleName": [r.urn], "policyArns": [pol.urn]},
+    )
+    return [r, pol, att]
+
+
+def role_managed_arns_via_deps(document):
+    pol = managed("app", document)
+    props = {
+        "name": "exec",
+        "assumeRolePolicy": TRUST,
+        "tags": EXEC_TAGS,
+        "managedPolicyArns": [UNKNOWN],
+    }
+    r = make_resource(
+        "aws:iam/role:Role",
+        "exec",
+        props,
+        provider_inputs=PROVIDER,
+        property_dependencies={"managedPolicyArns": [pol.urn]},
+    )
+    return [pol, r]
+
+
+def policy_attachment_roles_unknown(document):
+    r = role()
+    pol = managed("shared", document)
+    att = make_resource(
+        "aws:iam/policyAttachment:PolicyAttachment",
+        "shared-attach",
+        {"roles": UNKNOWN, "policyArn": UNKNOWN},
+        provider_inputs=PROVIDER,
+        property_dependencies={"roles": [r.urn], "policyArn": [pol.urn]},
+    )
+    return [r, pol, att]
+
+
+def log_group_tag_via_dependency(*, resolvable=True):
+    group = make_resource(
+        "aws:cloudwatch/logGroup:LogGroup",
+        "group",
+        {"name": "/aws/lambda-microvms/agent-sandbox"},
+        provider_inputs=PROVIDER,
+        outputs={"name": "/aws/lambda-microvms/agent-sandbox", "arn": LG},
+    )
+    props = {
+        "name": "exec",
+        "assumeRolePolicy": TRUST,
+        "tags": {"lambda-microvms:role": "execution", "lambda-microvms:log-group": UNKNOWN},
+    }
+    r = make_resource(
+        "aws:iam/role:Role",
+        "exec",
+        props,
+        provider_inputs=PROVIDER,
+        property_dependencies={"tags": [group.urn]} if resolvable else {},
+    )
+    return [group, r, role_policy(r, doc(LOGS))]
+
+
 READ = allow(["s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:Query"])
 WRITE = allow("s3:PutObject")
 LOGS = allow(["logs:CreateLogStream", "logs:PutLogEvents"], [LG, f"{LG}:*"])
@@ -265,7 +333,106 @@ CASES = [
         ],
         None,
     ),
+    ("exclusive-customer-policy-via-deps", exclusive_via_deps(doc(READ)), None),
+    ("role-managed-arns-customer-via-deps", role_managed_arns_via_deps(doc(READ)), None),
+    ("policy-attachment-roles-unknown-via-deps", policy_attachment_roles_unknown(doc(READ)), None),
+    ("preview-log-group-tag-via-log-group-dependency", log_group_tag_via_dependency(), None),
+    ("own-log-group-arn-alone", single(allow("logs:CreateLogStream", LG)), None),
+    (
+        "deny-not-action-ignored",
+        single(READ, {"Effect": "Deny", "NotAction": "s3:Get*", "Resource": "*"}),
+        None,
+    ),
     # ---- failing ----
+    (
+        "exclusive-customer-write-via-deps",
+        exclusive_via_deps(doc(WRITE)),
+        "exclusive attachments 'exclusive' → policy 'app', statement 0: allows non-read actions s3:PutObject (Write)",
+    ),
+    (
+        "role-managed-arns-customer-write-via-deps",
+        role_managed_arns_via_deps(doc(WRITE)),
+        "managedPolicyArns → policy 'app', statement 0: allows non-read actions s3:PutObject (Write)",
+    ),
+    (
+        "policy-attachment-roles-unknown-write",
+        policy_attachment_roles_unknown(doc(WRITE)),
+        "policy attachment 'shared-attach' → policy 'shared', statement 0",
+    ),
+    (
+        "preview-log-group-tag-unknown-no-deps",
+        log_group_tag_via_dependency(resolvable=False),
+        "the role's lambda-microvms:log-group tag is unknown during preview and cannot be verified until apply",
+    ),
+    (
+        "logs-specific-stream",
+        single(allow("logs:PutLogEvents", f"{LG}:log-stream:abc")),
+        f"Resource '{LG}:log-stream:abc' is not the role's own log group",
+    ),
+    (
+        "logs-group-arn-star-suffix",
+        single(allow("logs:PutLogEvents", f"{LG}*")),
+        f"Resource '{LG}*' is not the role's own log group",
+    ),
+    (
+        "logs-one-resource-of-two-bad",
+        single(allow("logs:CreateLogStream", [LG, "*"])),
+        "Resource '*' is not the role's own log group",
+    ),
+    (
+        "logs-star-action-on-own-group",
+        single(allow("logs:*", [LG, f"{LG}:*"])),
+        "allows non-read actions logs:",
+    ),
+    (
+        "permissions-management-level",
+        single(allow("s3:PutBucketPolicy")),
+        "s3:PutBucketPolicy (Permissions management, Write)",
+    ),
+    (
+        "tagging-only-level",
+        single(allow("s3:PutObjectTagging")),
+        "s3:PutObjectTagging (Tagging, Write)",
+    ),
+    (
+        "managed-admin-govcloud-exclusive",
+        with_managed("arn:aws-us-gov:iam::aws:policy/AdministratorAccess", via="exclusive"),
+        "AWS-managed policy 'arn:aws-us-gov:iam::aws:policy/AdministratorAccess' grants every action",
+    ),
+    (
+        "managed-unlisted-on-role",
+        with_managed("arn:aws:iam::aws:policy/AmazonSQSFullAccess", via="role"),
+        "'arn:aws:iam::aws:policy/AmazonSQSFullAccess' is not in the pack's table of judged managed policies",
+    ),
+    (
+        "customer-not-in-stack-on-role",
+        with_managed(f"arn:aws:iam::{ACCOUNT}:policy/elsewhere", via="role"),
+        f"customer-managed policy 'arn:aws:iam::{ACCOUNT}:policy/elsewhere' is not defined in this stack",
+    ),
+    (
+        "customer-same-name-other-account",
+        (lambda r, pol: [r, pol, attach(r, "arn:aws:iam::999999999999:policy/app-read")])(
+            role(), managed("app-read", doc(READ))
+        ),
+        "customer-managed policy 'arn:aws:iam::999999999999:policy/app-read' is not defined in this stack",
+    ),
+    (
+        "preview-customer-matched-by-name-while-arn-unknown",
+        (lambda r, pol: [r, pol, attach(r, f"arn:aws:iam::{ACCOUNT}:policy/app-read")])(
+            role(), managed("app-read", doc(WRITE), arn=UNKNOWN)
+        ),
+        "policy 'app-read', statement 0: allows non-read actions s3:PutObject (Write)",
+    ),
+    (
+        "customer-not-in-stack-exclusive",
+        with_managed(f"arn:aws:iam::{ACCOUNT}:policy/elsewhere", via="exclusive"),
+        "is not defined in this stack, so it cannot be verified as read-only; it fails closed",
+    ),
+    (
+        "preview-role-tag-value-unknown",
+        [role(tags={"lambda-microvms:role": UNKNOWN})],
+        "'tags.lambda-microvms:role' is unknown during preview",
+    ),
     ("s3-put-object", single(WRITE), "allows non-read actions s3:PutObject (Write)"),
     ("s3-star", single(allow("s3:*")), "allows non-read actions s3:"),
     ("star", single(allow("*")), "allows non-read actions"),
@@ -641,3 +808,43 @@ def test_property_read_only_passes_one_write_fails(hypothesis_pack, stmts, write
     mutated = [dict(s) for s in stmts]
     mutated[index]["Action"] = [*mutated[index]["Action"], write]
     check_case(hypothesis_pack.run(single(*mutated)), POLICY, f"{write} (", f"with {write}")
+
+
+@pytest.mark.parametrize("dry_run", MODES)
+def test_execution_role_names_physical_or_outside_the_stack(pool, dry_run):
+    pack = pool.get(
+        dry_run=dry_run,
+        config=policy_config(POLICY, "alone", {"executionRoleNames": ["external-runner"]}),
+    )
+
+    def external_policy(document):
+        return make_resource(
+            "aws:iam/rolePolicy:RolePolicy",
+            "ext",
+            {"role": "external-runner", "policy": document},
+            provider_inputs=PROVIDER,
+        )
+
+    # A role made elsewhere: what this stack attaches to it by name is still judged.
+    check_case(
+        pack.run([external_policy(doc(WRITE))]),
+        POLICY,
+        "role 'external-runner' (named in executionRoleNames), role policy 'ext', statement 0: "
+        "allows non-read actions s3:PutObject (Write)",
+        "outside the stack",
+    )
+    check_case(pack.run([external_policy(doc(READ))]), POLICY, None, "outside, read-only")
+    # A role in the stack whose physical name (not its Pulumi name) is listed.
+    r = make_resource(
+        "aws:iam/role:Role",
+        "runner",
+        {"name": "external-runner", "assumeRolePolicy": TRUST},
+        provider_inputs=PROVIDER,
+    )
+    check_case(
+        pack.run([r, external_policy(doc(allow("sqs:SendMessage")))]),
+        POLICY,
+        "role 'runner' (named in executionRoleNames), role policy 'ext', statement 0: "
+        "allows non-read actions sqs:SendMessage (Write)",
+        "physical name",
+    )

@@ -146,7 +146,52 @@ CASES = [
     ("preview-uri-via-object", uri_unknown_via_object(), None),
     ("preview-uri-via-bucket", uri_unknown_via_bucket(), None),
     ("preview-autonamed-bucket-via-object", autonamed_bucket_via_object(), None),
+    (
+        "other-dynamic-resource-not-judged",
+        [make_resource("pulumi-python:dynamic:Resource", "other", {"x": 1})],
+        None,
+    ),
+    (
+        "non-aws-provider-type-not-judged",
+        [make_resource("random:index/randomId:RandomId", "rid", {"byteLength": 4})],
+        None,
+    ),
+    (
+        "bucket-v2-matched-by-name",
+        [
+            make_resource(
+                "aws:s3/bucketV2:BucketV2",
+                "bucket",
+                {"bucket": "artifacts"},
+                provider_inputs=prov(),
+            ),
+            image(),
+        ],
+        None,
+    ),
     # ---- failing ----
+    (
+        "microvm-no-region-anywhere",
+        [other(MICROVM, {"imageArn": "x"}, provider_region=None)],
+        "aws:lambdamicrovms/microvm:Microvm 'thing' has no region on itself or its provider",
+    ),
+    (
+        "aws-image-bucket-not-in-stack",
+        [image(None, type_=AWS_IMAGE, uri="s3://elsewhere/k.zip", provider_region="us-east-1")],
+        "aws:lambdamicrovms/image:Image 'img': artifact bucket 'elsewhere' (codeArtifact.uri) is not defined in this stack, so its region cannot be checked; it fails closed",
+    ),
+    (
+        "legacy-image-bucket-other-region",
+        [bucket(region="eu-west-1"), image(None, type_=LEGACY_IMAGE, provider_region="us-east-1")],
+        "is in us-east-1 but its artifact bucket aws:s3/bucket:Bucket 'bucket' is in eu-west-1",
+    ),
+    (
+        "bucket-through-dependency-other-region",
+        (lambda b: [b, image(uri=UNKNOWN, deps={"codeArtifact": [b.urn]})])(
+            bucket(region="us-west-2")
+        ),
+        "its artifact bucket aws:s3/bucket:Bucket 'bucket' is in us-west-2",
+    ),
     *[
         (
             f"dynamic-image-unsupported-{r}",

@@ -159,6 +159,18 @@ def test_pack_info_names_levels_and_order(pool):
         "allowedRegionsByEnvironment",
         "environment",
     }
+    # The defaults of the table.
+    trust, execution, regions = (schemas[n] for n in CORE)
+    assert trust["accountIds"]["default"] == []
+    assert execution["allowedActions"]["default"] == []
+    assert execution["executionRoleNames"]["default"] == []
+    assert execution["logGroupPrefixes"]["default"] == [
+        "/aws/lambda-microvms/",
+        "/aws/lambda/microvms/",
+    ]
+    supported = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1"]
+    assert regions["supportedRegions"]["default"] == supported
+    assert "default" not in regions["environment"]  # else stack config, else the stack name
     assert pack.pack_version == "0.1.0"
 
 
@@ -174,6 +186,15 @@ def test_shipped_config_files_validate_and_set_levels(pool, env):
         assert levels["execution-role-broad-read-access"] == "advisory"
     else:
         assert all(levels[n] == "advisory" for n in ADVISORY)
+    # The knobs of the core policies: table defaults, and regions only for the file's environments.
+    knobs = {name: cfg["properties"] or {} for name, cfg in pack.policy_config.items()}
+    assert knobs["lambda-trust-source-account"]["accountIds"] == []
+    assert knobs["microvm-execution-role-read-only"]["logGroupPrefixes"] == [
+        "/aws/lambda-microvms/",
+        "/aws/lambda/microvms/",
+    ]
+    by_env = knobs["microvm-regions"]["allowedRegionsByEnvironment"]
+    assert sorted(by_env) == (["prod"] if env == "prod" else ["dev", "local"])
 
 
 def test_invalid_account_id_config_is_rejected_before_analyze():

@@ -203,7 +203,140 @@ CASES = [
         trust_doc(lambda_statement(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})),
         None,
     ),
+    (
+        "preview-unknown-action-not-lambda-out-of-scope",
+        trust_doc(
+            lambda_statement(Principal={"Service": "ec2.amazonaws.com"}, Action=UNKNOWN),
+            as_json=False,
+        ),
+        None,
+    ),
+    (
+        "preview-unknown-principal-tag-session-out-of-scope",
+        trust_doc(lambda_statement(Principal=UNKNOWN, Action="sts:TagSession"), as_json=False),
+        None,
+    ),
+    (
+        "deny-protects-unknown-allow",
+        trust_doc(
+            lambda_statement(Principal=UNKNOWN),
+            {
+                "Effect": "Deny",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": cond("StringNotEquals", SA, ACCOUNT),
+            },
+            as_json=False,
+        ),
+        None,
+    ),
+    (
+        "deny-star-principal-sts-star-protects-not-principal-allow",
+        trust_doc(
+            lambda_statement(Principal=None, NotPrincipal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sts:*",
+                "Condition": cond("StringNotEquals", "AWS:SourceAccount", [ACCOUNT]),
+            },
+        ),
+        None,
+    ),
     # ---- failing ----
+    (
+        "service-principal-case-insensitive",
+        trust_doc(lambda_statement(Principal={"Service": "Lambda.AmazonAWS.com"})),
+        "statement 0 lets",
+    ),
+    (
+        "action-list-contains-assume-role",
+        trust_doc(lambda_statement(Action=["sts:TagSession", "sts:AssumeRole"])),
+        "statement 0 lets",
+    ),
+    (
+        "document-as-object-unconditioned",
+        trust_doc(lambda_statement(), as_json=False),
+        "statement 0 lets lambda.amazonaws.com call sts:AssumeRole without an effective source condition (it has no Condition)",
+    ),
+    (
+        "source-account-empty-list",
+        trust_doc(lambda_statement(cond("StringEquals", SA, []))),
+        "'StringEquals' on 'aws:SourceAccount': no values",
+    ),
+    (
+        "source-account-question-mark",
+        trust_doc(lambda_statement(cond("StringLike", SA, "11111111111?"))),
+        "value '11111111111?' is not a 12-digit account id",
+    ),
+    (
+        "source-arn-partial-wildcard-account",
+        trust_doc(
+            lambda_statement(cond("ArnLike", "aws:SourceArn", "arn:aws:lambda:us-east-1:1111*:*"))
+        ),
+        "has no account in its account field",
+    ),
+    (
+        "source-arn-if-exists",
+        trust_doc(lambda_statement(cond("ArnLikeIfExists", "aws:SourceArn", ARN))),
+        "'ArnLikeIfExists' on 'aws:SourceArn': an ...IfExists operator passes when the key is absent",
+    ),
+    (
+        "source-arn-negated-on-allow",
+        trust_doc(lambda_statement(cond("ArnNotLike", "aws:SourceArn", ARN))),
+        "'ArnNotLike' on 'aws:SourceArn': a negated operator on an Allow admits every other account",
+    ),
+    (
+        "string-not-like-on-allow",
+        trust_doc(lambda_statement(cond("StringNotLike", SA, OTHER_ACCOUNT))),
+        "a negated operator on an Allow",
+    ),
+    (
+        "for-any-value-string-like-not-accepted",
+        trust_doc(lambda_statement(cond("ForAnyValue:StringLike", SA, ACCOUNT))),
+        "use one of StringEquals, StringLike, ForAnyValue:StringEquals",
+    ),
+    (
+        "for-all-values-source-arn",
+        trust_doc(lambda_statement(cond("ForAllValues:ArnLike", "aws:SourceArn", ARN))),
+        "ForAllValues: passes when the key is absent",
+    ),
+    (
+        "deny-with-a-foreign-account-no-protection",
+        trust_doc(
+            lambda_statement(),
+            {
+                "Effect": "Deny",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": cond("StringNotEquals", SA, [ACCOUNT, OTHER_ACCOUNT]),
+            },
+        ),
+        "statement 0 lets",
+    ),
+    (
+        "deny-for-other-principal-no-protection",
+        trust_doc(
+            lambda_statement(),
+            {
+                "Effect": "Deny",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": cond("StringNotEquals", SA, ACCOUNT),
+            },
+        ),
+        "statement 0 lets",
+    ),
+    (
+        "preview-unknown-action-for-lambda",
+        trust_doc(lambda_statement(Action=UNKNOWN), as_json=False),
+        "trust policy statement 0: 'Principal/Action' is unknown during preview",
+    ),
+    (
+        "preview-unknown-statement",
+        {"Version": "2012-10-17", "Statement": [UNKNOWN]},
+        "'Principal/Action' is unknown during preview, so this guardrail cannot be verified until apply; it fails closed",
+    ),
     (
         "no-condition",
         trust_doc(lambda_statement()),

@@ -336,3 +336,16 @@ def test_build_failure_text_is_actionable():
     assert "build b-3 (ARM_64, chipset generation 3): FAILED - S3_ACCESS_DENIED" in text
     assert "grant s3:GetObject on it to buildRoleArn" in text
     assert "CloudWatch log group /aws/lambda-microvms/app-1" in text
+
+
+def test_provider_clients_use_explicit_standard_retries():
+    """Throttling and 5xx are retried by botocore's standard mode, configured explicitly; the
+    endpoint comes from endpointUrl or else the AWS_ENDPOINT_URL_* variables."""
+    from components.microvm_image.provider import MAX_ATTEMPTS, _client
+
+    client = _client({"region": "eu-west-1", "endpointUrl": "http://127.0.0.1:9"})
+    retries = client.meta.config.retries
+    # botocore's ``max_attempts`` in ``retries`` counts retries: 10 retries = 11 attempts in all
+    assert retries["mode"] == "standard" and retries["total_max_attempts"] == MAX_ATTEMPTS + 1
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.endpoint_url == "http://127.0.0.1:9"

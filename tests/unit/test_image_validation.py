@@ -318,7 +318,7 @@ INVALID_CASES = [
     ("tags-aws-prefix", _set("tags", {"aws:owner": "x"}), "tags.aws:owner", "reserved"),
     ("tags-bad-char", _set("tags", {"team": "a*b"}), "tags.team", "0-256"),
     ("tags-long-key", _set("tags", {"k" * 129: "v"}), "tags." + "k" * 129, "1-128"),
-    ("tags-too-many", _set("tags", {f"t{i}": "v" for i in range(51)}), "tags", "at most 50"),
+    ("tags-too-many", _set("tags", {f"t{i}": "v" for i in range(50)}), "tags", "at most 49"),
     (
         "tags-reserved",
         _set("tags", {spec.CREATION_TAG: "x"}),
@@ -438,3 +438,22 @@ def test_customer_connector_arn_is_accepted():
         ],
     }
     assert check(p) == []
+
+
+def test_tag_limit_leaves_room_for_the_creation_tag():
+    # 50 tags per resource; the provider adds lambda-microvms:creation-token itself
+    assert check({**base_props(), "tags": {f"t{i}": "v" for i in range(49)}}) == []
+    failures = check({**base_props(), "tags": {f"t{i}": "v" for i in range(50)}})
+    assert failures == [
+        (
+            "tags",
+            "50 tags; at most 49 (50 per resource, one is the provider's "
+            "lambda-microvms:creation-token tag)",
+        )
+    ]
+
+
+def test_build_timeout_minutes_may_be_fractional_above_one_minute():
+    assert check({**base_props(), "buildTimeoutMinutes": 1.5}) == []
+    failures = check({**base_props(), "buildTimeoutMinutes": 0.5})
+    assert failures == [("buildTimeoutMinutes", "0.5: a number of minutes 1-240")]

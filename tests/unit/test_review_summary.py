@@ -7,9 +7,9 @@ PreviewStep / apitype.ResourceV3 and apitype.EngineEvent); see docs/delivery.md 
 from __future__ import annotations
 
 import json
-from collections import Counter
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest

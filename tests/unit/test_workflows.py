@@ -101,6 +101,9 @@ def test_preview_matrix_oidc_and_comment():
     assert pulumi["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
     summary = next(s for s in job["steps"] if "review_summary" in s.get("run", ""))
     assert "--event-log events.jsonl" in summary["run"]
+    # `gh pr comment` names the repository itself (checkout keeps no credentials or remote auth).
+    assert summary["env"]["GH_REPO"] == "${{ github.repository }}"
+    assert summary["env"]["PR_NUMBER"] == "${{ github.event.pull_request.number }}"
 
 
 def test_deploy_dev_then_prod_behind_environment():
