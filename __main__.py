@@ -146,6 +146,7 @@ smoke = SmokeTest(
         ingress_connectors=settings.smoke_test.ingress_connectors,
         egress_connectors=settings.smoke_test.egress_connectors,
         enabled=settings.smoke_test.enabled,
+        max_duration_seconds=settings.maximum_duration_seconds,
         microvms_endpoint=settings.endpoints.microvms,
         proxy_url=settings.endpoints.proxy,
         interpreter=interpreter,

@@ -683,6 +683,13 @@ def smoke_verdict(outputs: dict) -> tuple[str, bool]:
     result = outputs.get("smokeTest")
     if result is None:
         return "Smoke test: not run (smokeTest is disabled or not exported).", True
+    if result == "[secret]":
+        # The command's own exit status already gated `pulumi up`; only the display is hidden.
+        return (
+            "Smoke test: result is secret in the stack outputs; see it with "
+            "`pulumi stack output smokeTest --show-secrets --stack local`.",
+            True,
+        )
     if not isinstance(result, dict):
         return f"Smoke test: FAILED (unexpected result {json.dumps(result)})", False
     if result.get("ok") is True:

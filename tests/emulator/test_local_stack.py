@@ -471,7 +471,13 @@ def test_up_after_the_emulators_restarted_refreshes(tmp_path):
             "Smoke test: FAILED — probe answered 503, expected 200",
             False,
         ),
-        ({"smokeTest": "[secret]"}, 'Smoke test: FAILED (unexpected result "[secret]")', False),
+        (
+            {"smokeTest": "[secret]"},
+            "Smoke test: result is secret in the stack outputs; see it with "
+            "`pulumi stack output smokeTest --show-secrets --stack local`.",
+            True,
+        ),
+        ({"smokeTest": "not json"}, 'Smoke test: FAILED (unexpected result "not json")', False),
     ],
 )
 def test_smoke_verdict(outputs, line, ok):
