@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: hermetic AWS environment and Pulumi state reset."""
+"""Suite-wide fixtures: hermetic AWS environment (Pulumi state is isolated per evaluate_program call)."""
 
 from __future__ import annotations
 

@@ -439,7 +439,9 @@ def test_sdk_sees_secret_marks_and_decodes_once():
     assert len(messages) == 1
     assert "environmentVariables.DB_PASSWORD is plaintext" in messages[0]
     assert "API_TOKEN" not in messages[0]
-    # The decode cache hands back the same dict for the same message object.
-    assert sdk.json_format.MessageToDict(request.properties) is sdk.json_format.MessageToDict(
+    # The decode cache hands back the same dict for the same message object (unless it is
+    # switched off with MICROVMS_POLICY_SDK_PATCHES=0: then every call decodes afresh).
+    same = sdk.json_format.MessageToDict(request.properties) is sdk.json_format.MessageToDict(
         request.properties
     )
+    assert same is graph.decode_cache_installed() is graph.sdk_patches_enabled()

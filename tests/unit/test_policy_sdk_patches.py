@@ -86,7 +86,10 @@ def test_decode_cache_patches_nothing_if_the_sdk_differs(missing):
         assert dict(vars(servicer)) == servicer_before
 
 
-def test_decode_cache_on_the_expected_shape_memoises_per_request_and_forwards_arguments():
+def test_decode_cache_on_the_expected_shape_memoises_per_request_and_forwards_arguments(
+    monkeypatch,
+):
+    monkeypatch.setenv(graph.SDK_PATCHES_ENV, "1")
     sdk = _fake_sdk()
     tables = len(graph.REQUEST_CACHES)
     assert graph._install_decode_cache(sdk) is True
