@@ -353,6 +353,19 @@ def _string_map(r: _Reader, name: str) -> dict[str, str]:
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in obj.items()}
 
 
+MAX_USER_TAGS = 46  # 50 per resource, less project/stack/environment and the provider's own tag
+
+
+def _tags(r: _Reader) -> dict[str, str]:
+    tags = _string_map(r, "tags")
+    if len(tags) > MAX_USER_TAGS:
+        raise ConfigError(
+            f"'{_key('tags')}' has {len(tags)} tags; at most {MAX_USER_TAGS} are allowed "
+            "(AWS allows 50 per resource; the stack adds project, stack, environment and one provider tag)"
+        )
+    return tags
+
+
 def _endpoints(r: _Reader) -> Endpoints:
     obj = r.json("endpoints", {}, dict)
     _members("endpoints", obj, ENDPOINT_KEYS)
@@ -506,7 +519,7 @@ def parse_settings(
         ),
         smoke_test=_smoke_test(r),
         session_run=_session_run(r),
-        tags=_string_map(r, "tags"),
+        tags=_tags(r),
         endpoints=_endpoints(r),
         artifact_bucket=_artifact_bucket(r),
         log_retention_days=retention,
