@@ -178,6 +178,10 @@ def test_common_tags():
             {"lambda-microvms__secretEnvironmentVariables": {"TOKEN": "x"}},
             "must be set as a secret",
         ),
+        (
+            {"lambda-microvms__tags": {f"k{i}": "v" for i in range(47)}},
+            "'lambda-microvms:tags' has 47 tags; at most 46",
+        ),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):
