@@ -90,8 +90,10 @@ def test_decode_cache_on_the_expected_shape_memoises_per_request_and_forwards_ar
     monkeypatch,
 ):
     monkeypatch.setenv(graph.SDK_PATCHES_ENV, "1")
+    # Installing on the fake must not change what the rest of the suite sees of the real SDK.
+    monkeypatch.setattr(graph, "_DECODE_CACHE_INSTALLED", graph.decode_cache_installed())
+    monkeypatch.setattr(graph, "REQUEST_CACHES", [])
     sdk = _fake_sdk()
-    tables = len(graph.REQUEST_CACHES)
     assert graph._install_decode_cache(sdk) is True
     assert graph._install_decode_cache(sdk) is False  # idempotent
     message = object()
@@ -116,7 +118,7 @@ def test_decode_cache_on_the_expected_shape_memoises_per_request_and_forwards_ar
     assert servicer.calls[-1] == ("AnalyzeStack", "req", "ctx", ("extra",), {"flag": True})
     assert servicer.Remediate("req", "ctx") == "remediated"
     assert sdk._PolicyAnalyzerServicer.Analyze.__name__ == "Analyze"
-    del graph.REQUEST_CACHES[tables:]
+    assert len(graph.REQUEST_CACHES) == 2 and graph.decode_cache_installed()
 
 
 def test_decode_cache_honours_the_off_switch(monkeypatch):
