@@ -23,7 +23,7 @@ settings = load_settings()
 pulumi.export("environment", settings.environment)
 pulumi.export("region", settings.region)
 
-# --- storage, artifact, log group, roles (components engineer) ------------------------------
+# --- storage, artifact, log group, roles ----------------------------------------------------
 # The local stack has no real STS, so it names its account in config.
 account_id = settings.account_id or aws.get_caller_identity().account_id
 tags = settings.common_tags
