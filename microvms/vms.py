@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from microvms.client import managed_connector_arn
+from microvms.waiters import Backoff, error_code
 
 STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING", "TERMINATED")
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED")
@@ -269,10 +270,6 @@ def check_state(value: str, field_name: str = "--state") -> str:
 # ---------------------------------------------------------------------------------------- calls
 
 
-def error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
-
-
 def summarize(vm: dict) -> dict:
     """The fields people look at, in a stable order (boto3 drops nulls, so use .get)."""
     keys = (
@@ -329,7 +326,8 @@ def wait_for_state(
     """
     targets = tuple(targets)
     start = clock()
-    delay = initial_delay
+    # Deterministic (no jitter): one VM, one caller, sub-second states.
+    delays = Backoff(first=initial_delay, factor=factor, cap=max_delay, jitter=0.0).delays()
     while True:
         try:
             vm = get(client, microvm_id)
@@ -356,8 +354,7 @@ def wait_for_state(
                 vm,
                 timed_out=True,
             )
-        sleep(min(delay, max(0.0, timeout - elapsed)))
-        delay = min(max_delay, delay * factor)
+        sleep(min(next(delays), max(0.0, timeout - elapsed)))
 
 
 def terminate(client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0) -> dict:

@@ -15,7 +15,6 @@ delete -> refuse (or terminate) running MicroVMs, DeleteMicrovmImage, wait until
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from typing import Any
 
@@ -29,6 +28,10 @@ from microvms.client import make_client
 from . import spec
 from .diff import plan_diff, retention_plan, tag_delta
 from .validation import validate
+
+#: Retrying DeleteMicrovmImage while the service refuses it for now (a build or version delete
+#: still draining, a terminate still settling; facts §4.3).
+DELETE_RETRY = waiters.Backoff(first=0.5, factor=1.6, cap=4.0, jitter=0.1)
 
 # Throttling is retried by botocore; 10 attempts make a 30 % throttle rate practically invisible
 # (0.3**10 ≈ 6e-6 per call) while 4xx errors still surface at once.
@@ -268,7 +271,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
     def _discard_image(self, client, image_arn: str) -> str:
         """Delete a failed first build so nothing is orphaned; say what happened."""
         deadline = time.monotonic() + 120
-        delay = 0.5
+        delays = DELETE_RETRY.delays()
         while True:
             try:
                 client.delete_microvm_image(imageIdentifier=image_arn)
@@ -281,8 +284,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                         f"could not delete the failed image {image_arn} "
                         f"({waiters.error_message(exc)}); delete it by hand"
                     )
-                time.sleep(delay)
-                delay = min(delay * 1.6, 4.0)
+                time.sleep(next(delays))
         try:
             waiters.wait_for_image_deleted(client, image_arn, timeout=120)
         except (waiters.WaitTimeout, RuntimeError, ClientError):
@@ -661,7 +663,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 raise MicrovmImageError(str(exc)) from None
 
         deadline = time.monotonic() + DELETE_TIMEOUT
-        delay = 0.5
+        delays = DELETE_RETRY.delays()
         while True:
             try:
                 client.delete_microvm_image(imageIdentifier=id_)
@@ -674,8 +676,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 transient = "current state" in msg or "running microvms" in msg.lower()
                 if not transient or time.monotonic() > deadline:
                     raise _api_error("DeleteMicrovmImage", exc, scrub) from None
-                time.sleep(delay * (1 - 0.1 * random.random()))
-                delay = min(delay * 1.6, 4.5)
+                time.sleep(next(delays))
         _log(f"microvm image {name}: DeleteMicrovmImage accepted, waiting until it is gone")
         try:
             waiters.wait_for_image_deleted(
