@@ -20,28 +20,19 @@ from typing import Any
 
 import pulumi
 
+from microvms.client import ARCHITECTURES, MANAGED_CONNECTOR_KINDS, MEMORY_SIZES, SUPPORTED_REGIONS
+
 NAMESPACE = "lambda-microvms"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOOKS_FILE = REPO_ROOT / "image" / "hooks.json"
 
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
-# Launch regions of the service (facts §11).
-SUPPORTED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1")
-# The only baseline memory sizes the live service accepts (facts §4.1, §14).
-MEMORY_SIZES = (512, 1024, 2048, 4096, 8192)
-ARCHITECTURES = ("ARM_64",)
 # CloudWatch Logs accepts only these retention values.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
     2922, 3288, 3653,
 )  # fmt: skip
-MANAGED_CONNECTORS = (
-    "HTTP_INGRESS",
-    "SHELL_INGRESS",
-    "ALL_INGRESS",
-    "NO_INGRESS",
-    "INTERNET_EGRESS",
-)
+MANAGED_CONNECTORS = MANAGED_CONNECTOR_KINDS
 ENDPOINT_KEYS = ("microvms", "proxy", "s3", "iam", "sts", "logs")
 # Leave room for the stable random suffix the provider appends ("-" + 8 hex) within 64 chars.
 IMAGE_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,40}$")

@@ -13,7 +13,13 @@ import boto3
 from botocore.config import Config
 
 SERVICE = "lambda-microvms"
+# Service facts shared by the CLI, the settings model and the image provider.
+# Launch regions of the service (facts §11).
 SUPPORTED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1")
+# The only baseline memory sizes the live service accepts (facts §4.1, §14).
+MEMORY_SIZES = (512, 1024, 2048, 4096, 8192)
+# The only architecture the service builds (facts §4.1, §11).
+ARCHITECTURES = ("ARM_64",)
 MANAGED_CONNECTOR_KINDS = (
     "HTTP_INGRESS",
     "SHELL_INGRESS",

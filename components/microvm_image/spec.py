@@ -16,9 +16,6 @@ from pulumi.output import Unknown
 
 UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
-SUPPORTED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1")
-MEMORY_SIZES = (512, 1024, 2048, 4096, 8192)
-ARCHITECTURES = ("ARM_64",)
 DEFAULT_MEMORY = 2048
 DEFAULT_KEEP_VERSIONS = 3
 DEFAULT_BUILD_TIMEOUT_MINUTES = 30

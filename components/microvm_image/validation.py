@@ -11,15 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from microvms.client import ARCHITECTURES, MEMORY_SIZES, SUPPORTED_REGIONS
+
 from .spec import (
-    ARCHITECTURES,
     CREATION_TAG,
     IMAGE_HOOKS,
     INPUT_KEYS,
     MAX_VERSIONS,
-    MEMORY_SIZES,
     RUNTIME_HOOKS,
-    SUPPORTED_REGIONS,
     is_unknown,
 )
 
