@@ -29,8 +29,17 @@ sync: $(UV) ## Install the locked environment into .venv (uv sync --locked)
 	$(UV) sync --locked
 
 .PHONY: test
-test: sync lint ## Run every test tier (unit, emulator, protocol) after lint
+test: sync lint ## Run every test tier (unit, emulator, protocol, engine) after lint
+	$(RUN) python -m devkit.toolchain --if-possible
 	$(RUN) pytest tests $(PYTEST_ARGS)
+
+.PHONY: pulumi
+pulumi: sync ## Build (or reuse) the Pulumi CLI and its Python launchers from Go modules, cached in ~/.cache
+	$(RUN) python -m devkit.toolchain $(if $(FORCE),--force)
+
+.PHONY: test-engine
+test-engine: sync pulumi ## Engine tier: the real Pulumi CLI previews, deploys, refreshes, imports, destroys the local stack
+	$(RUN) pytest tests/engine $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: sync ## Unit tier: pure functions and Pulumi mocks, no network

@@ -256,7 +256,7 @@ def _connectors(key: str, values: Any) -> tuple[str, ...]:
 
 def _idle_policy(r: _Reader) -> IdlePolicy | None:
     obj = r.json("idlePolicy", None, dict)
-    if obj is None:
+    if not obj:  # unset, or Pulumi.yaml's default {}
         return None
     members = ("maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled")
     _members("idlePolicy", obj, members)
@@ -462,7 +462,7 @@ def parse_settings(
         )
 
     hooks = r.json("hooks", None, dict)
-    if hooks is None:
+    if not hooks:  # unset, or Pulumi.yaml's default {}: the image's own hooks.json
         hooks = load_hooks_file(hooks_file)
 
     retention = _one_of("logRetentionDays", r.integer("logRetentionDays", 30), LOG_RETENTION_DAYS)
