@@ -14,6 +14,8 @@ POLICY_ENV = $(if $(filter local,$(STACK)),dev,$(STACK))
 POLICY_CONFIG ?= policies/config/$(POLICY_ENV).json
 PYTEST_ARGS ?=
 PREVIEW_JSON ?= preview.json
+# Where `make pulumi` puts the CLI it builds (used when no `pulumi` is on PATH).
+TOOLCHAIN_BIN = $(shell $(RUN) python -m devkit.toolchain --bin-dir 2>/dev/null)
 
 .PHONY: help
 help: ## List the targets
@@ -75,16 +77,17 @@ endef
 .PHONY: up
 up: sync ## Deploy STACK (default local: starts the emulators, no AWS account needed)
 ifeq ($(STACK),local)
-	$(RUN) python -m scripts.local_stack up
+	@command -v pulumi >/dev/null 2>&1 || $(RUN) python -m devkit.toolchain --if-possible
+	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m scripts.local_stack up
 else
 	$(call require_pulumi,up)
 	pulumi up --stack $(STACK) --diff --policy-pack policies --policy-pack-config $(POLICY_CONFIG)
 endif
 
 .PHONY: down
-down: sync ## Destroy STACK (local: also stops the emulators)
+down: sync ## Destroy STACK (local: also stops the emulators and the sandbox; no CLI: only stops them)
 ifeq ($(STACK),local)
-	$(RUN) python -m scripts.local_stack down
+	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m scripts.local_stack down
 else
 	$(call require_pulumi,down)
 	pulumi destroy --stack $(STACK)
@@ -93,7 +96,8 @@ endif
 .PHONY: preview
 preview: sync ## pulumi preview --diff with the policy pack and STACK's policy config
 ifeq ($(STACK),local)
-	$(RUN) python -m scripts.local_stack preview
+	@command -v pulumi >/dev/null 2>&1 || $(RUN) python -m devkit.toolchain --if-possible
+	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m scripts.local_stack preview
 else
 	$(call require_pulumi,preview)
 	pulumi preview --stack $(STACK) --diff --policy-pack policies --policy-pack-config $(POLICY_CONFIG)
@@ -102,6 +106,14 @@ endif
 .PHONY: emulators
 emulators: sync ## Start only the local emulators (moto, lambda-microvms emulator, image app)
 	$(RUN) python -m scripts.local_stack start-emulators
+
+.PHONY: sandbox
+sandbox: sync ## Try it locally, no Pulumi: emulators + the real app + an image built from image/
+	$(RUN) python -m devkit.sandbox up
+
+.PHONY: sandbox-env
+sandbox-env: ## The export lines for the sandbox: eval "$(make -s sandbox-env)"
+	@$(RUN) python -m devkit.sandbox env
 
 .PHONY: policy-check
 policy-check: sync ## Offline policy gate: evaluate STACK's program and run the pack (no cloud, no CLI)
