@@ -18,6 +18,7 @@ moto        4566   ``LOCAL_MOTO_PORT``          S3, IAM, STS, CloudWatch Logs (m
 emulator    4567   ``LOCAL_EMULATOR_PORT``      ``lambda-microvms`` API + per-VM endpoint proxy
 app         18080  ``LOCAL_APP_PORT``           the image's app (guest port 8080) ...
 hooks       19000  ``LOCAL_HOOK_PORT``          ... and its lifecycle hooks (guest port 9000)
+shell       18022  ``LOCAL_SHELL_PORT``         the guest's shell (guest port 8022; ``make sandbox`` only)
 ==========  =====  ==========================  ==========================================
 
 Each service runs under a small watchdog (``_watch``) that stops it after
@@ -49,18 +50,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("LOCAL_STACK_STATE_DIR") or REPO / ".pulumi-local")
+#: ``make sandbox`` keeps its own services (and their records) here, apart from the local stack's.
+SANDBOX_DIR = STATE_DIR / "sandbox"
 STACK = "local"
 PULUMI_CLI_VERSION = "3.272.0"
 LOCAL_PASSPHRASE = "local-only-not-secret"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
-DEFAULT_PORTS = {"moto": 4566, "emulator": 4567, "app": 18080, "hooks": 19000}
+DEFAULT_PORTS = {"moto": 4566, "emulator": 4567, "app": 18080, "hooks": 19000, "shell": 18022}
 PORT_ENV = {
     "moto": "LOCAL_MOTO_PORT",
     "emulator": "LOCAL_EMULATOR_PORT",
     "app": "LOCAL_APP_PORT",
     "hooks": "LOCAL_HOOK_PORT",
+    "shell": "LOCAL_SHELL_PORT",
 }
+#: Guest ports of the image (image/Dockerfile EXPOSE 8080 9000) and the platform's shell port.
+GUEST_APP_PORT, GUEST_HOOK_PORT, GUEST_SHELL_PORT = 8080, 9000, 8022
 DEFAULT_LIFETIME = 7200.0
 EXIT_NO_CLI = 3
 EXIT_SETUP = 4
@@ -82,6 +88,8 @@ class Ports:
     emulator: int = DEFAULT_PORTS["emulator"]
     app: int = DEFAULT_PORTS["app"]
     hooks: int = DEFAULT_PORTS["hooks"]
+    #: The guest's shell server (devkit.sandbox_shell); None = no shell upstream (``make up``).
+    shell: int | None = None
 
     @property
     def moto_url(self) -> str:
@@ -99,12 +107,18 @@ class Ports:
     def hooks_url(self) -> str:
         return f"http://127.0.0.1:{self.hooks}"
 
+    @property
+    def shell_url(self) -> str | None:
+        return None if self.shell is None else f"http://127.0.0.1:{self.shell}"
+
 
 def ports_from_env(env: dict[str, str] | None = None) -> Ports:
     """Ports from ``LOCAL_*_PORT`` variables, defaulting to the fixed ports ``Pulumi.local.yaml`` uses."""
     env = os.environ if env is None else env
     values = {}
     for name, var in PORT_ENV.items():
+        if name == "shell":
+            continue  # only the sandbox runs a shell; it picks the port (devkit.sandbox)
         raw = env.get(var, "")
         if raw == "":
             values[name] = DEFAULT_PORTS[name]
@@ -186,6 +200,7 @@ def _health_url(name: str, ports: Ports) -> str:
         "moto": f"{ports.moto_url}/moto-api/data.json",
         "emulator": f"{ports.emulator_url}/_emulator/calls",
         "app": f"{ports.app_url}/health",
+        "shell": f"{ports.shell_url}/health",
     }[name]
 
 
@@ -209,12 +224,18 @@ def _command(name: str, ports: Ports, python: str, env: dict[str, str]) -> list[
             "--account-id", env.get("LOCAL_ACCOUNT_ID", ACCOUNT_ID),
             "--build-seconds", env.get("LOCAL_EMULATOR_BUILD_SECONDS", "2"),
             "--run-seconds", env.get("LOCAL_EMULATOR_RUN_SECONDS", "1"),
-            "--upstream", f"8080={ports.app_url}",
-            "--upstream", f"9000={ports.hooks_url}",
+            "--upstream", f"{GUEST_APP_PORT}={ports.app_url}",
+            "--upstream", f"{GUEST_HOOK_PORT}={ports.hooks_url}",
+            *(["--upstream", f"{GUEST_SHELL_PORT}={ports.shell_url}"] if ports.shell else []),
             "--s3-endpoint", ports.moto_url,
             "--iam-endpoint", ports.moto_url,
         ]  # fmt: skip
-    raise ValueError(f"unknown service {name!r}: one of moto, app, emulator")
+    if name == "shell":
+        return [
+            python, "-m", "devkit.sandbox_shell", "--port", str(ports.shell),
+            "--workdir", env.get("SANDBOX_SHELL_WORKDIR") or str(SANDBOX_DIR / "workspace"),
+        ]  # fmt: skip
+    raise ValueError(f"unknown service {name!r}: one of {', '.join(ALL_SERVICES)}")
 
 
 def _service_env(name: str, ports: Ports, base: dict[str, str]) -> dict[str, str]:
@@ -276,6 +297,13 @@ def _start_one(
 ) -> Service:
     port = ports.hooks if name == "hooks" else getattr(ports, name)
     if port_open(port):
+        if state_dir != SANDBOX_DIR and any(
+            (svc := read_service(SANDBOX_DIR, n)) and svc.port == port for n in ALL_SERVICES
+        ):
+            raise LocalStackError(
+                f"port {port} (service {name}) is held by the sandbox (`make sandbox`); "
+                "stop it first with `make down`"
+            )
         raise LocalStackError(
             f"port {port} (service {name}) is already in use by a process this tool did not start; "
             f"stop it or choose another port with {PORT_ENV[name]}=<port> "
@@ -343,6 +371,8 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 START_ORDER = ("moto", "app", "emulator")  # the emulator's upstreams and S3/IAM must be up first
+#: Every service this module can run, in start order (the sandbox adds the guest's shell).
+ALL_SERVICES = ("moto", "app", "shell", "emulator")
 
 
 def start_services(
@@ -354,15 +384,17 @@ def start_services(
     python: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
+    names: tuple[str, ...] = START_ORDER,
 ) -> dict[str, Service]:
-    """Start (or reuse, when healthy) moto, the image app and the emulator; return their records."""
+    """Start (or reuse, when healthy) ``names`` (default moto, the image app and the emulator)
+    in that order; return their records."""
     ports = ports or ports_from_env()
     env = dict(os.environ if env is None else env)
     if lifetime is None:
         lifetime = float(env.get("LOCAL_STACK_LIFETIME_SECONDS", DEFAULT_LIFETIME))
     python = python or sys.executable
     out: dict[str, Service] = {}
-    for name in START_ORDER:
+    for name in names:
         existing = read_service(state_dir, name)
         want_port = getattr(ports, name)
         if (
@@ -408,7 +440,8 @@ def stop_service(state_dir: Path, name: str, timeout: float = 10.0) -> bool:
 
 
 def stop_services(state_dir: Path = STATE_DIR) -> list[str]:
-    return [n for n in reversed(START_ORDER) if stop_service(state_dir, n)]
+    """Stop every service recorded in ``state_dir``, last started first; the names stopped."""
+    return [n for n in reversed(ALL_SERVICES) if stop_service(state_dir, n)]
 
 
 def _pid_exists(pid: int) -> bool:
@@ -772,14 +805,33 @@ def cmd_preview(args) -> int:
     return _run(preview_command(pulumi), env, check=False).returncode
 
 
+def _stop_everything() -> str:
+    """Stop the local stack's services and the sandbox's; one line saying what stopped."""
+    stopped = stop_services()
+    sandboxed = stop_services(SANDBOX_DIR)
+    (SANDBOX_DIR / "sandbox.json").unlink(missing_ok=True)
+    parts = [", ".join(stopped) and f"local stack: {', '.join(stopped)}"]
+    parts.append(", ".join(sandboxed) and f"sandbox: {', '.join(sandboxed)}")
+    return "Stopped: " + ("; ".join(p for p in parts if p) or "nothing was running") + "."
+
+
 def cmd_down(args) -> int:
     ports = ports_from_env()
     pulumi = find_pulumi()
     if pulumi is None:
-        stopped = stop_services()
-        print(missing_cli_message().replace("Nothing was started.", ""), file=sys.stderr)
-        print(f"Stopped: {', '.join(stopped) or 'nothing was running'}. No stack was destroyed.")
-        return EXIT_NO_CLI
+        # Nothing to destroy without the CLI; the emulators' resources lived in their memory.
+        print(_stop_everything())
+        kept = (STATE_DIR / "state").exists()
+        print(
+            "Note: the Pulumi CLI is not installed, so no `pulumi destroy` ran"
+            + (
+                "; the local stack's state in .pulumi-local/state is kept (the next "
+                "`make up STACK=local` refreshes it against the fresh emulators)."
+                if kept
+                else " (there was no local stack to destroy)."
+            )
+        )
+        return 0
     rc = 0
     if (STATE_DIR / "state").exists():
         services = _start_and_report(ports)
@@ -787,8 +839,7 @@ def cmd_down(args) -> int:
         if _run(select_command(pulumi), env, check=False, capture=True).returncode == 0:
             refresh = not all(s.reused for s in services.values())
             rc = _run(destroy_command(pulumi, refresh=refresh), env, check=False).returncode
-    stopped = stop_services()
-    print(f"Stopped: {', '.join(stopped) or 'nothing was running'}.")
+    print(_stop_everything())
     return rc
 
 
@@ -823,8 +874,7 @@ def cmd_start(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    stopped = stop_services()
-    print(f"Stopped: {', '.join(stopped) or 'nothing was running'}.")
+    print(_stop_everything())
     return 0
 
 
@@ -836,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn, text in (
         ("up", cmd_up, "start the emulators and deploy the local stack"),
         ("preview", cmd_preview, "start the emulators and preview the local stack"),
-        ("down", cmd_down, "destroy the local stack and stop the emulators"),
+        ("down", cmd_down, "destroy the local stack, stop the emulators and the sandbox"),
         ("check", cmd_check, "report the CLI, the services and Pulumi.local.yaml"),
         ("start-emulators", cmd_start, "start (or reuse) only the background services"),
         ("stop-emulators", cmd_stop, "stop the background services"),
