@@ -549,6 +549,23 @@ def render(preview: Preview, *, stack: str | None = None) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+FIXTURES = "tests/fixtures/preview"
+
+
+def how_to_feed(missing: str) -> str:
+    """What to say when the preview file is not there (e.g. ``make review-summary`` with no input)."""
+    return (
+        f"review_summary: no preview to summarise: {missing!r} does not exist.\n"
+        "Feed it the JSON of a preview (and optionally its event log, for policy results):\n"
+        "    pulumi preview --stack dev --json --event-log events.jsonl > preview.json\n"
+        "    make review-summary PREVIEW_JSON=preview.json EVENTS=events.jsonl [OUT=summary.md]\n"
+        "or try it on the recorded fixtures:\n"
+        f"    make review-summary PREVIEW_JSON={FIXTURES}/replace.json "
+        f"EVENTS={FIXTURES}/policy_violations.events.jsonl\n"
+        "(python -m scripts.review_summary - reads the preview from stdin.)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.review_summary",
@@ -561,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", help="stack name for the heading (default: from the URNs)")
     parser.add_argument("--out", help="write the Markdown here instead of stdout")
     args = parser.parse_args(argv)
+    if args.preview != "-" and not Path(args.preview).is_file():
+        print(how_to_feed(args.preview), file=sys.stderr)
+        return 2
     try:
         text = sys.stdin.read() if args.preview == "-" else Path(args.preview).read_text("utf-8")
         events = Path(args.events).read_text("utf-8") if args.events else None
