@@ -8,6 +8,7 @@ Update → Delete) and the commands it runs are real ``/bin/sh`` processes.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -33,11 +34,22 @@ KIND = provider_pb2.PropertyDiff
 class CommandDouble:
     """A started double plus the engine-side calls, taking and returning wire JSON."""
 
-    def __init__(self, *, cwd: Path, env: dict[str, str] | None = None, engine: str = ""):
-        argv = [sys.executable, "-u", "-m", "tests.engine.doubles.command_provider"]
-        argv += [engine] if engine else []
-        argv += ["--logtostderr", "-v=9", "--tracing", "127.0.0.1:1"]
-        full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    def __init__(
+        self,
+        *,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        engine: str = "",
+        launcher: Path | None = None,
+    ):
+        # The engine's argv: its flags, then its own address (here: none, or a recording engine).
+        flags = ["--logtostderr", "-v=9", "--tracing", "127.0.0.1:1", *([engine] if engine else [])]
+        if launcher is None:
+            argv = [sys.executable, "-u", "-m", "tests.engine.doubles.command_provider", *flags]
+            env = {"PYTHONPATH": str(REPO_ROOT), **(env or {})}
+        else:
+            argv = [str(launcher), *flags]
+        full_env = {**os.environ, **(env or {})}
         self.plugin = _Plugin(argv, cwd=cwd, env=full_env, name="pulumi-resource-command")
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.plugin.port}")
         self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
@@ -144,8 +156,6 @@ def test_plugin_info_configure_and_config_check(double):
 
 
 def test_schema_marks_triggers_replace_on_changes(double):
-    import json
-
     schema = json.loads(double.call("GetSchema", provider_pb2.GetSchemaRequest()).schema)
     resource = schema["resources"][TYPE]
     assert schema["version"] == "1.2.1"
@@ -247,9 +257,10 @@ def test_nonzero_exit_fails_create_with_exit_code_and_output(double):
     with pytest.raises(ProviderError) as err:
         double.up(urn(), {"create": "echo to-out; echo boom >&2; exit 3"})
     assert err.value.code == grpc.StatusCode.UNKNOWN
-    assert err.value.details == (
-        'exit status 3: running "echo to-out; echo boom >&2; exit 3":\nto-out\nboom\n'
-    )
+    head, _, output = err.value.details.partition(":\n")
+    assert head == 'exit status 3: running "echo to-out; echo boom >&2; exit 3"'
+    # stdout and stderr interleave as they arrive (two pipes: no order between them).
+    assert sorted(output.splitlines()) == ["boom", "to-out"] and output.endswith("\n")
 
 
 def test_secret_command_text_is_not_echoed_in_errors(double):
@@ -443,7 +454,7 @@ class _RecordingEngine(engine_pb2_grpc.EngineServicer):
 
 
 @pytest.fixture
-def engine():
+def recording_engine():
     recorder = _RecordingEngine()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     engine_pb2_grpc.add_EngineServicer_to_server(recorder, server)
@@ -453,8 +464,8 @@ def engine():
     server.stop(grace=0)
 
 
-def test_output_lines_go_to_the_engine_as_ephemeral_status_per_logging(engine, tmp_path):
-    recorder, address = engine
+def test_output_lines_go_to_the_engine_as_ephemeral_status_per_logging(recording_engine, tmp_path):
+    recorder, address = recording_engine
     d = CommandDouble(cwd=tmp_path, engine=address)
     try:
         d.configure()
@@ -486,20 +497,10 @@ def test_installer_writes_a_launcher_the_plugin_cache_counts_as_installed(tmp_pa
     assert sys.executable in launcher.read_text()
 
     # The launcher really starts the double (from an unrelated cwd) and keeps that cwd.
-    d = _launch(launcher, cwd=tmp_path)
+    d = CommandDouble(cwd=tmp_path, launcher=launcher)
     try:
         d.configure()
         _, outputs = d.up(urn(), {"create": "pwd"})
         assert outputs["stdout"] == str(tmp_path.resolve())
     finally:
         d.stop()
-
-
-def _launch(launcher: Path, cwd: Path) -> CommandDouble:
-    d = CommandDouble.__new__(CommandDouble)
-    d.plugin = _Plugin(
-        [str(launcher), "--logtostderr"], cwd=cwd, env=dict(os.environ), name="launcher"
-    )
-    d.channel = grpc.insecure_channel(f"127.0.0.1:{d.plugin.port}")
-    d.stub = provider_pb2_grpc.ResourceProviderStub(d.channel)
-    return d
