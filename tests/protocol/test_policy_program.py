@@ -124,7 +124,7 @@ def test_program_graph_in_an_unsupported_region_fails(preview):
     text = _describe(diags)
     assert diags and all(d.enforcement_level == "mandatory" for d in diags), text
     assert (
-        "is in eu-central-1 (from its own 'region'), where Lambda MicroVMs are not available"
+        "is in eu-central-1, from its own 'region', where Lambda MicroVMs are not available"
         in text
     )
     assert "builds fail with S3_CROSS_REGION_ACCESS_DENIED" in text
@@ -145,6 +145,6 @@ def test_program_graph_without_source_account_fails(preview):
         diags = only(pack.run(graph), CORE[0])
     assert len(diags) == 2, _describe(diags)  # the build role and the execution role
     assert all(
-        "without an effective source condition (it has no Condition)" in d.message for d in diags
+        "without an effective source condition: it has no Condition" in d.message for d in diags
     )
     assert all('"aws:SourceAccount": "222222222222"' in d.message for d in diags)

@@ -196,7 +196,7 @@ CASES = [
         (
             f"dynamic-image-unsupported-{r}",
             [bucket(region=r), image(r, provider_region=r)],
-            f"is in {r} (from its own 'region'), where Lambda MicroVMs are not available",
+            f"is in {r}, from its own 'region', where Lambda MicroVMs are not available",
         )
         for r in ("eu-central-1", "us-west-1", "sa-east-1")
     ],
@@ -206,7 +206,7 @@ CASES = [
             bucket(provider_region="ca-central-1"),
             image(None, type_=AWS_IMAGE, provider_region="ca-central-1"),
         ],
-        "is in ca-central-1 (from its provider's 'region' (pulumi:providers:aws))",
+        "is in ca-central-1, from its provider's 'region', pulumi:providers:aws",
     ),
     (
         "legacy-image-unsupported",

@@ -153,6 +153,7 @@ def test_pack_info_names_levels_and_order(pool):
         "allowedActions",
         "logGroupPrefixes",
         "executionRoleNames",
+        "actionExceptions",
     }
     assert set(schemas["microvm-regions"]) == {
         "supportedRegions",

@@ -257,7 +257,7 @@ CASES = [
     (
         "document-as-object-unconditioned",
         trust_doc(lambda_statement(), as_json=False),
-        "statement 0 lets lambda.amazonaws.com call sts:AssumeRole without an effective source condition (it has no Condition)",
+        "statement 0 lets lambda.amazonaws.com call sts:AssumeRole without an effective source condition: it has no Condition",
     ),
     (
         "source-account-empty-list",
@@ -340,7 +340,7 @@ CASES = [
     (
         "no-condition",
         trust_doc(lambda_statement()),
-        "statement 0 lets lambda.amazonaws.com call sts:AssumeRole without an effective source condition (it has no Condition)",
+        "statement 0 lets lambda.amazonaws.com call sts:AssumeRole without an effective source condition: it has no Condition",
     ),
     (
         "if-exists",
@@ -390,7 +390,7 @@ CASES = [
     (
         "source-account-other",
         trust_doc(lambda_statement(cond("StringEquals", SA, OTHER_ACCOUNT))),
-        f"account {OTHER_ACCOUNT} is not a deploying account ({ACCOUNT})",
+        f"account {OTHER_ACCOUNT} is not a deploying account; deploying: {ACCOUNT}",
     ),
     (
         "source-account-one-of-two-foreign",
@@ -598,7 +598,7 @@ def test_account_ids_from_policy_config_win_over_provider(pool, dry_run):
     check_case(
         bad,
         POLICY,
-        f"account {ACCOUNT} is not a deploying account ({OTHER_ACCOUNT})",
+        f"account {ACCOUNT} is not a deploying account; deploying: {OTHER_ACCOUNT}",
         "provider account",
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 
 import pytest
@@ -287,8 +288,8 @@ def test_judge_document_read_only_and_exceptions():
 
 
 def test_judge_document_lists_a_bounded_number_of_actions():
-    [msg] = _judge({"Effect": "Allow", "Action": "*", "Resource": "*"})
-    assert "and more" in msg
+    [msg] = _judge({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    assert re.search(r"and \d+ more, \d+ in all", msg), msg
     assert (
         msg.count("(Write") + msg.count("(Tagging") + msg.count("(Permissions")
         <= execution_role.MAX_LISTED
@@ -302,7 +303,7 @@ def test_judge_document_lists_a_bounded_number_of_actions():
         ("arn:aws-cn:iam::aws:policy/ReadOnlyAccess", "ReadOnlyAccess"),
         (
             "arn:aws-us-gov:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-            "service-role/AWSLambdaBasicExecutionRole",
+            "AWSLambdaBasicExecutionRole",
         ),
         (f"arn:aws:iam::{ACCOUNT}:policy/mine", None),
         ("ReadOnlyAccess", None),
