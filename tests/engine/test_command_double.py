@@ -294,6 +294,44 @@ def test_timeout_kills_the_command_process_group(double, tmp_path):
     _wait_until_gone(grandchild)
 
 
+def test_cancel_kills_running_commands_and_refuses_new_ones(tmp_path):
+    d = CommandDouble(cwd=tmp_path)
+    try:
+        d.configure()
+        inputs, _ = d.check(urn(), {"create": f"echo $$ > {tmp_path / 'pid'}; exec sleep 60"})
+        errors: list[ProviderError] = []
+
+        def create() -> None:
+            try:
+                d.create(urn(), inputs)
+            except ProviderError as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=create)
+        worker.start()
+        _wait_for_file(tmp_path / "pid")
+        d.call("Cancel", empty_pb2.Empty())
+        worker.join(30)
+        assert [e.details for e in errors] == [
+            'signal: killed (the engine cancelled the operation): running "echo $$ > '
+            f'{tmp_path / "pid"}; exec sleep 60":\n'
+        ]
+        _wait_until_gone(int((tmp_path / "pid").read_text()))
+        with pytest.raises(ProviderError) as err:
+            d.create(urn(), inputs)
+        assert err.value.details.startswith("context canceled: running ")
+    finally:
+        d.stop()
+
+
+def _wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + 10
+    while not (path.exists() and path.read_text().strip()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} was never written")
+        time.sleep(0.05)
+
+
 def _wait_until_gone(pid: int) -> None:
     """Wait (bounded) until ``pid`` no longer runs; a zombie counts as gone."""
     deadline = time.monotonic() + 10

@@ -187,6 +187,9 @@ class Runner:
         os.close(err_w)
         with self._lock:
             self._live.add(proc)
+            cancelled = self.cancelled.is_set()
+        if cancelled:  # Cancel came between the check above and the registration
+            _kill_group(proc)
         readers = [
             threading.Thread(target=capture.pump, args=(out_r, "stdout"), daemon=True),
             threading.Thread(target=capture.pump, args=(err_r, "stderr"), daemon=True),
