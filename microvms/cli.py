@@ -2,6 +2,12 @@
 
 Every option can also come from an environment variable (``MICROVMS_*``), so the Pulumi command
 passes inputs through its environment rather than argv.
+
+Start-up matters (``microvms --help`` and ``microvms smoke`` are run by people and by Pulumi
+commands): this module imports only typer and the small pure modules at load time. botocore and the
+HTTP/WebSocket code are imported inside the commands that use them, help is rendered by click's
+plain formatter (``rich_markup_mode=None``: rich costs ~0.2 s of imports), and rich is imported only
+to draw a table.
 """
 
 from __future__ import annotations
@@ -12,16 +18,12 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 
-from microvms import endpoint as _endpoint
 from microvms import output, vms
-from microvms.client import make_client
-from microvms.ratelimit import limit_run_microvm
-from microvms.smoke import Interrupted, SignalGuard, SmokeOptions, run_smoke
+from microvms.smoke import Interrupted
 
 app = typer.Typer(
     name="microvms",
@@ -29,10 +31,12 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 EXIT_INPUT = 2
+DISTRIBUTION = "lambda-microvms"
 
 
 @dataclass
@@ -41,6 +45,11 @@ class Globals:
     endpoint_url: str | None = None
     profile: str | None = None
     output: str | None = None
+    proxy_url: str | None = None
+    verbose: bool = False
+    client: Any = None
+    setup: Any = None
+    rate_choice: Any = None
 
 
 class CliExit(Exception):
@@ -55,7 +64,10 @@ OutputOpt = Annotated[
     typer.Option("--output", "-o", help="json or table (default: table on a terminal, else json)."),
 ]
 IdArg = Annotated[
-    str, typer.Argument(help="MicroVM id (microvm-<uuid>).", envvar="MICROVMS_MICROVM_ID")
+    str,
+    typer.Argument(
+        help="MicroVM id (microvm-<uuid>).", envvar="MICROVMS_MICROVM_ID", show_default=False
+    ),
 ]
 TimeoutOpt = Annotated[
     float,
@@ -71,16 +83,92 @@ def _fmt(ctx: typer.Context, local: str | None) -> str:
     return output.choose_format(local or _globals(ctx).output)
 
 
-def _client(ctx: typer.Context):
+def _note(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _client(ctx: typer.Context, *, runs: bool = False):
+    """The process's one lambda-microvms client (built on first use, no API call).
+
+    Loopback endpoints without credentials/region get placeholders (``microvms.loopback``, said
+    once on stderr); the region must be a launch region. RunMicrovm is spaced at the account's
+    quota (``microvms.quota``), looked up only when the rate first matters, or at once with
+    ``--verbose`` for commands that run MicroVMs (``runs``) so the choice can be shown.
+    """
+    from botocore.exceptions import NoRegionError
+
+    from microvms import inputs, loopback
+    from microvms.client import make_client
+    from microvms.ratelimit import limit_run_microvm
+
     g = _globals(ctx)
-    client = make_client(
-        region=g.region,
-        endpoint_url=g.endpoint_url,
-        profile=g.profile,
-        retry_mode=os.environ.get("MICROVMS_RETRY_MODE", "standard"),
-        max_attempts=_int_env("MICROVMS_MAX_ATTEMPTS", 5),
-    )
-    return limit_run_microvm(client)
+    if g.client is None:
+        setup = loopback.resolve(
+            endpoint_url=g.endpoint_url, region=g.region, profile=g.profile, proxy_url=g.proxy_url
+        )
+        try:
+            client = make_client(
+                region=setup.region,
+                endpoint_url=g.endpoint_url,
+                profile=g.profile,
+                credentials=setup.credentials,
+                retry_mode=os.environ.get("MICROVMS_RETRY_MODE", "standard"),
+                max_attempts=_int_env("MICROVMS_MAX_ATTEMPTS", 5),
+            )
+        except NoRegionError:
+            inputs.check_region(None)
+        inputs.check_region(client.meta.region_name, "--region" if g.region else "region")
+        if setup.note:  # said once, when the first request goes out (input errors stay one line)
+            _say_once_before_send(client, setup.note)
+        g.setup = setup
+        g.client = limit_run_microvm(client, rate=lambda: _run_rate(g).rate)
+    if runs and g.verbose:
+        _note(f"microvms: {_run_rate(g).describe()}")
+    return g.client
+
+
+def _say_once_before_send(client, message: str) -> None:
+    said = []
+
+    def _before_send(**_kwargs):
+        if not said:
+            said.append(True)
+            _note(message)
+
+    client.meta.events.register("before-send.lambda-microvms", _before_send)
+
+
+def _run_rate(g: Globals):
+    """The RunMicrovm rate choice for this process (one Service Quotas lookup at most)."""
+    if g.rate_choice is not None:
+        return g.rate_choice
+    from microvms import loopback, quota
+    from microvms.client import make_client
+
+    setup = g.setup
+    if (
+        setup is not None
+        and setup.local
+        and not loopback.is_loopback(quota.service_quotas_endpoint())
+    ):
+        choice = quota.fallback("local endpoints; Service Quotas not queried")
+    else:
+        try:
+            sq = make_client(
+                "service-quotas",
+                region=g.client.meta.region_name,
+                profile=g.profile,
+                credentials=setup.credentials if setup else None,
+                max_attempts=2,
+                connect_timeout=3,
+                read_timeout=5,
+            )
+            choice = quota.read_run_microvm_rate(sq)
+        except Exception as exc:  # a quota lookup must never stop a run
+            choice = quota.fallback(f"Service Quotas client failed ({type(exc).__name__})")
+    g.rate_choice = choice
+    return choice
 
 
 def _int_env(name: str, default: int) -> int:
@@ -99,6 +187,10 @@ def _int_env(name: str, default: int) -> int:
 @contextlib.contextmanager
 def _errors():
     """Turn every expected failure into one readable line on stderr and a non-zero exit."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from microvms.endpoint import EndpointUnresolvable
+
     try:
         yield
     except vms.InputError as exc:
@@ -115,6 +207,9 @@ def _errors():
     except BotoCoreError as exc:
         output.print_error("AWS request failed", str(exc))
         raise CliExit(1) from None
+    except EndpointUnresolvable as exc:
+        output.print_error("endpoint not reachable", str(exc))
+        raise CliExit(1) from None
     except ValueError as exc:
         output.print_error("invalid input", str(exc))
         raise CliExit(EXIT_INPUT) from None
@@ -124,7 +219,47 @@ def _errors():
 
 
 def _ids(values: list[str]) -> list[str]:
-    return list(vms.split_list(values))
+    from microvms.inputs import check_microvm_id
+
+    return [check_microvm_id(v) for v in vms.split_list(values)]
+
+
+def _id(value: str) -> str:
+    from microvms.inputs import check_microvm_id
+
+    return check_microvm_id(value)
+
+
+def _image(client, arn: str | None, field_name: str) -> str | None:
+    """Check an image ARN against the model and the client's region (no API call)."""
+    if not arn:
+        return arn
+    from microvms.inputs import check_image_arn
+
+    return check_image_arn(client.meta.service_model, arn, client.meta.region_name, field_name)
+
+
+@contextlib.contextmanager
+def _progress(label: str):
+    """A live wait line on a terminal (``microvms.progress``); None when not on a terminal."""
+    from microvms.progress import LiveLine, WaitProgress
+
+    line = LiveLine(label)
+    with line:
+        yield WaitProgress(line) if line.enabled else None
+
+
+def _version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version(DISTRIBUTION)
+    except PackageNotFoundError:
+        text = "unknown (not installed)"
+    sys.stdout.write(f"microvms {text}\n")
+    raise typer.Exit(0)
 
 
 def _image_name(arn: str | None) -> str | None:
@@ -154,8 +289,31 @@ def _main(
         str | None,
         typer.Option("--output", "-o", help="json or table.", envvar="MICROVMS_OUTPUT"),
     ] = None,
+    proxy_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Endpoint proxy for MicroVM traffic (the local emulator's URL); live endpoints "
+            "need none.",
+            envvar="MICROVMS_PROXY_URL",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Say which RunMicrovm rate is used and why.",
+            envvar="MICROVMS_VERBOSE",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = Globals(region, endpoint_url, profile, output_format)
+    ctx.obj = Globals(region, endpoint_url, profile, output_format, proxy_url, verbose)
 
 
 # ------------------------------------------------------------------------------------ run & co
@@ -209,7 +367,8 @@ IngressOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--ingress",
-        help="Ingress connector ARN or managed name (SHELL_INGRESS, HTTP_INGRESS, ...); repeat or comma-separate.",
+        help="Ingress connector ARN or managed name (HTTP_INGRESS, SHELL_INGRESS, ALL_INGRESS, "
+        "NO_INGRESS); repeat or comma-separate.",
         envvar="MICROVMS_INGRESS",
     ),
 ]
@@ -247,8 +406,21 @@ MaxDurationOpt = Annotated[
     int | None,
     typer.Option(
         "--max-duration",
-        help="maximumDurationInSeconds (1..28800).",
+        help=f"maximumDurationInSeconds, 1..{vms.MAX_DURATION_SECONDS}. Default: "
+        f"{vms.MAX_DURATION_SECONDS} s ({vms.MAX_DURATION_SECONDS // 3600} h), the service's "
+        "default; the VM is terminated then, running or suspended.",
         envvar="MICROVMS_MAX_DURATION_SECONDS",
+        show_default=False,
+    ),
+]
+SmokeMaxDurationOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-duration",
+        help=f"maximumDurationInSeconds, 1..{vms.MAX_DURATION_SECONDS}. Default: --timeout plus "
+        "120 s, a backstop so even a killed smoke test cannot leave its VM running for long.",
+        envvar="MICROVMS_MAX_DURATION_SECONDS",
+        show_default=False,
     ),
 ]
 PayloadOpt = Annotated[
@@ -294,21 +466,30 @@ def run(
     timeout: TimeoutOpt = 300.0,
     output_format: OutputOpt = None,
 ) -> None:
-    """RunMicrovm; prints microvmId, endpoint, state and timings."""
+    """RunMicrovm; prints microvmId, endpoint, state and timings.
+
+    The MicroVM lives at most --max-duration seconds (default 28800 s = 8 h, the service's default).
+    """
     with _errors():
         fmt = _fmt(ctx, output_format)
         spec = _run_spec(
             image_arn, image_version, execution_role_arn, ingress, egress, max_idle_seconds,
             suspended_seconds, auto_resume, max_duration, payload_file, client_token,
         )  # fmt: skip
-        client = _client(ctx)
-        vms.build_run_request(spec, client.meta.region_name)  # validate before any call
+        # The checks that need no client first (the connector ARNs are built again below).
+        vms.build_run_request(spec, "us-east-1")
+        client = _client(ctx, runs=True)
+        # validate against the model and the client's region, before any call
+        vms.build_run_request(spec, client.meta.region_name, client.meta.service_model)
         started = time.monotonic()
         vm = vms.run(client, spec)
         timings = {"runSeconds": round(time.monotonic() - started, 3)}
         if wait:
             try:
-                vm = vms.wait_for_state(client, vm["microvmId"], ("RUNNING",), timeout=timeout)
+                with _progress(f"waiting for {vm['microvmId']} to be RUNNING") as progress:
+                    vm = vms.wait_for_state(
+                        client, vm["microvmId"], ("RUNNING",), timeout=timeout, progress=progress
+                    )
             except BaseException as exc:  # incl. Ctrl-C: the VM must not outlive a failed create
                 if not terminate_on_failure:
                     raise
@@ -322,6 +503,8 @@ def run(
 
 def _terminate_after_failed_wait(client, microvm_id: str) -> str:
     """Best effort (the wait's own error is what gets reported); returns a note for it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         client.terminate_microvm(microvmIdentifier=microvm_id)
         return f"terminated {microvm_id} (--terminate-on-failure)"
@@ -340,9 +523,14 @@ def wait(
     """Wait (with backoff) until a MicroVM reaches a state."""
     with _errors():
         fmt = _fmt(ctx, output_format)
+        _id(microvm_id)
         target = vms.check_state(state)
+        client = _client(ctx)
         started = time.monotonic()
-        vm = vms.wait_for_state(_client(ctx), microvm_id, (target,), timeout=timeout)
+        with _progress(f"waiting for {microvm_id} to be {target}") as progress:
+            vm = vms.wait_for_state(
+                client, microvm_id, (target,), timeout=timeout, progress=progress
+            )
         output.emit(
             {**vms.summarize(vm), "waitedSeconds": round(time.monotonic() - started, 3)}, fmt
         )
@@ -353,6 +541,7 @@ def get(ctx: typer.Context, microvm_id: IdArg, output_format: OutputOpt = None) 
     """GetMicrovm."""
     with _errors():
         fmt = _fmt(ctx, output_format)
+        _id(microvm_id)
         output.emit(vms.summarize(vms.get(_client(ctx), microvm_id)), fmt)
 
 
@@ -382,9 +571,14 @@ def ls_(
         age = vms.parse_duration(older_than)
         if not 1 <= page_size <= 50:
             raise vms.InputError("--page-size", f"must be 1..50, got {page_size}")
+        if version and not image:
+            raise vms.InputError(
+                "--version", "needs --image (ListMicrovms filters versions per image)"
+            )
+        client = _client(ctx)
         items = vms.list_microvms(
-            _client(ctx), image_arn=image, image_version=version, states=states,
-            older_than=age, page_size=page_size,
+            client, image_arn=_image(client, image, "--image"), image_version=version,
+            states=states, older_than=age, page_size=page_size,
         )  # fmt: skip
         if fmt == "json":
             output.emit(items, fmt)
@@ -420,12 +614,14 @@ def suspend(
     ctx: typer.Context, microvm_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = 120.0,
     output_format: OutputOpt = None,
 ) -> None:  # fmt: skip
-    """SuspendMicrovm (``--wait`` until SUSPENDED)."""
+    """SuspendMicrovm; with --wait, wait until SUSPENDED."""
     with _errors():
         fmt = _fmt(ctx, output_format)
-        output.emit(
-            vms.summarize(vms.suspend(_client(ctx), microvm_id, wait=wait, timeout=timeout)), fmt
-        )
+        _id(microvm_id)
+        client = _client(ctx)
+        with _progress(f"waiting for {microvm_id} to be SUSPENDED") as progress:
+            vm = vms.suspend(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
+        output.emit(vms.summarize(vm), fmt)
 
 
 @app.command()
@@ -433,12 +629,14 @@ def resume(
     ctx: typer.Context, microvm_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = 120.0,
     output_format: OutputOpt = None,
 ) -> None:  # fmt: skip
-    """ResumeMicrovm (``--wait`` until RUNNING)."""
+    """ResumeMicrovm; with --wait, wait until RUNNING."""
     with _errors():
         fmt = _fmt(ctx, output_format)
-        output.emit(
-            vms.summarize(vms.resume(_client(ctx), microvm_id, wait=wait, timeout=timeout)), fmt
-        )
+        _id(microvm_id)
+        client = _client(ctx)
+        with _progress(f"waiting for {microvm_id} to be RUNNING") as progress:
+            vm = vms.resume(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
+        output.emit(vms.summarize(vm), fmt)
 
 
 @app.command()
@@ -462,12 +660,12 @@ def terminate(
     timeout: TimeoutOpt = 120.0,
     output_format: OutputOpt = None,
 ) -> None:
-    """TerminateMicrovm; idempotent (``--wait`` until TERMINATED)."""
+    """TerminateMicrovm; idempotent. With --wait, wait until TERMINATED."""
     with _errors():
         fmt = _fmt(ctx, output_format)
         ids = _ids(microvm_ids or [])
         if from_json_env:
-            ids.append(_id_from_json_env(from_json_env))
+            ids.append(_id(_id_from_json_env(from_json_env)))
         if not ids:
             raise vms.InputError("MICROVM_ID", "give at least one MicroVM id")
         client = _client(ctx)
@@ -476,8 +674,12 @@ def terminate(
 
 
 def _terminate_one(client, microvm_id: str, wait: bool, timeout: float, missing_ok: bool) -> dict:
+    from botocore.exceptions import ClientError
+
     try:
-        return vms.summarize(vms.terminate(client, microvm_id, wait=wait, timeout=timeout))
+        with _progress(f"waiting for {microvm_id} to be TERMINATED") as progress:
+            vm = vms.terminate(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
+        return vms.summarize(vm)
     except ClientError as exc:
         if missing_ok and vms.error_code(exc) == "ResourceNotFoundException":
             return {"microvmId": microvm_id, "state": "NOT_FOUND"}
@@ -521,6 +723,7 @@ def token(
     """CreateMicrovmAuthToken / CreateMicrovmShellAuthToken. The token is shown only with --print."""
     with _errors():
         fmt = _fmt(ctx, output_format)
+        _id(microvm_id)
         vms.check_minutes(minutes)
         ports = None if shell else vms.parse_ports(port)
         client = _client(ctx)
@@ -569,21 +772,30 @@ def probe(
     ] = 30.0,
     output_format: OutputOpt = None,
 ) -> None:
-    """HTTP request through the VM endpoint with a fresh token; retries 502 during restore."""
+    """HTTP request through the VM endpoint; retries 502 during restore.
+
+    The token is minted in-process, reused while fresh and minted again after a 403; it is never
+    printed.
+    """
+    from microvms import endpoint as _endpoint
+    from microvms import tokens
+    from microvms.smoke import token_minutes
+
     with _errors():
         fmt = _fmt(ctx, output_format)
+        _id(microvm_id)
+        if not 1 <= port <= 65535:
+            raise vms.InputError("--port", f"must be 1..65535, got {port}")
         client = _client(ctx)
         vm = vms.get(client, microvm_id)
-        secret = vms.create_auth_token(
-            client,
-            microvm_id,
-            minutes=max(1, min(60, int(timeout // 60) + 1)),
-            ports=[{"port": port}],
-        )
-        result = _endpoint.probe(
-            vm["endpoint"], secret, path=path, port=port, method=method.upper(),
-            expect_status=expect_status, timeout=timeout,
-        )  # fmt: skip
+        source = tokens.auth_tokens(client, microvm_id, minutes=token_minutes(timeout), port=port)
+        with _progress(f"probing {path} on {microvm_id}") as progress:
+            result = _endpoint.probe(
+                vm["endpoint"], source, path=path, port=port, method=method.upper(),
+                expect_status=expect_status, timeout=timeout, proxy_url=_globals(ctx).proxy_url,
+                progress=_probe_progress(progress),
+            )  # fmt: skip
+        source.forget()
         output.emit(
             {"microvmId": microvm_id, "endpoint": vm["endpoint"], "path": path, "port": port,
              **result.to_dict()},
@@ -591,6 +803,20 @@ def probe(
         )  # fmt: skip
         if not result.ok:
             raise CliExit(1)
+
+
+def _probe_progress(progress):
+    if progress is None:
+        return None
+
+    def report(last, elapsed: float, next_delay: float) -> None:
+        seen = last.status if last.status is not None else (last.error or "no answer")
+        progress.line.show(
+            f"attempt {last.attempts}: {seen} · {elapsed:.1f}s elapsed · next try in "
+            f"{next_delay:.1f}s"
+        )
+
+    return report
 
 
 @app.command()
@@ -601,7 +827,7 @@ def smoke(
     execution_role_arn: RoleOpt = None,
     ingress: IngressOpt = None,
     egress: EgressOpt = None,
-    max_duration: MaxDurationOpt = None,
+    max_duration: SmokeMaxDurationOpt = None,
     path: Annotated[str, typer.Option(help="Path to probe.", envvar="MICROVMS_PROBE_PATH")] = "/",
     port: Annotated[
         int, typer.Option(help="Guest port to probe.", envvar="MICROVMS_PROBE_PORT")
@@ -623,7 +849,9 @@ def smoke(
     ] = True,
     output_format: OutputOpt = None,
 ) -> None:
-    """run → wait RUNNING → token → probe until expected → terminate (always). One JSON document."""
+    """run, wait RUNNING, token, probe until expected, terminate (always). One JSON document."""
+    from microvms.smoke import SignalGuard, SmokeOptions, run_smoke
+
     with _errors():
         fmt = output.choose_format(output_format or _globals(ctx).output or "json")
         if timeout <= 0:
@@ -639,8 +867,10 @@ def smoke(
             expect_status=expect_status,
             timeout=timeout,
             wait_terminated=wait_terminated,
+            proxy_url=_globals(ctx).proxy_url,
         )
-        client = _client(ctx)
+        vms.build_run_request(spec, "us-east-1")  # the checks that need no client
+        client = _client(ctx, runs=True)
         log = _stderr_log if sys.stderr.isatty() else None
         with SignalGuard() as guard:
             result = run_smoke(client, options, guard=guard, log=log)
@@ -675,29 +905,53 @@ def gc(
         bool, typer.Option("--dry-run", help="List what would be terminated.")
     ] = False,
     wait: WaitOpt = False,
+    timeout: TimeoutOpt = 120.0,
     output_format: OutputOpt = None,
 ) -> None:
-    """Terminate live MicroVMs of an image and/or older than an age."""
+    """Terminate live MicroVMs of an image and/or older than an age.
+
+    Reports each MicroVM's state when selected and its final state (TERMINATED with --wait).
+    """
     with _errors():
         fmt = _fmt(ctx, output_format)
+        age = vms.parse_duration(older_than)
+        if not image and age is None:
+            raise vms.InputError(
+                "gc", "give --image and/or --older-than (refusing to select every MicroVM)"
+            )
+        if version and not image:
+            raise vms.InputError(
+                "--version", "needs --image (ListMicrovms filters versions per image)"
+            )
+        client = _client(ctx)
         result = vms.gc(
-            _client(ctx),
-            image_arn=image,
+            client,
+            image_arn=_image(client, image, "--image"),
             image_version=version,
-            older_than=vms.parse_duration(older_than),
+            older_than=age,
             dry_run=dry_run,
             wait=wait,
+            timeout=timeout,
+            progress_for=_gc_progress,
         )
         if fmt == "json":
             output.emit(result, fmt)
         else:
             output.emit(
                 result["candidates"], fmt,
-                columns=["microvmId", "state", "imageVersion", "ageSeconds"],
+                columns=["microvmId", "state", *([] if dry_run else ["finalState"]),
+                         "imageVersion", "ageSeconds"],
                 title=("would terminate" if dry_run else f"terminated {len(result['terminated'])}"),
             )  # fmt: skip
         if result["failed"]:
             raise CliExit(1)
+
+
+def _gc_progress(label: str):
+    from microvms.progress import LiveLine, WaitProgress
+
+    line = LiveLine(label)
+    return WaitProgress(line) if line.enabled else None
 
 
 @app.command()
@@ -709,20 +963,29 @@ def shell(
         float, typer.Option(help="Seconds to wait for output after end of piped input.")
     ] = 2.0,
 ) -> None:
-    """Interactive shell over the WebSocket shell channel (needs SHELL_INGRESS). Ctrl-] quits."""
+    """Interactive shell over the WebSocket shell channel (needs SHELL_INGRESS). Ctrl-] quits.
+
+    The shell token is minted in-process and minted again if the endpoint refuses it (403).
+    """
     from microvms import shell as _shell
+    from microvms import tokens
+    from microvms.endpoint import EndpointUnresolvable
 
     with _errors():
+        _id(microvm_id)
         vms.check_minutes(minutes)
         client = _client(ctx)
         vm = vms.get(client, microvm_id)
-        secret = vms.create_shell_token(client, microvm_id, minutes=minutes)
+        source = tokens.shell_tokens(client, microvm_id, minutes=minutes)
+        source.get()  # mint now: a refusal of the token call is reported as the API error it is
         try:
-            ws = _shell.open_connection(vm["endpoint"], secret)
+            ws = _shell.open_with_tokens(vm["endpoint"], source, proxy_url=_globals(ctx).proxy_url)
+        except EndpointUnresolvable:
+            raise
         except Exception as exc:  # websockets raises InvalidStatus/InvalidHandshake etc.
             output.print_error("shell connection failed", _shell_error(exc))
             raise CliExit(1) from None
-        del secret
+        source.forget()
         code = _shell.interact(ws, linger=linger)
     if code:
         raise CliExit(code)

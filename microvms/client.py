@@ -1,16 +1,16 @@
-"""boto3 client factory for the ``lambda-microvms`` API and small endpoint helpers.
+"""Client factory for the ``lambda-microvms`` API and small endpoint helpers.
 
-Endpoints come from configuration: an explicit ``endpoint_url`` wins, otherwise boto3's own
+Endpoints come from configuration: an explicit ``endpoint_url`` wins, otherwise botocore's own
 ``AWS_ENDPOINT_URL_LAMBDA_MICROVMS`` / ``AWS_ENDPOINT_URL`` variables apply. Retries use botocore's
 ``standard`` mode set explicitly (throttling and 5xx are retried with backoff; 4xx surface at once).
+
+Clients come from a plain botocore session: the same client boto3 would build, without importing
+boto3 and s3transfer (about a third of a second of start-up the CLI does not need).
 """
 
 from __future__ import annotations
 
 import os
-
-import boto3
-from botocore.config import Config
 
 SERVICE = "lambda-microvms"
 # Service facts shared by the CLI, the settings model and the image provider.
@@ -20,13 +20,9 @@ SUPPORTED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-nor
 MEMORY_SIZES = (512, 1024, 2048, 4096, 8192)
 # The only architecture the service builds (facts §4.1, §11).
 ARCHITECTURES = ("ARM_64",)
-MANAGED_CONNECTOR_KINDS = (
-    "HTTP_INGRESS",
-    "SHELL_INGRESS",
-    "ALL_INGRESS",
-    "NO_INGRESS",
-    "INTERNET_EGRESS",
-)
+INGRESS_CONNECTOR_KINDS = ("HTTP_INGRESS", "SHELL_INGRESS", "ALL_INGRESS", "NO_INGRESS")
+EGRESS_CONNECTOR_KINDS = ("INTERNET_EGRESS",)
+MANAGED_CONNECTOR_KINDS = INGRESS_CONNECTOR_KINDS + EGRESS_CONNECTOR_KINDS
 PROXY_URL_ENV = "MICROVMS_PROXY_URL"
 
 
@@ -40,12 +36,18 @@ def make_client(
     retry_mode: str = "standard",
     connect_timeout: float = 10,
     read_timeout: float = 60,
+    credentials: tuple[str, str] | None = None,
 ):
     """Return a botocore client with explicit retry configuration.
 
     ``region`` falls back to the session's default region (``AWS_REGION``/``AWS_DEFAULT_REGION``).
+    ``credentials`` (access key id, secret key) replace the credential chain; the CLI passes
+    placeholder keys only when every endpoint is on loopback (see ``microvms.loopback``).
     """
-    session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+    import botocore.session
+    from botocore.config import Config
+
+    session = botocore.session.Session(profile=profile) if profile else botocore.session.Session()
     config = Config(
         retries={"mode": retry_mode, "max_attempts": max_attempts},
         connect_timeout=connect_timeout,
@@ -57,32 +59,40 @@ def make_client(
         kwargs["region_name"] = region
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-    return session.client(service, **kwargs)
+    if credentials:
+        kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = credentials
+    return session.create_client(service, **kwargs)
 
 
-def managed_connector_arn(kind_or_arn: str, region: str) -> str:
+def managed_connector_arn(kind_or_arn: str, region: str, direction: str | None = None) -> str:
     """Expand a managed connector name (``SHELL_INGRESS`` …) to its full ARN; pass ARNs through.
 
     The service refuses bare names with ``Malformed network connector ARN`` (facts §4.4, §10).
+    With ``direction`` (``ingress`` or ``egress``) only that direction's names are accepted, and
+    the error lists only those.
     """
     if kind_or_arn.startswith("arn:"):
         return kind_or_arn
     kind = kind_or_arn.upper()
-    if kind not in MANAGED_CONNECTOR_KINDS:
+    allowed = {
+        "ingress": INGRESS_CONNECTOR_KINDS,
+        "egress": EGRESS_CONNECTOR_KINDS,
+    }.get(direction or "", MANAGED_CONNECTOR_KINDS)
+    if kind not in allowed:
+        what = f"{direction} network connector" if direction else "network connector"
         raise ValueError(
-            f"unknown network connector {kind_or_arn!r}: give a connector ARN or one of "
-            f"{', '.join(MANAGED_CONNECTOR_KINDS)}"
+            f"unknown {what} {kind_or_arn!r}: give a connector ARN or one of {', '.join(allowed)}"
         )
     return f"arn:aws:lambda:{region}:aws:network-connector:aws-network-connector:{kind}"
 
 
-def proxy_target(endpoint: str) -> tuple[str, str]:
+def proxy_target(endpoint: str, proxy_url: str | None = None) -> tuple[str, str]:
     """Where to send a request for a MicroVM ``endpoint`` (a bare host name, no scheme).
 
-    With ``MICROVMS_PROXY_URL`` set (the local emulator), requests go to that URL with the VM's
-    endpoint as the ``Host`` header; otherwise straight to ``https://<endpoint>``.
+    With a proxy URL (``proxy_url``, else ``MICROVMS_PROXY_URL``: the local emulator), requests go
+    to that URL with the VM's endpoint as the ``Host`` header; otherwise to ``https://<endpoint>``.
     """
-    proxy = os.environ.get(PROXY_URL_ENV)
+    proxy = proxy_url or os.environ.get(PROXY_URL_ENV)
     if proxy:
         return proxy.rstrip("/"), endpoint
     return f"https://{endpoint}", endpoint

@@ -1,6 +1,9 @@
 """A process-wide token bucket that keeps RunMicrovm under the live quota.
 
-The service allows RunMicrovm at 5 requests/s (facts §14). The limiter is attached to a botocore
+The service allows RunMicrovm at 5 requests/s by default (facts §14); the CLI reads the account's
+applied value from Service Quotas (``microvms.quota``). A rate may be given as a number or as a
+zero-argument callable that is asked only when the rate first matters (a process that calls
+RunMicrovm once never waits, so it never pays for the quota lookup). The limiter is attached to a botocore
 client's ``before-send`` event for that operation, so every HTTP attempt counts — botocore's own
 retries included — and every thread of the process shares one bucket.
 
@@ -19,8 +22,30 @@ from collections.abc import Callable
 RUN_MICROVM_RATE = 5.0
 SHARED_FILE_ENV = "MICROVMS_RATE_LIMIT_FILE"
 
+Rate = float | Callable[[], float]
 
-class TokenBucket:
+
+class _LazyRate:
+    """A rate fixed at construction, or resolved once from a callable on first use."""
+
+    def __init__(self, rate: Rate) -> None:
+        if not callable(rate) and rate <= 0:
+            raise ValueError("rate must be > 0")
+        self._source = rate
+        self._value: float | None = None if callable(rate) else float(rate)
+        self._lock = threading.Lock()
+
+    @property
+    def rate(self) -> float:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    value = float(self._source())
+                    self._value = value if value > 0 else RUN_MICROVM_RATE
+        return self._value
+
+
+class TokenBucket(_LazyRate):
     """Classic token bucket: ``rate`` tokens per second, at most ``burst`` stored.
 
     ``burst=1`` (the default) spaces calls evenly at ``1/rate`` seconds, so no one-second window
@@ -29,29 +54,28 @@ class TokenBucket:
 
     def __init__(
         self,
-        rate: float,
+        rate: Rate,
         burst: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
         if burst < 1:
             raise ValueError("burst must be >= 1")
-        self.rate = float(rate)
+        super().__init__(rate)
         self.burst = int(burst)
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
+        self._bucket_lock = threading.Lock()
         self._tokens = float(burst)
         self._stamp = clock()
 
     def _reserve(self) -> float:
         """Take one token (possibly going negative) and return how long the caller must wait."""
-        with self._lock:
+        with self._bucket_lock:
             now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            if self._tokens < self.burst:  # a full bucket needs no rate (so no quota lookup)
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             self._tokens -= 1.0
             if self._tokens >= 0:
@@ -66,7 +90,7 @@ class TokenBucket:
         return delay
 
 
-class FileSlotLimiter:
+class FileSlotLimiter(_LazyRate):
     """Spaces calls ``1/rate`` seconds apart across processes that share ``path``.
 
     The file holds the wall-clock time of the next free slot; each caller takes the slot under an
@@ -76,15 +100,13 @@ class FileSlotLimiter:
     def __init__(
         self,
         path: str,
-        rate: float = RUN_MICROVM_RATE,
+        rate: Rate = RUN_MICROVM_RATE,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
+        super().__init__(rate)
         self.path = path
-        self.rate = float(rate)
         self._clock = clock
         self._sleep = sleep
 
@@ -121,15 +143,22 @@ class FileSlotLimiter:
 RUN_MICROVM_BUCKET = TokenBucket(RUN_MICROVM_RATE)
 
 
-def default_limiter() -> TokenBucket | FileSlotLimiter:
-    """The shared file limiter when ``MICROVMS_RATE_LIMIT_FILE`` is set, else the process bucket."""
+def default_limiter(rate: Rate | None = None) -> TokenBucket | FileSlotLimiter:
+    """The shared file limiter when ``MICROVMS_RATE_LIMIT_FILE`` is set, else a process bucket.
+
+    Without ``rate`` the process bucket is the shared ``RUN_MICROVM_BUCKET`` at 5/s.
+    """
     path = os.environ.get(SHARED_FILE_ENV)
-    return FileSlotLimiter(path) if path else RUN_MICROVM_BUCKET
+    if path:
+        return FileSlotLimiter(path, RUN_MICROVM_RATE if rate is None else rate)
+    return RUN_MICROVM_BUCKET if rate is None else TokenBucket(rate)
 
 
-def limit_run_microvm(client, bucket: TokenBucket | FileSlotLimiter | None = None):
+def limit_run_microvm(
+    client, bucket: TokenBucket | FileSlotLimiter | None = None, *, rate: Rate | None = None
+):
     """Throttle every RunMicrovm HTTP attempt of ``client`` through ``bucket``; return the client."""
-    chosen = bucket or default_limiter()
+    chosen = bucket or default_limiter(rate)
 
     def _before_send(**_kwargs):
         chosen.acquire()

@@ -22,10 +22,12 @@ import sys
 import threading
 from urllib.parse import urlsplit
 
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from microvms.client import proxy_target
+from microvms.endpoint import REFUSED_STATUS, resolve_or_explain
+from microvms.tokens import TokenSource
 from microvms.vms import SHELL_PORT, Secret
 
 ESCAPE = b"\x1d"  # Ctrl-]
@@ -40,10 +42,21 @@ def subprotocols(token: Secret, port: int = SHELL_PORT) -> list[str]:
     ]
 
 
-def open_connection(endpoint: str, token: Secret, *, port: int = SHELL_PORT, timeout: float = 10):
-    """Open the shell WebSocket; locally through ``MICROVMS_PROXY_URL`` with ``Host: <endpoint>``."""
-    base_url, host_header = proxy_target(endpoint)
+def open_connection(
+    endpoint: str,
+    token: Secret,
+    *,
+    port: int = SHELL_PORT,
+    timeout: float = 10,
+    proxy_url: str | None = None,
+):
+    """Open the shell WebSocket; locally through the proxy URL with ``Host: <endpoint>``.
+
+    Raises ``microvms.endpoint.EndpointUnresolvable`` at once when the host does not resolve.
+    """
+    base_url, host_header = proxy_target(endpoint, proxy_url)
     parts = urlsplit(base_url)
+    resolve_or_explain(parts.hostname or "", parts.port or 443)
     protos = subprotocols(token, port)
     if parts.scheme == "https" and parts.hostname == host_header:
         return connect(f"wss://{endpoint}{SHELL_PATH}", subprotocols=protos, open_timeout=timeout)
@@ -59,6 +72,16 @@ def open_connection(endpoint: str, token: Secret, *, port: int = SHELL_PORT, tim
         open_timeout=timeout,
         **kwargs,
     )
+
+
+def open_with_tokens(endpoint: str, tokens: TokenSource, **kwargs):
+    """Open the shell with a fresh token; after a 403 (expired or refused) mint one more and retry."""
+    try:
+        return open_connection(endpoint, tokens.get(), **kwargs)
+    except InvalidStatus as exc:
+        if getattr(exc.response, "status_code", None) != REFUSED_STATUS:
+            raise
+    return open_connection(endpoint, tokens.refresh(), **kwargs)
 
 
 @contextlib.contextmanager

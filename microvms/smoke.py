@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from botocore.exceptions import BotoCoreError, ClientError
 
 from microvms import endpoint as _endpoint
-from microvms import vms
+from microvms import tokens, vms
 from microvms.vms import RunSpec, WaitError
 
 BACKSTOP_MARGIN_SECONDS = 120
@@ -109,6 +109,8 @@ class SmokeOptions:
     terminate_timeout: float = 60.0
     wait_terminated: bool = True
     """Poll until TERMINATED after TerminateMicrovm (else report the state read once after it)."""
+    proxy_url: str | None = None
+    """Endpoint proxy (the emulator); else ``MICROVMS_PROXY_URL``, else ``https://<endpoint>``."""
 
 
 def backstop_seconds(timeout: float) -> int:
@@ -151,7 +153,8 @@ def run_smoke(
     guard = guard or SignalGuard()
     say = log or (lambda _msg: None)
     spec = prepare_spec(options)
-    request = vms.build_run_request(spec, client.meta.region_name)  # validates; no API call yet
+    # validates (with the model's patterns); no API call yet
+    request = vms.build_run_request(spec, client.meta.region_name, client.meta.service_model)
     started = clock()
     deadline = started + options.timeout
     result: dict = {
@@ -167,6 +170,7 @@ def run_smoke(
         "probeStatus": None,
         "probeLatencyMs": None,
         "probeAttempts": 0,
+        "tokensMinted": 0,
         "totalSeconds": None,
         "finalState": None,
         "maximumDurationInSeconds": request.get("maximumDurationInSeconds"),
@@ -213,26 +217,25 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
         result["endpoint"] = vm.get("endpoint") or result["endpoint"]
         say(f"smoke: {vm_id} RUNNING after {result['timeToRunningSeconds']}s")
 
-        token = vms.create_auth_token(
-            client,
-            vm_id,
-            minutes=token_minutes(deadline - clock()),
-            ports=[{"port": options.port}],
+        source = tokens.auth_tokens(
+            client, vm_id, minutes=token_minutes(deadline - clock()), port=options.port
         )
         probe = _endpoint.probe(
             result["endpoint"],
-            token,
+            source,
             path=options.path,
             port=options.port,
             expect_status=options.expect_status,
             timeout=max(0.5, deadline - clock()),
             until_expected=True,
+            proxy_url=options.proxy_url,
         )
-        del token
+        source.forget()
         result.update(
             probeStatus=probe.status,
             probeLatencyMs=probe.latencyMs,
             probeAttempts=probe.attempts,
+            tokensMinted=source.mints,
         )
         if probe.ok:
             result["ok"] = True
@@ -244,7 +247,7 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
                 f"expected {options.expect_status} (after {probe.attempts} attempts)"
             )
             result["probeBodyExcerpt"] = probe.bodyExcerpt
-    except _Failure as exc:
+    except (_Failure, _endpoint.EndpointUnresolvable) as exc:
         result["error"] = str(exc)
     except WaitError as exc:
         last = exc.microvm.get("state")

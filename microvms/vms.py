@@ -23,7 +23,7 @@ from microvms.waiters import Backoff, error_code
 STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING", "TERMINATED")
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED")
 MAX_PAYLOAD_BYTES = 4096  # live limit (facts §4.4); the 16 KB in the docs is wrong
-MAX_DURATION_SECONDS = 28800
+MAX_DURATION_SECONDS = 28800  # also the service default (facts §4.4); tests check the model
 MIN_IDLE_SECONDS = 60
 MAX_TOKEN_MINUTES = 60
 MAX_CONNECTORS = 10
@@ -172,14 +172,24 @@ def _check_arn(field_name: str, value: str | None, kind: str) -> None:
         raise InputError(field_name, f"must be a full ARN (arn:aws:...:{kind}...), got {value!r}")
 
 
-def build_run_request(spec: RunSpec, region: str) -> dict:
-    """The RunMicrovm request for ``spec``; raises InputError before any API call."""
+def build_run_request(spec: RunSpec, region: str, model=None) -> dict:
+    """The RunMicrovm request for ``spec``; raises InputError before any API call.
+
+    With the client's service ``model``, ARNs are also checked against the model's patterns and
+    the image's region against ``region`` (see ``microvms.inputs``).
+    """
     if not spec.image_arn:
         raise InputError("--image-arn", "is required (or set MICROVMS_IMAGE_ARN)")
     _check_arn("--image-arn", spec.image_arn, "microvm-image:")
     if ":microvm-image:" not in spec.image_arn:
         raise InputError("--image-arn", f"is not a MicroVM image ARN: {spec.image_arn!r}")
     _check_arn("--execution-role-arn", spec.execution_role_arn, "iam::<account>:role/")
+    if model is not None:
+        from microvms import inputs
+
+        inputs.check_image_arn(model, spec.image_arn, region)
+        if spec.execution_role_arn:
+            inputs.check_role_arn(model, spec.execution_role_arn)
     request: dict[str, Any] = {"imageIdentifier": spec.image_arn}
     if spec.image_version:
         request["imageVersion"] = spec.image_version
@@ -187,16 +197,16 @@ def build_run_request(spec: RunSpec, region: str) -> dict:
         request["executionRoleArn"] = spec.execution_role_arn
     if spec.idle_policy:
         request["idlePolicy"] = spec.idle_policy.to_api()
-    for opt, key, values in (
-        ("--ingress", "ingressNetworkConnectors", spec.ingress),
-        ("--egress", "egressNetworkConnectors", spec.egress),
+    for opt, key, values, direction in (
+        ("--ingress", "ingressNetworkConnectors", spec.ingress, "ingress"),
+        ("--egress", "egressNetworkConnectors", spec.egress, "egress"),
     ):
         if not values:
             continue
         if len(values) > MAX_CONNECTORS:
             raise InputError(opt, f"at most {MAX_CONNECTORS} connectors, got {len(values)}")
         try:
-            request[key] = [managed_connector_arn(v, region) for v in values]
+            request[key] = [managed_connector_arn(v, region, direction) for v in values]
         except ValueError as exc:
             raise InputError(opt, str(exc)) from None
     if spec.max_duration_seconds is not None:
@@ -292,7 +302,7 @@ def summarize(vm: dict) -> dict:
 
 def run(client, spec: RunSpec) -> dict:
     """RunMicrovm (rate-limited by the client's hook, see ``microvms.ratelimit``)."""
-    request = build_run_request(spec, client.meta.region_name)
+    request = build_run_request(spec, client.meta.region_name, client.meta.service_model)
     response = client.run_microvm(**request)
     response.pop("ResponseMetadata", None)
     return response
@@ -316,8 +326,12 @@ def wait_for_state(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     not_found_grace: float = 5.0,
+    progress=None,
 ) -> dict:
     """Poll GetMicrovm with capped exponential backoff until the state is in ``targets``.
+
+    ``progress`` (e.g. ``microvms.progress.WaitProgress``) gets ``report(state, elapsed,
+    next_delay)`` before every pause and does the pausing with its ``sleep``.
 
     Raises WaitError on timeout, or at once when the VM reaches TERMINATED (or TERMINATING)
     while a live state was wanted, carrying ``stateReason``. ``PENDING`` during a resume is
@@ -354,28 +368,43 @@ def wait_for_state(
                 vm,
                 timed_out=True,
             )
-        sleep(min(next(delays), max(0.0, timeout - elapsed)))
+        pause = min(next(delays), max(0.0, timeout - elapsed))
+        if progress is not None:
+            progress.report(vm.get("state") if vm else None, elapsed, pause)
+            progress.sleep(pause)
+        else:
+            sleep(pause)
 
 
-def terminate(client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0) -> dict:
+def terminate(
+    client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
+) -> dict:
     """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, facts §7)."""
     client.terminate_microvm(microvmIdentifier=microvm_id)
     if wait:
-        return wait_for_state(client, microvm_id, ("TERMINATED",), timeout=timeout)
+        return wait_for_state(
+            client, microvm_id, ("TERMINATED",), timeout=timeout, progress=progress
+        )
     return get(client, microvm_id)
 
 
-def suspend(client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0) -> dict:
+def suspend(
+    client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
+) -> dict:
     client.suspend_microvm(microvmIdentifier=microvm_id)
     if wait:
-        return wait_for_state(client, microvm_id, ("SUSPENDED",), timeout=timeout)
+        return wait_for_state(
+            client, microvm_id, ("SUSPENDED",), timeout=timeout, progress=progress
+        )
     return get(client, microvm_id)
 
 
-def resume(client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0) -> dict:
+def resume(
+    client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
+) -> dict:
     client.resume_microvm(microvmIdentifier=microvm_id)
     if wait:
-        return wait_for_state(client, microvm_id, ("RUNNING",), timeout=timeout)
+        return wait_for_state(client, microvm_id, ("RUNNING",), timeout=timeout, progress=progress)
     return get(client, microvm_id)
 
 
@@ -428,8 +457,15 @@ def gc(
     older_than: float | None = None,
     dry_run: bool = False,
     wait: bool = False,
+    timeout: float = 120.0,
+    progress_for: Callable[[str], Any] | None = None,
 ) -> dict:
-    """Terminate live MicroVMs of an image and/or older than an age. One selector is required."""
+    """Terminate live MicroVMs of an image and/or older than an age. One selector is required.
+
+    Every candidate is terminated first, then (with ``wait``) each is polled to TERMINATED. Each
+    candidate reports its ``state`` when selected and its ``finalState`` after the terminate (or
+    the wait). ``progress_for(label)`` builds a progress reporter for each wait.
+    """
     if not image_arn and older_than is None:
         raise InputError(
             "gc", "give --image and/or --older-than (refusing to select every MicroVM)"
@@ -441,23 +477,50 @@ def gc(
         states=LIVE_STATES,
         older_than=older_than,
     )
-    terminated, failed = [], []
+    terminated, failed, final = [], [], {}
+
+    def _failed(vm_id: str, exc: Exception) -> None:
+        if isinstance(exc, ClientError):
+            detail = f"{error_code(exc)}: {exc.response['Error'].get('Message', '')}"
+        else:
+            detail = str(exc)
+        failed.append({"microvmId": vm_id, "error": detail})
+
     if not dry_run:
         for item in candidates:
             try:
-                terminate(client, item["microvmId"], wait=wait)
+                client.terminate_microvm(microvmIdentifier=item["microvmId"])
                 terminated.append(item["microvmId"])
             except ClientError as exc:
-                failed.append(
-                    {
-                        "microvmId": item["microvmId"],
-                        "error": f"{error_code(exc)}: {exc.response['Error'].get('Message', '')}",
-                    }
-                )
+                _failed(item["microvmId"], exc)
+        deadline = time.monotonic() + timeout
+        for n, vm_id in enumerate(terminated, 1):
+            try:
+                if wait:
+                    progress = (
+                        progress_for(f"gc {n}/{len(terminated)} {vm_id}") if progress_for else None
+                    )
+                    vm = wait_for_state(
+                        client, vm_id, ("TERMINATED",), progress=progress,
+                        timeout=max(0.0, deadline - time.monotonic()),
+                    )  # fmt: skip
+                    if progress is not None:
+                        progress.line.clear()
+                else:
+                    vm = get(client, vm_id)
+                final[vm_id] = vm.get("state")
+            except (ClientError, WaitError) as exc:
+                _failed(vm_id, exc)
     return {
         "dryRun": dry_run,
         "candidates": [
-            {k: c.get(k) for k in ("microvmId", "state", "imageArn", "imageVersion", "ageSeconds")}
+            {
+                **{
+                    k: c.get(k)
+                    for k in ("microvmId", "state", "imageArn", "imageVersion", "ageSeconds")
+                },
+                **({} if dry_run else {"finalState": final.get(c["microvmId"])}),
+            }
             for c in candidates
         ],
         "terminated": terminated,

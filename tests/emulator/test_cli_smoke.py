@@ -159,7 +159,10 @@ def test_bad_input_is_refused_before_any_call(make_env):
     proc = smoke("--image-arn", image, "--ingress", "PUBLIC")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and out == ""
-    assert err.startswith("error: --ingress: unknown network connector 'PUBLIC'")
+    assert err == (
+        "error: --ingress: unknown ingress network connector 'PUBLIC': give a connector ARN or one "
+        "of HTTP_INGRESS, SHELL_INGRESS, ALL_INGRESS, NO_INGRESS\n"
+    )
     assert client.list_microvms()["items"] == []
 
 

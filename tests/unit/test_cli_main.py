@@ -12,6 +12,7 @@ from microvms import cli, output
 from microvms.client import make_client
 
 IMAGE = "arn:aws:lambda:us-east-1:123456789012:microvm-image:demo"
+VM = "microvm-c87a143e-1132-36ee-987f-ea778e23f955"
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def no_calls(monkeypatch):
     client = make_client(region="us-east-1", endpoint_url="http://127.0.0.1:9")
     stub = Stubber(client)
     stub.activate()
-    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    monkeypatch.setattr(cli, "_client", lambda ctx, **_: client)
     yield stub
     stub.assert_no_pending_responses()
     stub.deactivate()
@@ -45,14 +46,72 @@ def _run(argv, capsys):
         ),
         (
             ["run", "--image-arn", IMAGE, "--ingress", "BOGUS"],
-            "error: --ingress: unknown network connector 'BOGUS'",
+            "error: --ingress: unknown ingress network connector 'BOGUS': give a connector ARN or "
+            "one of HTTP_INGRESS, SHELL_INGRESS, ALL_INGRESS, NO_INGRESS\n",
         ),
+        (
+            ["run", "--image-arn", IMAGE, "--ingress", "INTERNET_EGRESS"],
+            "error: --ingress: unknown ingress network connector 'INTERNET_EGRESS': give a "
+            "connector ARN or one of HTTP_INGRESS, SHELL_INGRESS, ALL_INGRESS, NO_INGRESS\n",
+        ),
+        (
+            ["run", "--image-arn", IMAGE, "--egress", "SHELL_INGRESS"],
+            "error: --egress: unknown egress network connector 'SHELL_INGRESS': give a "
+            "connector ARN or one of INTERNET_EGRESS\n",
+        ),
+        (
+            ["run", "--image-arn", "arn:aws:lambda:us-east-1:123456789012:microvm-image:bad name"],
+            "error: --image-arn: 'arn:aws:lambda:us-east-1:123456789012:microvm-image:bad name' "
+            "is not a MicroVM image ARN (arn:aws:lambda:<region>:<account>:microvm-image:<name>)\n",
+        ),
+        (
+            ["run", "--image-arn", "arn:aws:lambda:us-east-1:1234:microvm-imag:demo"],
+            "error: --image-arn: is not a MicroVM image ARN",
+        ),
+        (
+            ["run", "--image-arn", "arn:aws:lambda:us-west-2:123456789012:microvm-image:demo"],
+            "error: --image-arn: the image is in us-west-2 but the client's region is us-east-1; "
+            "pass --region us-west-2 or an image ARN in us-east-1\n",
+        ),
+        (
+            ["run", "--image-arn", "arn:aws:lambda:eu-central-1:123456789012:microvm-image:demo"],
+            "error: --image-arn: region 'eu-central-1' of the image ARN is not a Lambda MicroVMs "
+            "launch region; use one of us-east-1, us-east-2, us-west-2, eu-west-1, "
+            "ap-northeast-1\n",
+        ),
+        (
+            ["run", "--image-arn", IMAGE, "--execution-role-arn", "arn:aws:iam::12:role/x"],
+            "error: --execution-role-arn: 'arn:aws:iam::12:role/x' is not an IAM role ARN",
+        ),
+        (
+            ["smoke", "--image-arn", "arn:aws:lambda:us-west-2:123456789012:microvm-image:demo"],
+            "error: --image-arn: the image is in us-west-2 but the client's region is us-east-1",
+        ),
+        (
+            ["ls", "--image", "arn:aws:lambda:us-west-2:123456789012:microvm-image:demo"],
+            "error: --image: the image is in us-west-2 but the client's region is us-east-1",
+        ),
+        (
+            ["gc", "--image", "demo"],
+            "error: --image: 'demo' is not a MicroVM image ARN",
+        ),
+        (
+            ["get", "microvm-1"],
+            "error: MICROVM_ID: 'microvm-1' is not a MicroVM id; ids look like microvm-<uuid>\n",
+        ),
+        (["wait", "i-0123"], "error: MICROVM_ID: 'i-0123' is not a MicroVM id"),
+        (["suspend", "MICROVM-C87A143E"], "error: MICROVM_ID: 'MICROVM-C87A143E' is not"),
+        (["resume", VM + "x"], f"error: MICROVM_ID: '{VM}x' is not a MicroVM id"),
+        (["terminate", VM, "nope"], "error: MICROVM_ID: 'nope' is not a MicroVM id"),
+        (["probe", "x" * 500], "error: MICROVM_ID: '" + "x" * 80 + "…' is not a MicroVM id"),
+        (["shell", "microvm-"], "error: MICROVM_ID: 'microvm-' is not a MicroVM id"),
+        (["token", "../microvm"], "error: MICROVM_ID: '../microvm' is not a MicroVM id"),
         (
             ["run", "--image-arn", IMAGE, "--max-duration", "0"],
             "error: --max-duration: must be 1..28800",
         ),
-        (["token", "microvm-1", "--minutes", "90"], "error: --minutes: must be 1..60, got 90"),
-        (["token", "microvm-1", "--port", "0"], "error: --port: '0' is not a port"),
+        (["token", VM, "--minutes", "90"], "error: --minutes: must be 1..60, got 90"),
+        (["token", VM, "--port", "0"], "error: --port: '0' is not a port"),
         (
             ["ls", "--state", "ASLEEP"],
             "error: --state: 'ASLEEP' is not allowed; use one of PENDING",
@@ -61,17 +120,18 @@ def _run(argv, capsys):
         (["ls", "--version", "1.0"], "error: --version: needs --image"),
         (["gc"], "error: gc: give --image and/or --older-than"),
         (["ls", "--page-size", "51"], "error: --page-size: must be 1..50, got 51"),
-        (["wait", "microvm-1", "--state", "DONE"], "error: --state: 'DONE' is not allowed"),
+        (["wait", VM, "--state", "DONE"], "error: --state: 'DONE' is not allowed"),
         (["terminate"], "error: MICROVM_ID: give at least one MicroVM id"),
         (
-            ["get", "microvm-1", "--output", "yaml"],
+            ["get", VM, "--output", "yaml"],
             "error: invalid input: --output: 'yaml' is not allowed; use one of json, table",
         ),
         (
             ["smoke", "--image-arn", IMAGE, "--timeout", "0"],
             "error: --timeout: must be > 0 seconds",
         ),
-        (["shell", "microvm-1", "--minutes", "0"], "error: --minutes: must be 1..60, got 0"),
+        (["shell", VM, "--minutes", "0"], "error: --minutes: must be 1..60, got 0"),
+        (["probe", VM, "--port", "70000"], "error: --port: must be 1..65535, got 70000"),
     ],
 )
 def test_bad_input_fails_before_any_api_call(no_calls, capsys, argv, expected):
@@ -120,7 +180,7 @@ def test_env_vars_feed_options(no_calls, capsys, monkeypatch):
 
 def test_service_errors_are_one_line_with_the_service_message(monkeypatch, capsys):
     client = make_client(region="us-east-1", endpoint_url="http://127.0.0.1:9")
-    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    monkeypatch.setattr(cli, "_client", lambda ctx, **_: client)
     with Stubber(client) as stub:
         stub.add_client_error(
             "get_microvm",
@@ -167,7 +227,7 @@ def _pending_vm():
 def test_run_wait_terminate_on_failure(monkeypatch, capsys, terminate):
     """SessionRun's create: a failed wait must not leave a VM that no Pulumi state records."""
     client = make_client(region="us-east-1", endpoint_url="http://127.0.0.1:9")
-    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    monkeypatch.setattr(cli, "_client", lambda ctx, **_: client)
     argv = ["run", "--image-arn", IMAGE, "--wait", "--timeout", "0"]
     with Stubber(client) as stub:
         stub.add_response("run_microvm", _pending_vm())
