@@ -33,6 +33,7 @@ from iam_docs import (
     parse_arn,
     parse_document,
 )
+from metadata import meta
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
 from regions import bucket_name_from_uri
 
@@ -268,4 +269,5 @@ build_role_scope = StackValidationPolicy(
         }
     ),
     validate=_validate,
+    **meta("build-role-scope"),
 )

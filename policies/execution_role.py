@@ -49,6 +49,7 @@ from managed_policies import (
     narrow_read_only_alternatives,
 )
 from managed_policies import lookup as managed_lookup
+from metadata import meta
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
 
 DEFAULT_LOG_GROUP_PREFIXES = ["/aws/lambda-microvms/", "/aws/lambda/microvms/"]
@@ -727,6 +728,7 @@ microvm_execution_role_read_only = StackValidationPolicy(
         }
     ),
     validate=_validate,
+    **meta("microvm-execution-role-read-only"),
 )
 
 
@@ -763,4 +765,5 @@ execution_role_broad_read_access = StackValidationPolicy(
         }
     ),
     validate=_validate_broad,
+    **meta("execution-role-broad-read-access"),
 )

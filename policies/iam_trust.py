@@ -20,6 +20,7 @@ from iam_docs import (
     statement_admits_service,
     statement_grants,
 )
+from metadata import meta
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -322,6 +323,7 @@ lambda_trust_source_account = ResourceValidationPolicy(
         }
     ),
     validate=_validate_trust,
+    **meta("lambda-trust-source-account"),
 )
 
 
@@ -342,4 +344,5 @@ source_arn_microvm_image_condition = ResourceValidationPolicy(
     ),
     enforcement_level=EnforcementLevel.ADVISORY,
     validate=_validate_source_arn,
+    **meta("source-arn-microvm-image-condition"),
 )

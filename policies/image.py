@@ -17,6 +17,7 @@ from graph import (
     unverifiable,
 )
 from iam_docs import is_unknown
+from metadata import meta
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
 MAX_DURATION_SECONDS = 28800  # L-B430C318 and the RunMicrovm model's maximum
@@ -295,6 +296,7 @@ image_capabilities_all = ResourceValidationPolicy(
     description="Flags MicroVM images that grant the guest every OS capability (additionalOsCapabilities: ['ALL']).",
     enforcement_level=EnforcementLevel.ADVISORY,
     validate=_validate_capabilities,
+    **meta("image-capabilities-all"),
 )
 
 
@@ -312,6 +314,7 @@ image_env_plaintext_secrets = ResourceValidationPolicy(
     description="Flags image environment variables that look like secrets but are not Pulumi secrets.",
     enforcement_level=EnforcementLevel.ADVISORY,
     validate=_validate_env,
+    **meta("image-env-plaintext-secrets"),
 )
 
 # How components.runs passes run limits to `python -m microvms` (environment, never argv).
@@ -372,4 +375,5 @@ run_limits = ResourceValidationPolicy(
     ),
     enforcement_level=EnforcementLevel.ADVISORY,
     validate=_validate_run_limits,
+    **meta("run-limits"),
 )

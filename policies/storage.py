@@ -12,6 +12,7 @@ from iam_docs import (
     principal_admits_service,
     statement_grants,
 )
+from metadata import meta
 from pulumi_policy import EnforcementLevel, StackValidationPolicy
 from regions import artifact_buckets
 
@@ -163,4 +164,5 @@ artifact_bucket_hardening = StackValidationPolicy(
     ),
     enforcement_level=EnforcementLevel.ADVISORY,
     validate=_validate,
+    **meta("artifact-bucket-hardening"),
 )

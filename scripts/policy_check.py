@@ -49,6 +49,9 @@ class Finding:
     type: str
     message: str
     modes: list[str] = field(default_factory=list)
+    #: The policy's severity (low/medium/high/critical) and remediation steps, from the pack.
+    severity: str = ""
+    remediation: str = ""
 
     @property
     def resource(self) -> str:
@@ -102,6 +105,9 @@ def run_check(
         types = {r.urn: r.type for r in graph.resources}
         info[f"{mode}_resources"] = len(graph.resources)
         with PolicyPack.for_graph(PACK_DIR, graph, policy_config=config_file) as pack:
+            remediation = {
+                p["name"]: p.get("remediationSteps", "") for p in pack.info.get("policies", [])
+            }
             info["pack"] = pack.info.get("name", "")
             info["pack_version"] = getattr(pack, "pack_version", "") or pack.info.get("version", "")
             diagnostics = pack.run(graph)
@@ -109,7 +115,13 @@ def run_check(
             key = (d.policy_name, d.enforcement_level, d.urn, d.message)
             if key not in merged:
                 merged[key] = Finding(
-                    d.policy_name, d.enforcement_level, d.urn, types.get(d.urn, ""), d.message
+                    d.policy_name,
+                    d.enforcement_level,
+                    d.urn,
+                    types.get(d.urn, ""),
+                    d.message,
+                    severity=d.severity,
+                    remediation=remediation.get(d.policy_name, ""),
                 )
             if mode not in merged[key].modes:
                 merged[key].modes.append(mode)
@@ -136,9 +148,12 @@ def render_plain(findings: list[Finding], info: dict[str, Any]) -> str:
         lines.append("No policy diagnostics.")
     for f in findings:
         where = f"{f.resource} ({f.type})" if f.type else f.resource
-        lines.append(f"{f.level.upper():10s} {f.policy}  {where}  [{', '.join(f.modes)}]")
+        severity = f" severity {f.severity}" if f.severity else ""
+        lines.append(f"{f.level.upper():10s} {f.policy}  {where}  [{', '.join(f.modes)}]{severity}")
         for msg_line in f.message.strip().splitlines() or [""]:
             lines.append(f"           {msg_line}")
+        if f.remediation:
+            lines.append(f"           Remediation: {f.remediation}")
     counts = _counts(findings)
     verdict = "FAILED" if counts.get("mandatory") else "passed"
     summary = ", ".join(
@@ -166,10 +181,12 @@ def render_rich(findings: list[Finding], info: dict[str, Any]) -> None:
     style = {"mandatory": "bold red", "advisory": "yellow", "remediate": "magenta"}
     for f in findings:
         table.add_row(
-            f"[{style[f.level]}]{f.level}[/]" if f.level in style else escape(f.level),
+            (f"[{style[f.level]}]{f.level}[/]" if f.level in style else escape(f.level))
+            + (f"\n[dim]{escape(f.severity)}[/]" if f.severity else ""),
             escape(f.policy),
             f"{escape(f.resource)}\n[dim]{escape(f.type)}[/]" if f.type else escape(f.resource),
-            escape(f.message.strip()),
+            escape(f.message.strip())
+            + (f"\n[dim]Remediation: {escape(f.remediation)}[/]" if f.remediation else ""),
             ", ".join(f.modes),
         )
     console.print(table)

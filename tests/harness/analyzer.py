@@ -577,6 +577,8 @@ def _info_to_dict(info: Any) -> dict[str, Any]:
                 "policyType": {1: "resource", 2: "stack"}.get(p.policy_type, ""),
                 "severity": _SEVERITIES.get(p.severity, ""),
                 "tags": list(p.tags),
+                "remediationSteps": p.remediation_steps,
+                "url": p.url,
             }
         )
     initial = {}
