@@ -20,7 +20,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-#: The MicroVM service builds from a zip whose root holds the Dockerfile (facts §4.1).
+#: The MicroVM service builds from a zip whose root holds the Dockerfile (docs/service-facts.md §4.1).
 DOCKERFILE = "Dockerfile"
 #: Optional gitignore-style file in the image directory listing extra exclusions.
 IGNORE_FILE = ".artifactignore"

@@ -20,12 +20,12 @@ from components.artifact import artifact_prefix, validate_image_name
 from components.naming import partition_for_region, validate_account_id
 
 POLICY_VERSION = "2012-10-17"
-#: The MicroVM service assumes build and execution roles as the Lambda service principal (facts §12.2).
+#: The MicroVM service assumes build and execution roles as the Lambda service principal (docs/service-facts.md §12.2).
 SERVICE_PRINCIPAL = "lambda.amazonaws.com"
 LOG_GROUP_PREFIX = "/aws/lambda-microvms/"
 ROLE_TAG = "lambda-microvms:role"
 LOG_GROUP_TAG = "lambda-microvms:log-group"
-#: The build role may create its log group (facts §12.3: the documented build-role minimum).
+#: The build role may create its log group (docs/service-facts.md §12.3: the documented build-role minimum).
 BUILD_LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 #: The execution role only writes: the group already exists (``ImageLogGroup`` creates it), and
 #: CreateLogGroup is a write the read-only execution-role guardrail would reject.
@@ -47,7 +47,7 @@ READ_ONLY_ACCESS_LEVELS = frozenset({"Read", "List"})
 def log_group_name(image_name: str) -> str:
     """The image's log group, ``/aws/lambda-microvms/<image-name>``.
 
-    This spelling (not ``/aws/lambda/microvms/…``) is where live build logs were read (facts §12.3).
+    This spelling (not ``/aws/lambda/microvms/…``) is where live build logs were read (docs/service-facts.md §12.3).
     """
     return LOG_GROUP_PREFIX + validate_image_name(image_name)
 
@@ -62,7 +62,7 @@ def log_stream_arn(region: str, account_id: str, name: str) -> str:
     """ARN covering every stream of log group ``name`` (``…:log-group:<name>:*``).
 
     Stream-level ARNs are needed: without them a build can fail with an empty ``stateReason``
-    (facts §12.3).
+    (docs/service-facts.md §12.3).
     """
     return log_group_arn(region, account_id, name) + ":*"
 
@@ -94,7 +94,7 @@ def lambda_trust_policy(account_id: str) -> dict[str, Any]:
 
     Deliberately no ``ArnLike aws:SourceArn`` on ``microvm-image:*``: the service assumes the
     build role before the image ARN exists, and such roles fail with "unable to assume role"
-    (facts §12.2).
+    (docs/service-facts.md §12.2).
     """
     validate_account_id(account_id)
     return {

@@ -14,11 +14,11 @@ import os
 
 SERVICE = "lambda-microvms"
 # Service facts shared by the CLI, the settings model and the image provider.
-# Launch regions of the service (facts §11).
+# Launch regions of the service (docs/service-facts.md §11).
 SUPPORTED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1")
-# The only baseline memory sizes the live service accepts (facts §4.1, §14).
+# The only baseline memory sizes the live service accepts (docs/service-facts.md §4.1, §14).
 MEMORY_SIZES = (512, 1024, 2048, 4096, 8192)
-# The only architecture the service builds (facts §4.1, §11).
+# The only architecture the service builds (docs/service-facts.md §4.1, §11).
 ARCHITECTURES = ("ARM_64",)
 INGRESS_CONNECTOR_KINDS = ("HTTP_INGRESS", "SHELL_INGRESS", "ALL_INGRESS", "NO_INGRESS")
 EGRESS_CONNECTOR_KINDS = ("INTERNET_EGRESS",)
@@ -67,7 +67,7 @@ def make_client(
 def managed_connector_arn(kind_or_arn: str, region: str, direction: str | None = None) -> str:
     """Expand a managed connector name (``SHELL_INGRESS`` …) to its full ARN; pass ARNs through.
 
-    The service refuses bare names with ``Malformed network connector ARN`` (facts §4.4, §10).
+    The service refuses bare names with ``Malformed network connector ARN`` (docs/service-facts.md §4.4, §10).
     With ``direction`` (``ingress`` or ``egress``) only that direction's names are accepted, and
     the error lists only those.
     """

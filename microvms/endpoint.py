@@ -1,9 +1,9 @@
 """HTTP through a MicroVM's endpoint proxy: one request, and a probe that retries with backoff.
 
 The token travels only in the ``X-aws-proxy-auth`` header and the guest port in
-``X-aws-proxy-port`` (facts §9). Where the request goes comes from ``microvms.client.proxy_target``:
+``X-aws-proxy-port`` (docs/service-facts.md §9). Where the request goes comes from ``microvms.client.proxy_target``:
 ``https://<endpoint>`` live, or the emulator's URL with ``Host: <endpoint>`` locally.
-The endpoint answers 502 for a few seconds while a snapshot restores (facts §6.2), so 502 and
+The endpoint answers 502 for a few seconds while a snapshot restores (docs/service-facts.md §6.2), so 502 and
 connection errors are retried until the deadline. A 403 means the token expired or was refused: with
 a :class:`~microvms.tokens.TokenSource` a new token is minted and the request sent again at once.
 A host name that does not resolve is not retried: live endpoints resolve once the VM is RUNNING,

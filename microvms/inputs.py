@@ -13,7 +13,7 @@ import re
 from microvms.client import SUPPORTED_REGIONS
 from microvms.vms import InputError
 
-# MicroVM ids look like ``microvm-<uuid>`` (facts §3); the model bounds the identifier to 1..256.
+# MicroVM ids look like ``microvm-<uuid>`` (docs/service-facts.md §3); the model bounds the identifier to 1..256.
 MICROVM_ID = re.compile(
     r"microvm-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII
 )
@@ -34,7 +34,7 @@ def check_microvm_id(value: str, field_name: str = "MICROVM_ID") -> str:
 
 
 def check_region(region: str | None, field_name: str = "--region") -> str:
-    """The region must be one of the service's launch regions (facts §11)."""
+    """The region must be one of the service's launch regions (docs/service-facts.md §11)."""
     if not region:
         raise InputError(
             field_name,

@@ -1,7 +1,7 @@
 """The account's RunMicrovm rate from Service Quotas, with the documented 5/s as the fallback.
 
 The quota lives under service code ``lambda`` as ``L-535CA9B6`` ("RunMicrovm" requests per second;
-its burst is ``L-91B95582``) (facts §14). New accounts are reported to get 1/s, so the CLI reads the
+its burst is ``L-91B95582``) (docs/service-facts.md §14). New accounts are reported to get 1/s, so the CLI reads the
 applied value when it can: GetServiceQuota by code, else ListServiceQuotas for the service searched
 by name (in case the code differs in a partition or changes), else 5/s. Any failure (no permission,
 no network, an unknown quota) falls back; the reason is kept for ``--verbose``.

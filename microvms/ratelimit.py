@@ -1,6 +1,6 @@
 """A process-wide token bucket that keeps RunMicrovm under the live quota.
 
-The service allows RunMicrovm at 5 requests/s by default (facts §14); the CLI reads the account's
+The service allows RunMicrovm at 5 requests/s by default (docs/service-facts.md §14); the CLI reads the account's
 applied value from Service Quotas (``microvms.quota``). A rate may be given as a number or as a
 zero-argument callable that is asked only when the rate first matters (a process that calls
 RunMicrovm once never waits, so it never pays for the quota lookup). The limiter is attached to a botocore

@@ -1,6 +1,6 @@
 """Interactive shell into a MicroVM over the endpoint's WebSocket shell channel.
 
-Protocol (facts §9): ``wss://<endpoint>/shell`` with subprotocols
+Protocol (docs/service-facts.md §9): ``wss://<endpoint>/shell`` with subprotocols
 ``lambda-microvms.authentication.<token>``, ``lambda-microvms`` and ``lambda-microvms.port.8022``.
 The shell token is minted in-process (CreateMicrovmShellAuthToken) and goes only into the
 WebSocket handshake, never into argv, the environment of a child, or a log line.

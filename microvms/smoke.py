@@ -282,7 +282,7 @@ def _cleanup(client, request, vm_id, run_outcome_unknown, result, options, say) 
     """Terminate the VM (always) and record its final state; never raises."""
     try:
         if vm_id is None and run_outcome_unknown:
-            # Same clientToken + same body returns the original VM, if one was created (facts §8).
+            # Same clientToken + same body returns the original VM, if one was created (docs/service-facts.md §8).
             vm_id = client.run_microvm(**request)["microvmId"]
             result["microvmId"] = vm_id
         if vm_id is None:

@@ -3,7 +3,7 @@
 ``probe``, ``shell`` and ``smoke`` ask a :class:`TokenSource` for a token before every request.
 It hands out the same token until 80 % of its lifetime has passed (a margin for clock skew and for
 the request in flight), and mints a new one when the endpoint answers 403 (an expired or revoked
-token; facts §9: ``Token authentication failed``). Tokens are :class:`~microvms.vms.Secret`
+token; docs/service-facts.md §9: ``Token authentication failed``). Tokens are :class:`~microvms.vms.Secret`
 values: they are never printed, logged or put in argv.
 """
 

@@ -22,8 +22,8 @@ from microvms.waiters import Backoff, error_code
 
 STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING", "TERMINATED")
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED")
-MAX_PAYLOAD_BYTES = 4096  # live limit (facts §4.4); the 16 KB in the docs is wrong
-MAX_DURATION_SECONDS = 28800  # also the service default (facts §4.4); tests check the model
+MAX_PAYLOAD_BYTES = 4096  # live limit (docs/service-facts.md §4.4); the 16 KB in the docs is wrong
+MAX_DURATION_SECONDS = 28800  # service default (docs/service-facts.md §4.4); tests check the model
 MIN_IDLE_SECONDS = 60
 MAX_TOKEN_MINUTES = 60
 MAX_CONNECTORS = 10
@@ -335,7 +335,7 @@ def wait_for_state(
 
     Raises WaitError on timeout, or at once when the VM reaches TERMINATED (or TERMINATING)
     while a live state was wanted, carrying ``stateReason``. ``PENDING`` during a resume is
-    normal (facts §6.2) and simply polled through. GetMicrovm is eventually consistent, so a 404
+    normal (docs/service-facts.md §6.2) and simply polled through. GetMicrovm is eventually consistent, so a 404
     right after RunMicrovm is retried for ``not_found_grace`` seconds.
     """
     targets = tuple(targets)
@@ -379,7 +379,7 @@ def wait_for_state(
 def terminate(
     client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
 ) -> dict:
-    """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, facts §7)."""
+    """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, docs/service-facts.md §7)."""
     client.terminate_microvm(microvmIdentifier=microvm_id)
     if wait:
         return wait_for_state(

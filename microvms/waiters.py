@@ -1,13 +1,13 @@
 """Waits for MicroVM images, image versions and MicroVMs, with failure reasons.
 
-botocore ships no waiters for ``lambda-microvms`` (facts §1), so these are ours. They poll with a
+botocore ships no waiters for ``lambda-microvms`` (docs/service-facts.md §1), so these are ours. They poll with a
 capped exponential backoff with jitter:
 
 * the first polls come soon (0.5 s, then growing by 1.5x: 0.5, 1.25, 2.4, 4.1, 6.6 s …), so a
   build that fails in its first seconds (a missing S3 key, a role that cannot be assumed) is seen
   at once;
 * the interval is capped at ``cap`` (4 s by default) with up to 10 % downward jitter, so a long
-  build (2-6 minutes live, facts §6.1) costs about one Get every 3.8 s -- within the "one Get
+  build (2-6 minutes live, docs/service-facts.md §6.1) costs about one Get every 3.8 s -- within the "one Get
   every 3 s" request budget -- while the median time from "build done" to "we noticed" stays
   near half the cap (about 1.9 s).
 
@@ -124,7 +124,7 @@ class BuildFailed(RuntimeError):
         return "\n".join(lines)
 
 
-# Documented stateReason codes (facts §13) and the prose the live service actually returned.
+# Documented stateReason codes (docs/service-facts.md §13) and the prose the live service actually returned.
 _HINTS = (
     ("S3_NO_SUCH_KEY", "the artifact object does not exist; check codeArtifact.uri"),
     ("S3_NO_SUCH_BUCKET", "the artifact bucket does not exist; check codeArtifact.uri"),
@@ -185,7 +185,7 @@ def _report(progress: Progress | None, elapsed: float, state: str, detail: str) 
 
 
 def list_builds(client, image_arn: str, image_version: str) -> list[BuildResult]:
-    """Every build of a version (both Graviton generations, facts §3)."""
+    """Every build of a version (both Graviton generations, docs/service-facts.md §3)."""
     out: list[BuildResult] = []
     kwargs = {"imageIdentifier": image_arn, "imageVersion": image_version}
     while True:

@@ -1,10 +1,10 @@
 """Optional cross-checks against S3 and IAM endpoints (e.g. a moto server) during a build.
 
 With ``s3_endpoint`` set, a build reads its ``codeArtifact`` object and fails with the documented
-``stateReason`` codes (facts §13): ``S3_NO_SUCH_BUCKET``, ``S3_NO_SUCH_KEY``, ``S3_ACCESS_DENIED``,
+``stateReason`` codes (docs/service-facts.md §13): ``S3_NO_SUCH_BUCKET``, ``S3_NO_SUCH_KEY``, ``S3_ACCESS_DENIED``,
 ``S3_CROSS_REGION_ACCESS_DENIED``, ``S3_INVALID_OBJECT``, ``ARCHIVE_INVALID``,
 ``ARCHIVE_DOCKERFILE_NOT_FOUND``. With ``iam_endpoint`` set, the build role must exist and trust
-``lambda.amazonaws.com`` without an ``aws:SourceArn`` condition (facts §12.2), or the build fails
+``lambda.amazonaws.com`` without an ``aws:SourceArn`` condition (docs/service-facts.md §12.2), or the build fails
 with a reason containing ``unable to assume role``.
 """
 
@@ -117,7 +117,7 @@ def _allows_lambda(statement: dict) -> bool:
         services = [services] if isinstance(services, str) else services
     if not any(s in ("lambda.amazonaws.com", "*") for s in services):
         return False
-    # The service presents no aws:SourceArn when it assumes the role (facts §12.2).
+    # The service presents no aws:SourceArn when it assumes the role (docs/service-facts.md §12.2).
     for operator in (statement.get("Condition") or {}).values():
         if any(key.lower() == "aws:sourcearn" for key in operator):
             return False

@@ -1,4 +1,4 @@
-"""Lambda Core VPC-egress network connectors (``/2026-04-04/network-connectors``, facts §4.7, §5, §6.3).
+"""Lambda Core VPC-egress network connectors (``/2026-04-04/network-connectors``, docs/service-facts.md §4.7, §5, §6.3).
 
 Only the six connector operations of botocore's ``lambda-core`` model are emulated (not runtimes).
 Bodies are PascalCase and omit absent members; the states go ``PENDING → ACTIVE`` with
@@ -109,7 +109,7 @@ class ConnectorBackend:
             if identifier in (connector.connector_id, connector.arn, connector.name):
                 return connector
         arn = identifier if identifier.startswith("arn:") else self._arn(identifier)
-        # The live answer echoes an ARN even when an id was sent (facts §7).
+        # The live answer echoes an ARN even when an id was sent (docs/service-facts.md §7).
         raise CoreResourceNotFoundException(f"Network connector not found for: {arn}")
 
     def create(self, params: dict) -> dict:

@@ -1,6 +1,6 @@
 """Errors the emulator answers with, as the live service spells them.
 
-Transport (facts §7): the type goes in the ``X-Amzn-Errortype`` header, bodies carry no ``__type``,
+Transport (docs/service-facts.md §7): the type goes in the ``X-Amzn-Errortype`` header, bodies carry no ``__type``,
 the MicroVM family uses a lowercase ``message`` (``ResourceNotFoundException`` adds ``resourceId`` and
 ``resourceType``, both ``null`` in practice) and ``AccessDeniedException`` a capital ``Message``.
 The HTTP status comes from the error shape in botocore's model where one exists.
@@ -95,7 +95,7 @@ class UnknownOperationException(EmulatorError):
 
 
 class ValidationErrors(ValidationException):
-    """Model-constraint failures, formatted like the live service (facts §4.1, §4.7)::
+    """Model-constraint failures, formatted like the live service (docs/service-facts.md §4.1, §4.7)::
 
     1 validation error detected: Value 'bad name!' at 'name' failed to satisfy constraint: ...
     3 validation errors detected: Value null at 'a' ...; Value null at 'b' ...
@@ -123,7 +123,7 @@ class ResourceConflictException(EmulatorError):
 
 
 class CoreResourceNotFoundException(EmulatorError):
-    """Lambda Core not-found: capital ``Message`` and nothing else (facts §7)."""
+    """Lambda Core not-found: capital ``Message`` and nothing else (docs/service-facts.md §7)."""
 
     code = "ResourceNotFoundException"
     status = 404

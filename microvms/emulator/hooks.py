@@ -1,4 +1,4 @@
-"""Lifecycle hook calls to the guest application (facts §4.8).
+"""Lifecycle hook calls to the guest application (docs/service-facts.md §4.8).
 
 Hooks are ``POST /aws/lambda-microvms/runtime/v1/<hook>`` on ``hooks.port``; the emulator sends them to
 ``upstreams[hooks.port]``. Build hooks (``ready``, ``validate``): 200 means done, 503 (or a refused
@@ -71,7 +71,7 @@ def build_hook(base_url: str, hook: str, timeout: float, *, interval: float = 0.
                 kind = "a server error (HTTP 5xx)"
             else:
                 kind = f"an unexpected (HTTP {last.status})"
-            # Live wording for a 4xx /ready (facts §4.8); the others follow the same pattern.
+            # Live wording for a 4xx /ready (docs/service-facts.md §4.8); the others follow the same pattern.
             return f"{label} hook check failed: the application returned {kind} response"
         time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
     return (

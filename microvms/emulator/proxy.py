@@ -1,4 +1,4 @@
-"""The per-MicroVM endpoint proxy (facts §9), served on the emulator's own port.
+"""The per-MicroVM endpoint proxy (docs/service-facts.md §9), served on the emulator's own port.
 
 A request whose ``Host`` is a VM endpoint (``<uuid>.lambda-microvm.<region>.on.aws``) is endpoint
 traffic. Locally a client sends it to the emulator URL with that ``Host`` header (see

@@ -1,4 +1,4 @@
-"""Lifecycle hooks are really called over HTTP on ``upstreams[hooks.port]`` (facts §4.8)."""
+"""Lifecycle hooks are really called over HTTP on ``upstreams[hooks.port]`` (docs/service-facts.md §4.8)."""
 
 from __future__ import annotations
 

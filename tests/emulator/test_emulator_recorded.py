@@ -1,6 +1,6 @@
 """The live recordings' scenarios, re-expressed as our own tests (facts, not copied files).
 
-Every scenario recorded against the real service (facts sheet §2–§9; recordings README table) that the
+Every scenario recorded against the real service (docs/service-facts.md §2–§9; recordings README table) that the
 emulator covers is replayed here over raw SigV4-signed HTTP, so explicit ``null`` members, unmodelled
 members, status codes, ``X-Amzn-Errortype`` values and message strings can be asserted exactly.
 The ``connectors`` scenario and the connector steps of the not-found / validation scenarios are

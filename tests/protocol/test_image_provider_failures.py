@@ -52,7 +52,7 @@ def test_create_that_outlives_the_build_timeout_fails_and_leaves_nothing(slow_ri
     assert "version 1.0 still IN_PROGRESS after 1 s (buildTimeoutMinutes)" in text
     assert "raise buildTimeoutMinutes (now 0.01)" in text
     assert "CloudWatch log group /aws/lambda-microvms/app" in text
-    # the first build cannot be deleted while it runs (facts §4.3): the provider waits it out
+    # the first build cannot be deleted while it runs (docs/service-facts.md §4.3): the provider waits it out
     assert "the failed image was deleted; nothing is left behind." in text
     assert SECRET_VALUE not in text
     assert r.images() == []

@@ -81,7 +81,7 @@ def test_killed_mid_create_and_rerun_makes_one_image(emulator_factory, token_rem
     assert "error" in box and "result" not in box
     first.provider.stop()
     if not token_remembered:
-        # the service keeps idempotency tokens for an undocumented while (facts §8); forget it
+        # the service keeps idempotency tokens for an undocumented while (docs/service-facts.md §8); forget it
         emu.state.client_tokens.clear()
 
     second = start_rig(emu)

@@ -147,7 +147,7 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def test_dockerfile_is_at_the_artifact_root():
-    """The service runs the Dockerfile at the zip root (facts §4.1): check what the zip holds."""
+    """The service runs the Dockerfile at the zip root (docs/service-facts.md §4.1): check what the zip holds."""
     files = collect_files(IMAGE)
     assert "Dockerfile" in files
     assert "app/main.py" in files and ".mcp.json" in files and "claude-settings.json" in files
