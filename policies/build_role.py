@@ -33,7 +33,7 @@ from iam_docs import (
     parse_arn,
     parse_document,
 )
-from metadata import meta
+from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
 from regions import bucket_name_from_uri
 

@@ -49,7 +49,7 @@ from managed_policies import (
     narrow_read_only_alternatives,
 )
 from managed_policies import lookup as managed_lookup
-from metadata import meta
+from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
 
 DEFAULT_LOG_GROUP_PREFIXES = ["/aws/lambda-microvms/", "/aws/lambda/microvms/"]
@@ -284,9 +284,12 @@ def judge_document(document: Any, where: str, ctx: Context, fix: str | None = No
         )
     if more:
         shown = listing(more[:MAX_LISTED], len(more))
+        subject = (
+            f"statement {shown} also grants" if len(more) == 1 else f"statements {shown} also grant"
+        )
         out.append(
-            f"{where}: statements {shown} also grant what an execution role may not; "
-            f"{ROLE_RULE} Fix: {fix or 'remove those grants or move them to another role'}."
+            f"{where}: {subject} what an execution role may not. {ROLE_RULE} "
+            f"Fix: {fix or 'remove those grants or move them to another role'}."
         )
     return out
 

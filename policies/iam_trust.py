@@ -20,7 +20,7 @@ from iam_docs import (
     statement_admits_service,
     statement_grants,
 )
-from metadata import meta
+from policy_metadata import meta
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,

@@ -17,7 +17,7 @@ from graph import (
     unverifiable,
 )
 from iam_docs import is_unknown
-from metadata import meta
+from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
 MAX_DURATION_SECONDS = 28800  # L-B430C318 and the RunMicrovm model's maximum

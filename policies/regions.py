@@ -19,7 +19,7 @@ from graph import (
     unverifiable,
 )
 from iam_docs import is_unknown
-from metadata import meta
+from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
 
 SUPPORTED_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1"]

@@ -12,7 +12,7 @@ from iam_docs import (
     principal_admits_service,
     statement_grants,
 )
-from metadata import meta
+from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, StackValidationPolicy
 from regions import artifact_buckets
 

@@ -15,6 +15,9 @@ from tests.harness.program import REPO_ROOT
 
 PACK_MODULES = (
     "iam_docs",
+    "action_exceptions",
+    "managed_policies",
+    "policy_metadata",
     "graph",
     "iam_trust",
     "execution_role",
