@@ -109,7 +109,8 @@ def _client(ctx: typer.Context, *, runs: bool = False):
         )
         try:
             client = make_client(
-                region=setup.region,
+                # botocore reads only AWS_DEFAULT_REGION; AWS_REGION is what other SDKs read
+                region=setup.region or os.environ.get("AWS_REGION") or None,
                 endpoint_url=g.endpoint_url,
                 profile=g.profile,
                 credentials=setup.credentials,
