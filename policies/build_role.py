@@ -151,7 +151,7 @@ def judge_build_document(
     try:
         statements = parse_document(document)
     except DocumentError as err:
-        return [f"{where}: not a valid policy document ({err})."]
+        return [f"{where}: not a valid policy document: {err}."]
     out = []
     for st in statements:
         if st.effect != "Allow":
@@ -194,12 +194,12 @@ def judge_build_document(
             artifact = ", ".join(f"arn:aws:s3:::{b}/{key_prefix(k)}*" for b, k in locations)
             artifact = (
                 artifact
-                or f"an object prefix in one of this stack's buckets ({', '.join(sorted(buckets)) or 'none'})"
+                or f"an object prefix in one of this stack's buckets: {', '.join(sorted(buckets)) or 'none'}"
             )
             group = ", ".join(sorted(groups)) or f"a log group under {', '.join(prefixes)}"
             problems.append(
-                f"Resource {bad[0]!r} is neither the artifact prefix ({artifact}) nor the "
-                f"image's log group ({group})"
+                f"Resource {bad[0][:200]!r} is neither the artifact prefix, {artifact}, nor the "
+                f"image's log group, {group}"
             )
         if problems:
             out.append(

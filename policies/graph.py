@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from iam_docs import is_unknown, parse_arn, plain
+from stack_context import stack_config, stack_name  # noqa: F401  (stack_config is re-exported)
 
 PROJECT_NAMESPACE = "lambda-microvms"
 ROLE_TAG = "lambda-microvms:role"
@@ -459,18 +460,6 @@ def config_of(args) -> dict[str, Any]:
         return {}
 
 
-def stack_config() -> dict[str, str]:
-    """The stack config the engine passes to the analyzer process in ``PULUMI_CONFIG``."""
-    raw = os.environ.get("PULUMI_CONFIG")
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def resolve_environment(configured: Any) -> tuple[str | None, str]:
     """(environment, where it came from): policy config, stack config, else the stack name."""
     if isinstance(configured, str) and configured:
@@ -478,7 +467,7 @@ def resolve_environment(configured: Any) -> tuple[str | None, str]:
     value = stack_config().get(f"{PROJECT_NAMESPACE}:environment")
     if isinstance(value, str) and value:
         return value, f"stack config '{PROJECT_NAMESPACE}:environment'"
-    stack = os.environ.get("PULUMI_STACK")
+    stack = stack_name()
     if stack:
         return stack, "the stack name"
     return None, "nowhere"

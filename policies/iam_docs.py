@@ -153,7 +153,7 @@ def parse_document(document: Any) -> list[Statement]:
         try:
             document = json.loads(document)
         except json.JSONDecodeError as err:
-            raise DocumentError(f"not valid JSON ({err.msg} at position {err.pos})") from err
+            raise DocumentError(f"not valid JSON: {err.msg} at position {err.pos}") from err
     if not isinstance(document, Mapping):
         raise DocumentError(f"expected a JSON object, got {type(document).__name__}")
     if "Statement" not in document:

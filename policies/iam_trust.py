@@ -198,7 +198,7 @@ def trust_violations(document: Any, accounts: list[str] | None, where: str) -> l
         statements = parse_document(document)
     except DocumentError as err:
         return [
-            f"{where}: assumeRolePolicy is not a valid policy document ({err}). Fix the document."
+            f"{where}: assumeRolePolicy is not a valid policy document: {err}. Fix the document."
         ]
 
     in_scope: list[Statement] = []

@@ -227,13 +227,13 @@ BUILD_CASES = [
     (
         "whole-bucket",
         build_graph({**GOOD_S3, "Resource": f"arn:aws:s3:::{BUCKET}/*"}),
-        f"is neither the artifact prefix (arn:aws:s3:::{BUCKET}/images/img/*)",
+        f"is neither the artifact prefix, arn:aws:s3:::{BUCKET}/images/img/*,",
     ),
     ("logs-star", build_graph(GOOD_S3, {**GOOD_LOGS, "Resource": "*"}), "Resource '*' is neither"),
     (
         "other-log-group",
         build_graph(GOOD_S3, {**GOOD_LOGS, "Resource": LG.replace("/img", "/other")}),
-        "image's log group (/aws/lambda-microvms/img, /aws/lambda/microvms/img)",
+        "image's log group, /aws/lambda-microvms/img, /aws/lambda/microvms/img",
     ),
     (
         "explicit-log-group",
@@ -246,7 +246,7 @@ BUILD_CASES = [
     (
         "suffixed-name-default-group",
         [*build_graph(GOOD_S3, GOOD_LOGS, with_image=False), image(name="img-x1")],
-        "image's log group (/aws/lambda-microvms/img-x1, /aws/lambda/microvms/img-x1)",
+        "image's log group, /aws/lambda-microvms/img-x1, /aws/lambda/microvms/img-x1",
     ),
     (
         "not-action",
