@@ -315,6 +315,34 @@ def test_bucket_without_force_destroy_refuses_to_delete_objects(double, moto_url
     assert s3.head_object(Bucket=id_, Key="keep-me")["ContentLength"] == 1
 
 
+def test_force_destroy_reports_objects_it_could_not_delete(double, moto_url):
+    s3 = _aws("s3", moto_url)
+    id_, state, _ = double.lifecycle(
+        BUCKET, "denied", {"bucket": "double-denied", "forceDestroy": True}
+    )
+    s3.put_object(Bucket=id_, Key="stuck", Body=b"x")
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:DeleteObject",
+                "Resource": f"arn:aws:s3:::{id_}/*",
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=id_, Policy=json.dumps(deny))
+    with pytest.raises(grpc.RpcError) as excinfo:
+        double.delete(BUCKET, "denied", id_, state)
+    assert "deleting 1 object version(s) in S3 Bucket (double-denied): AccessDenied" in (
+        excinfo.value.details()
+    )
+    s3.delete_bucket_policy(Bucket=id_)
+    double.delete(BUCKET, "denied", id_, state)
+    assert id_ not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
 @pytest.fixture(scope="module")
 def bucket(double, moto_url):
     id_, state, _ = double.lifecycle(BUCKET, "config-bucket", {"bucket": "double-config"})
@@ -494,8 +522,9 @@ def test_bucket_configuration_lifecycle(double, moto_url, bucket, index):
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 
 
-def _file_asset(path: str, data: bytes) -> dict:
-    return {wire.SIG: wire.ASSET_SIG, "path": path, "hash": hashlib.sha256(data).hexdigest()}
+def _file_asset(path: str) -> dict:
+    """A FileAsset as the Python SDK sends it: a path, no hash."""
+    return {wire.SIG: wire.ASSET_SIG, "path": path}
 
 
 def test_bucket_object_from_a_relative_file_asset(double, moto_url, bucket):
@@ -506,22 +535,26 @@ def test_bucket_object_from_a_relative_file_asset(double, moto_url, bucket):
     news = {
         "bucket": bucket,
         "key": "images/a.zip",
-        "source": _file_asset("build/one.zip", b"first artifact"),
+        "source": _file_asset("build/one.zip"),
         "contentType": "application/zip",
         "checksumAlgorithm": "SHA256",
         "tags": {"stack": "t"},
     }
     id_, state, inputs = double.lifecycle(OBJECT, "object", news)
+    assert inputs["source"]["hash"] == hashlib.sha256(b"first artifact").hexdigest()
     assert id_ == "images/a.zip"
     assert state["arn"] == f"arn:aws:s3:::{bucket}/images/a.zip"
-    assert state["source"] == news["source"]
+    assert state["source"] == inputs["source"]
     body = s3.get_object(Bucket=bucket, Key="images/a.zip")
     assert body["Body"].read() == b"first artifact"
     assert state["etag"] == body["ETag"].strip('"') and state["versionId"] == body["VersionId"]
     assert state["tagsAll"] == {"stack": "t", "suite": "engine"}
 
+    (double.cwd / "build" / "one.zip").write_bytes(b"edited in place")
+    edited, _ = double.check(OBJECT, "object", news, inputs)
+    assert list(double.diff(OBJECT, "object", id_, state, inputs, edited).diffs) == ["source"]
     (double.cwd / "build" / "two.zip").write_bytes(b"second artifact")
-    changed = {**news, "source": _file_asset("build/two.zip", b"second artifact")}
+    changed = {**news, "source": _file_asset("build/two.zip")}
     changed_inputs, _ = double.check(OBJECT, "object", changed, inputs)
     diff = double.diff(OBJECT, "object", id_, state, inputs, changed_inputs)
     assert list(diff.diffs) == ["source"] and list(diff.replaces) == []
@@ -541,7 +574,7 @@ def test_bucket_object_from_a_relative_file_asset(double, moto_url, bucket):
 
 def test_bucket_object_missing_asset_file_names_the_path(double, bucket):
     inputs, _ = double.check(
-        OBJECT, "missing", {"bucket": bucket, "key": "k", "source": _file_asset("nope.zip", b"")}
+        OBJECT, "missing", {"bucket": bucket, "key": "k", "source": _file_asset("nope.zip")}
     )
     with pytest.raises(grpc.RpcError) as excinfo:
         double.create(OBJECT, "missing", inputs)

@@ -94,6 +94,11 @@ class ResourceType:
                     checked[prop] = checked[prop].lower()
             if checked.get(prop) is not None:
                 defaults.append(prop)
+        for key, value in checked.items():
+            if wire.is_asset(value) and not value.get("hash"):
+                # The SDKs send file assets without a hash; record the content's, as upstream
+                # does, so a changed file at the same path is a diff and an unchanged one is not.
+                checked[key] = with_hash(value)
         if not failures:
             failures.extend(self.validate(wire.unwrap(checked)))
         checked[wire.DEFAULTS_KEY] = defaults
@@ -189,6 +194,15 @@ class ResourceType:
         if not own and inputs.get("tags") is None:
             tags = None
         return {"tags": tags, "tagsAll": dict(actual)}
+
+
+def with_hash(asset: dict[str, Any]) -> dict[str, Any]:
+    """``asset`` with its content's SHA-256 (unchanged if the content cannot be read yet; Create
+    then fails naming the path)."""
+    try:
+        return {**asset, "hash": hashlib.sha256(wire.asset_bytes(asset)).hexdigest()}
+    except (OSError, ValueError):
+        return asset
 
 
 def autoname(prefix: str, seed: bytes, max_length: int, random_len: int = 7) -> str:

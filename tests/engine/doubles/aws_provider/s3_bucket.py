@@ -41,7 +41,14 @@ def empty_bucket(s3: Any, bucket: str, key: str | None = None) -> int:
         ]
         for start in range(0, len(entries), 1000):
             batch = entries[start : start + 1000]
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise RuntimeError(
+                    f"deleting {len(errors)} object version(s) in S3 Bucket ({bucket}): "
+                    f"{first.get('Code')}: {first.get('Message')} (key {first.get('Key')!r})"
+                )
             deleted += len(batch)
     return deleted
 

@@ -75,6 +75,9 @@ def rpc(operation: str) -> Callable:
             except ConfigError as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except (ClientError, BotoCoreError, RuntimeError, ValueError, OSError) as exc:
+                if operation == "Configure":
+                    # Upstream's own words, e.g. "AWS account ID not allowed: ".
+                    context.abort(grpc.StatusCode.UNKNOWN, str(exc))
                 subject = getattr(request, "tok", "") or _safe_type(request)
                 ident = getattr(request, "id", "")
                 where = f"{operation} {subject}" + (f" ({ident})" if ident else "")
