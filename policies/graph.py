@@ -9,7 +9,6 @@ no ``UnknownValueError`` - can escape and silently downgrade a mandatory policy 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any

@@ -139,10 +139,12 @@ def test_pulumi_local_yaml_sends_every_service_to_the_emulators():
     for key in (
         "aws:skipCredentialsValidation",
         "aws:skipMetadataApiCheck",
-        "aws:skipRequestingAccountId",
         "aws:s3UsePathStyle",
     ):
         assert cfg.get(key) is True, key
+    # With it, pulumi-aws has no account id and refuses aws:allowedAccountIds (the engine tier
+    # found this): the provider must ask STS, which moto answers with the emulators' account.
+    assert "aws:skipRequestingAccountId" not in cfg
     assert cfg["lambda-microvms:accountId"] == ACCOUNT  # the emulators' account
 
     # Every AWS service module the program's resources use has an endpoint on moto.

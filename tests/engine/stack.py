@@ -94,6 +94,8 @@ class EngineStack:
                 "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
                 "PULUMI_SKIP_CONFIRMATIONS": "true",
                 "NO_COLOR": "1",
+                # --event-log is registered only with debug commands on (pkg/cmd/pulumi/operations).
+                "PULUMI_DEBUG_COMMANDS": "true",
             }
         )
         return env

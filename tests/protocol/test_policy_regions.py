@@ -364,7 +364,7 @@ def test_environment_cannot_be_determined(pool):
     from tests.protocol.test_policy_support import PACK_DIR
 
     with PolicyPack(
-        PACK_DIR, policy_config=policy_config(POLICY, "alone"), env={"PULUMI_STACK": ""}
+        PACK_DIR, policy_config=policy_config(POLICY, "alone"), stack="", env={"PULUMI_STACK": ""}
     ) as pack:
         diags = only(pack.run(pair("us-east-1")), POLICY)
     assert len(diags) == 1
