@@ -167,9 +167,17 @@ def test_waits_show_a_live_line_on_a_terminal_and_nothing_off_it(env):
     assert code == 0, text
     assert f"waiting for {vm_id} to be RUNNING: " in text
 
+    code, text = _on_a_terminal("probe", vm_id, "--path", "/expire")
+    assert code == 0, text
+    assert f"\r\x1b[2Kprobing /expire on {vm_id}: attempt 1: 502 · " in text
+    assert "s elapsed · next try in " in text
+
     code, out, err = cli("run", "--image-arn", image, "--wait")
     assert (code, err) == (0, "")
     assert json.loads(out)["state"] == "RUNNING"
+    code, text = _on_a_terminal("gc", "--image", image, "--wait")
+    assert code == 0, text
+    assert "TERMINATED" in text  # the table's final-state column
     terminate_all(client, image)
 
 

@@ -362,3 +362,35 @@ def test_shown_values_are_cut_short():
     assert len(str(caught.value)) < 200
     assert re.search(r"'m{80}…' is not a MicroVM id", str(caught.value))
     assert os.environ.get("AWS_REGION") == "us-east-1"  # hermetic fixture still in place
+
+
+def test_shell_mints_a_new_token_when_the_handshake_is_refused(monkeypatch):
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+
+    from microvms import shell
+
+    seen = []
+
+    def handshake(endpoint_host, token, **kwargs):
+        seen.append(token.reveal())
+        if len(seen) == 1:
+            raise InvalidStatus(
+                Response(403, "Forbidden", Headers(), b"Token authentication failed")
+            )
+        return "connection"
+
+    monkeypatch.setattr(shell, "open_connection", handshake)
+    minted = iter(["expired", "fresh"])
+    source = TokenSource(lambda m: vms.Secret(next(minted)), 5)
+    assert shell.open_with_tokens("vm.example", source) == "connection"
+    assert seen == ["expired", "fresh"] and source.mints == 2
+
+    def refuses_port(endpoint_host, token, **kwargs):
+        raise InvalidStatus(Response(400, "Bad Request", Headers(), b"Invalid port"))
+
+    monkeypatch.setattr(shell, "open_connection", refuses_port)
+    with pytest.raises(InvalidStatus):
+        shell.open_with_tokens("vm.example", source)
+    assert source.mints == 2  # only a 403 earns a new token
