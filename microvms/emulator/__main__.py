@@ -6,8 +6,11 @@ Prints exactly one line, ``listening on http://HOST:PORT``, once the socket is b
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
+
+from .limits import MAX_LATENCY_MS
 
 
 def _upstream(text: str) -> tuple[int, str]:
@@ -19,11 +22,24 @@ def _upstream(text: str) -> tuple[int, str]:
     return int(port), url
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"--throttle-rate must be between 0 and 1, got {text}")
-    return value
+def _bounded(flag: str, low: float, high: float):
+    """An argparse type: a finite number from ``low`` to ``high`` (the admin API's limits)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a number from {low:g} to {high:g}, got {text}"
+            )
+        return value
+
+    return parse
+
+
+_rate = _bounded("--throttle-rate", 0, 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--throttle-rate", type=_rate, default=0.0, help="fraction of calls throttled"
     )
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="added latency per API call")
+    parser.add_argument(
+        "--latency-ms",
+        type=_bounded("--latency-ms", 0, MAX_LATENCY_MS),
+        default=0.0,
+        help=f"added latency per API call, 0 to {MAX_LATENCY_MS} ms",
+    )
     parser.add_argument(
         "--fail-next-build",
         action="append",

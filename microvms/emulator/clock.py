@@ -8,6 +8,7 @@ durations (idle policies, maximum durations) without sleeping. A frozen clock on
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -33,8 +34,8 @@ class Clock:
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward by ``seconds`` (must be >= 0) and return the new time."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"the clock only moves forward by a finite amount, got {seconds}")
         with self._lock:
             self._offset += float(seconds)
         for listener in list(self._listeners):

@@ -36,7 +36,7 @@ from .exceptions import (
 
 MANAGED_ACCOUNT = "aws"
 MANAGED_IMAGE_NAME = "al2023-1"
-# Recorded catalogue of the managed base image (facts §4.1, §5): versions "1" and "0", newest first.
+# Recorded catalogue of the managed base image (docs/service-facts.md §4.1, §5): versions "1" and "0", newest first.
 MANAGED_VERSIONS = (
     {"imageVersion": "1", "createdAt": 1784165751.854, "updatedAt": 1784165751.854},
     {"imageVersion": "0", "createdAt": 1782086400.0, "updatedAt": 1782086400.0},
@@ -67,6 +67,10 @@ BUILD_SETTING_KEYS = (
     "logging",
     "resources",
 )
+# Members the live recordings predate (botocore 1.44.8 added ``kmsKeyIdentifier``, facts "Model
+# drift"): kept and answered where the model's output shapes have them, but only when set, so the
+# recorded bodies (which never show them) still replay unchanged.
+KMS_KEY = "kmsKeyIdentifier"
 RUNTIME_HOOKS = ("run", "resume", "suspend", "terminate")
 LIVE_VM_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING")
 
@@ -101,9 +105,9 @@ def image_arn(region: str, account: str, name: str) -> str:
 
 
 def normalize_version(version: str) -> str:
-    """``"1"`` and ``"1.0"`` name the same image version (facts §3)."""
+    """``"1"`` and ``"1.0"`` name the same image version (docs/service-facts.md §3)."""
     text = str(version).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() also holds for "²", which int() refuses
         return f"{int(text)}.0"
     return text
 
@@ -241,6 +245,8 @@ class Version:
                 "versionStateTimeBucket": _time_bucket(self.state, self.state_changed_at),
             }
         )
+        if self.settings.get(KMS_KEY) is not None:
+            data[KMS_KEY] = self.settings[KMS_KEY]
         return data
 
     def describe_build(self, build: Build, *, detail: bool = False) -> dict:
@@ -322,6 +328,8 @@ class Image:
         )
         if tags is not _ABSENT:
             data["tags"] = tags
+        if version.settings.get(KMS_KEY) is not None:
+            data[KMS_KEY] = version.settings[KMS_KEY]
         return data
 
 
@@ -344,6 +352,7 @@ class Microvm:
     execution_role_arn: str | None
     run_hook_payload: str | None
     memory_mib: int
+    kms_key_identifier: str | None = None
     state: str = "PENDING"
     phase: str = "starting"  # while PENDING: "starting" (first run) or "resuming"
     state_reason: str | None = None
@@ -371,7 +380,7 @@ class Microvm:
             "stateReason": self.state_reason,
             "terminatedAt": self.terminated_at,
             "terminationReasonCode": self.termination_reason_code,
-        }
+        } | ({KMS_KEY: self.kms_key_identifier} if self.kms_key_identifier is not None else {})
 
     def item(self) -> dict:
         return {
@@ -426,7 +435,7 @@ class RegionBackend:
         return self.state.clock.now()
 
     def _image_from_identifier(self, identifier: str, *, missing: str) -> Image:
-        """Image routes need a full ARN (facts §3): bare names get ``Invalid ARN format``."""
+        """Image routes need a full ARN (docs/service-facts.md §3): bare names get ``Invalid ARN format``."""
         if not identifier.startswith("arn:"):
             raise ValidationException(f"Invalid ARN format: {identifier}")
         parts = identifier.split(":", 6)
@@ -470,7 +479,7 @@ class RegionBackend:
 
     # ------------------------------------------------------------------ image rules
     def _check_build_settings(self, params: dict) -> dict:
-        """Service rules the model does not state (facts §4.1, §4.8); returns normalised settings."""
+        """Service rules the model does not state (docs/service-facts.md §4.1, §4.8); returns normalised settings."""
         base_arn = params["baseImageArn"]
         requested = params.get("baseImageVersion")
         if base_arn != managed_image_arn(self.region):
@@ -497,7 +506,7 @@ class RegionBackend:
             )
         for cpu in params.get("cpuConfigurations") or []:
             if cpu.get("architecture") not in SUPPORTED_ARCHITECTURES:
-                # Not recorded live; m80 rejects x86 too (facts §4.1). Emulator wording.
+                # Not recorded live; m80 rejects x86 too (docs/service-facts.md §4.1). Emulator wording.
                 raise ValidationException(
                     f"The requested architecture {cpu.get('architecture')} is not supported by base "
                     f"MicroVM image {base_arn}. Supported architectures are: [ARM_64]."
@@ -514,6 +523,7 @@ class RegionBackend:
             if not arn.startswith("arn:"):
                 raise ValidationException(MSG_MALFORMED_CONNECTOR)
         settings = {key: copy.deepcopy(params.get(key)) for key in BUILD_SETTING_KEYS}
+        settings[KMS_KEY] = params.get(KMS_KEY)
         settings["baseImageVersion"] = base_version
         settings["resources"] = copy.deepcopy(resources)
         settings["egressNetworkConnectors"] = egress or [
@@ -640,7 +650,7 @@ class RegionBackend:
         ):
             raise ConflictException(f"MicroVM Image is already in state: {image.state}")
         if len(image.live_versions()) <= 1:
-            # Documented, not recorded (facts §4.3): the last version goes with the image.
+            # Documented, not recorded (docs/service-facts.md §4.3): the last version goes with the image.
             raise ValidationException(
                 f"Cannot delete the only version of MicroVM image {image.arn}. "
                 "Delete the MicroVM image instead."
@@ -778,6 +788,7 @@ class RegionBackend:
             execution_role_arn=params.get("executionRoleArn"),
             run_hook_payload=payload,
             memory_mib=version.memory_mib,
+            kms_key_identifier=params.get(KMS_KEY),
         )
         vm.next_at = vm.ready_at
         self.vms[vm.microvm_id] = vm
@@ -838,7 +849,7 @@ class RegionBackend:
     ) -> dict:
         vm = self.vm_for(identifier)
         if minutes > MAX_TOKEN_MINUTES:
-            # The live text for > 60 minutes was never recorded (facts §4.5): constraint wording.
+            # The live text for > 60 minutes was never recorded (docs/service-facts.md §4.5): constraint wording.
             raise ValidationException(
                 f"1 validation error detected: Value '{minutes}' at 'expirationInMinutes' failed to "
                 f"satisfy constraint: Member must have value less than or equal to {MAX_TOKEN_MINUTES}"
@@ -935,7 +946,7 @@ class EmulatorState:
 
     # ------------------------------------------------------------------ client tokens
     def replay(self, region: str, operation: str, params: dict, token_key: str = "clientToken"):
-        """Apply ``clientToken`` semantics (facts §8): same token + same body → the original body."""
+        """Apply ``clientToken`` semantics (docs/service-facts.md §8): same token + same body → the original body."""
         token = params.get(token_key)
         if not token:
             return None, None
@@ -1119,7 +1130,7 @@ class EmulatorState:
                 if reason is None:
                     self._set_running(vm, now)
                 else:
-                    # A failing /run makes the platform terminate the VM (facts §4.8).
+                    # A failing /run makes the platform terminate the VM (docs/service-facts.md §4.8).
                     vm.state_reason = reason
                     self.begin_terminate(backend, vm, now, reason=reason, call_hook=False)
             elif reason is not None:
@@ -1139,7 +1150,7 @@ class EmulatorState:
         self._runtime_hook(backend, vm, "suspend")
 
     def begin_resume(self, backend, vm: Microvm, when: float) -> None:
-        # Resume passes briefly through PENDING (facts §6.2).
+        # Resume passes briefly through PENDING (docs/service-facts.md §6.2).
         vm.state = "PENDING"
         vm.phase = "resuming"
         vm.suspended_at = None
@@ -1161,7 +1172,7 @@ class EmulatorState:
         vm.last_activity = max(vm.last_activity, self.clock.now())
 
     def resume_for_traffic(self, vm: Microvm) -> bool:
-        """Auto-resume on endpoint traffic (facts §9): resume hook, then RUNNING. True if running."""
+        """Auto-resume on endpoint traffic (docs/service-facts.md §9): resume hook, then RUNNING. True if running."""
         upstream = self.hook_upstream(vm.version)
         with self.lock:
             if vm.state != "SUSPENDED":

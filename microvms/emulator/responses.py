@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import json
 
-from .exceptions import ValidationException
+from . import wire
+from .exceptions import InvalidParameterValueException, ValidationException
 from .models import EmulatorState, RegionBackend
 
 DEFAULT_PAGE_SIZE = 50
@@ -19,18 +20,36 @@ def _encode_token(offset: int, operation: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"o": offset, "op": operation}).encode()).decode()
 
 
-def _decode_token(token: str, operation: str) -> int:
+def token_offset(token: str, operation: str) -> int | None:
+    """The offset a page token of ``operation`` carries, or ``None`` for anything else.
+
+    Total over every string: not base64, not UTF-8, not JSON, JSON that is not an object (a list,
+    a number, ``null``), non-finite numbers, another operation's token, a non-integer or negative
+    offset: all ``None``, never an exception.
+    """
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if data.get("op") != operation:
-            raise ValueError(operation)
-        return int(data["o"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValidationException(f"Invalid nextToken: {token}") from exc
+        data = wire.loads(base64.urlsafe_b64decode(token.encode("utf-8", "surrogatepass")))
+    except (ValueError, TypeError, UnicodeError):  # binascii.Error is a ValueError
+        return None
+    if not isinstance(data, dict) or data.get("op") != operation:
+        return None
+    offset = data.get("o")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        return None
+    return offset
+
+
+def _decode_token(
+    token: str, operation: str, *, error=ValidationException, name="nextToken"
+) -> int:
+    offset = token_offset(token, operation)
+    if offset is None:
+        raise error(f"Invalid {name}: {wire.excerpt(token)}")
+    return offset
 
 
 def paginate(items: list, params: dict, operation: str) -> dict:
-    """``nextToken``/``maxResults`` on every List (facts §1); the last page has ``nextToken: null``."""
+    """``nextToken``/``maxResults`` on every List (docs/service-facts.md §1); the last page has ``nextToken: null``."""
     start = _decode_token(params["nextToken"], operation) if params.get("nextToken") else 0
     size = params.get("maxResults") or DEFAULT_PAGE_SIZE
     page = items[start : start + size]
@@ -143,7 +162,7 @@ class MicrovmsResponses:
         )
 
     def CreateMicrovmShellAuthToken(self, backend, params):
-        # Shell tokens reach the guest's shell port only (facts §9: /shell on port 8022).
+        # Shell tokens reach the guest's shell port only (docs/service-facts.md §9: /shell on port 8022).
         return backend.create_token(
             params["microvmIdentifier"], params["expirationInMinutes"], [{"port": 8022}], shell=True
         )
@@ -162,7 +181,12 @@ class MicrovmsResponses:
 
     # Lambda Core network connectors (PascalCase, Marker/MaxItems pagination)
     def _core_page(self, items: list, params: dict, operation: str, key: str) -> dict:
-        start = _decode_token(params["Marker"], operation) if params.get("Marker") else 0
+        marker = params.get("Marker")
+        start = (
+            _decode_token(marker, operation, error=InvalidParameterValueException, name="Marker")
+            if marker
+            else 0
+        )
         size = params.get("MaxItems") or DEFAULT_PAGE_SIZE
         following = start + size
         page = {key: items[start:following]}

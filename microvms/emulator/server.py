@@ -20,18 +20,22 @@ import time
 import traceback
 import uuid
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from . import admin as admin_api
 from . import urls, wire
 from .clock import Clock
 from .exceptions import (
     EmulatorError,
     InternalServerException,
     MissingAuthenticationToken,
+    SerializationException,
     ThrottlingException,
     TooManyRequestsException,
     UnknownOperationException,
+    ValidationException,
 )
 from .models import EmulatorState, Settings
 from .proxy import EndpointProxy, endpoint_host
@@ -55,6 +59,14 @@ def presigned_region(credential: str | None) -> str | None:
     return parts[2] if len(parts) == 5 and parts[4] == "aws4_request" else None
 
 
+def read_body(request: Request) -> bytes:
+    """The raw request body; a body the client cut short or mis-chunked is a 400, not a 500."""
+    try:
+        return request.get_data(cache=True)
+    except (HTTPException, ValueError, OSError) as exc:
+        raise SerializationException("Could not read the request body") from exc
+
+
 def _json(data, status: int = 200) -> Response:
     return Response(json.dumps(data), status=status, content_type="application/json")
 
@@ -76,6 +88,7 @@ class EmulatorApp:
     def __init__(self, state: EmulatorState):
         self.state = state
         self.responses = MicrovmsResponses(state)
+        self.admin_api = admin_api.AdminApi(state)
         self.proxy = EndpointProxy(state)
 
     def __call__(self, environ, start_response):
@@ -115,9 +128,9 @@ class EmulatorApp:
                 raise ThrottlingException("Rate exceeded")
             query = {key: request.args.getlist(key) for key in request.args}
             params = wire.parse_request(
-                operation, labels, query, dict(request.headers), request.get_data(), service
+                operation, labels, query, dict(request.headers), read_body(request), service
             )
-            wire.validate_input(operation, params, service)
+            params = wire.validate_input(operation, params, service)
             with state.lock:
                 state.tick()
                 data = self.responses.dispatch(operation, region, params)
@@ -136,90 +149,13 @@ class EmulatorApp:
     # ------------------------------------------------------------------ admin API
     def admin(self, request: Request, path: str) -> Response:
         handler = urls.admin_paths.get((request.method, path))
-        if handler is None:
-            return _json({"message": f"unknown admin call {request.method} {path}"}, 404)
         try:
-            body = json.loads(request.get_data() or b"{}")
-        except ValueError:
-            return _json({"message": "admin body must be JSON"}, 400)
-        try:
-            return getattr(self, handler)(body)
-        except (TypeError, ValueError) as exc:
-            return _json({"message": str(exc)}, 400)
-
-    def admin_calls(self, body) -> Response:
-        with self.state.lock:
-            return _json(dict(self.state.calls))
-
-    def admin_calls_reset(self, body) -> Response:
-        with self.state.lock:
-            self.state.calls.clear()
-        return _json({})
-
-    def admin_faults_get(self, body) -> Response:
-        return _json(
-            {**self.state.faults.as_dict(), "memoryQuotaMiB": self.state.settings.memory_quota_mib}
-        )
-
-    def admin_faults(self, body) -> Response:
-        faults = self.state.faults
-        with self.state.lock:
-            if "throttleRate" in body:
-                rate = float(body["throttleRate"])
-                if not 0 <= rate <= 1:
-                    raise ValueError("throttleRate must be between 0 and 1")
-                faults.throttle_rate = rate
-            if "failNextBuilds" in body:
-                reasons = body["failNextBuilds"]
-                if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
-                    raise ValueError("failNextBuilds must be a list of stateReason strings")
-                faults.fail_next_builds.clear()
-                faults.fail_next_builds.extend(reasons)
-            if "memoryQuotaMiB" in body:
-                quota = body["memoryQuotaMiB"]
-                if quota is not None and (not isinstance(quota, int) or quota < 0):
-                    raise ValueError("memoryQuotaMiB must be a non-negative integer or null")
-                self.state.settings.memory_quota_mib = quota
-            if "latencyMs" in body:
-                latency = float(body["latencyMs"])
-                if latency < 0:
-                    raise ValueError("latencyMs must be >= 0")
-                faults.latency_ms = latency
-        return _json({**faults.as_dict(), "memoryQuotaMiB": self.state.settings.memory_quota_mib})
-
-    def admin_clock_advance(self, body) -> Response:
-        seconds = float(body.get("seconds", 0))
-        if seconds < 0:
-            raise ValueError("seconds must be >= 0")
-        now = self.state.clock.advance(seconds)
-        return _json({"now": now})
-
-    def admin_clock(self, body) -> Response:
-        return _json({"now": self.state.clock.now()})
-
-    def admin_reset(self, body) -> Response:
-        self.state.reset()
-        return _json({})
-
-    def admin_health(self, body) -> Response:
-        return _json({"ok": True})
-
-    def admin_state(self, body) -> Response:
-        with self.state.lock:
-            self.state.tick()
-            dump = {}
-            for region, backend in self.state.backends.items():
-                dump[region] = {
-                    "images": {
-                        name: {
-                            "state": image.state,
-                            "versions": {k: v.state for k, v in image.versions.items()},
-                        }
-                        for name, image in backend.images.items()
-                    },
-                    "microvms": {vm_id: vm.state for vm_id, vm in backend.vms.items()},
-                }
-        return _json(dump)
+            if handler is None:
+                raise UnknownOperationException(f"unknown admin call {request.method} {path}")
+            body = admin_api.parse_body(read_body(request))
+            return _json(getattr(self.admin_api, handler)(body))
+        except EmulatorError as error:
+            return error_response(error)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -273,9 +209,18 @@ class EmulatorServer:
             hook_retry_interval=hook_retry_interval,
         )
         self.state = EmulatorState(settings, clock or Clock())
-        self.state.faults.throttle_rate = throttle_rate
-        self.state.faults.latency_ms = latency_ms
-        self.state.faults.fail_next_builds.extend(fail_next_builds or [])
+        try:  # the admin API's limits hold for start-up faults too
+            faults = admin_api.validate_faults(
+                {
+                    "throttleRate": throttle_rate,
+                    "latencyMs": latency_ms,
+                    "failNextBuilds": list(fail_next_builds or []),
+                    "memoryQuotaMiB": memory_quota_mib,
+                }
+            )
+        except ValidationException as exc:
+            raise ValueError(exc.message) from exc
+        admin_api.apply_faults(self.state, faults)
         self.state.keep_as_baseline()
         self.state.clock.on_advance(self.state.tick)
         self.app = EmulatorApp(self.state)

@@ -3,7 +3,7 @@
 Everything here is read at run time from botocore's ``lambda-microvms`` 2025-09-09 service model, so
 the emulator follows the SDK's own shapes (no hand-copied members, lengths, patterns or enums).
 
-Validation reproduces the live service's message format (facts §4.1, §4.7, §7)::
+Validation reproduces the live service's message format (docs/service-facts.md §4.1, §4.7, §7)::
 
     1 validation error detected: Value 'bad name!' at 'name' failed to satisfy constraint:
     Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+
@@ -32,7 +32,7 @@ from .exceptions import SerializationException, ValidationErrors
 
 SERVICE_NAME = "lambda-microvms"
 API_VERSION = "2025-09-09"
-CORE_SERVICE = "lambda-core"  # network connectors (facts §4.7); its other APIs are not emulated
+CORE_SERVICE = "lambda-core"  # network connectors (docs/service-facts.md §4.7); its other APIs are not emulated
 API_VERSIONS = {SERVICE_NAME: API_VERSION, CORE_SERVICE: "2026-04-30"}
 CORE_OPERATIONS = (
     "CreateNetworkConnector",
@@ -127,7 +127,7 @@ def match_route(
     """Find the operation for ``method`` + percent-encoded ``raw_path``; labels come back decoded.
 
     botocore percent-encodes ARN colons in path labels (``arn%3Aaws%3A...``); the live gateway also
-    accepts raw colons, so labels are URL-decoded after matching (facts §1).
+    accepts raw colons, so labels are URL-decoded after matching (docs/service-facts.md §1).
     """
     path = raw_path.split("?", 1)[0]
     for route in routes(service):
@@ -153,17 +153,66 @@ def match_any(method: str, raw_path: str) -> tuple[str, str, dict[str, str]] | N
 
 # --------------------------------------------------------------------------- parsing
 
+# Java's int and long: the service (Jackson) refuses numbers outside them before any constraint.
+INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+INTEGER_TEXT_RE = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: int() also takes "١٢" and "1_0"
+EXCERPT_CHARS = 64
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (``...`` marks the cut): error messages stay short."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _refuse_constant(name: str):
+    # Jackson's default refuses the non-standard NaN / Infinity tokens that Python's json accepts.
+    raise ValueError(f"non-standard JSON number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number out of range: {excerpt(text)}")
+    return value
+
+
+def loads(data: bytes | str):
+    """Strict JSON: no ``NaN``/``Infinity``, no overflowing floats; errors are ``ValueError``.
+
+    A document nested deeper than the interpreter can parse (``RecursionError``) is a
+    ``ValueError`` too, so one ``except ValueError`` covers every malformed body.
+    """
+    try:
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
+def parse_json_object(body: bytes) -> dict:
+    """The request body as a JSON object; anything else is a ``SerializationException`` (400)."""
+    try:
+        payload = loads(body)
+    except ValueError as exc:  # includes UnicodeDecodeError and over-long integers
+        raise SerializationException("Could not parse request body into json") from exc
+    if not isinstance(payload, dict):
+        raise SerializationException("Expected a JSON object as the request body")
+    return payload
+
 
 def _convert_scalar(shape: botocore.model.Shape, raw: str, name: str):
     kind = shape.type_name
-    if kind in ("integer", "long"):
-        try:
-            return int(raw)
-        except ValueError as exc:
+    if kind in INTEGER_RANGES:
+        low, high = INTEGER_RANGES[kind]
+        if not INTEGER_TEXT_RE.fullmatch(raw) or not low <= int(raw) <= high:
             raise SerializationException(
-                f"Failed to parse '{name}': '{raw}' is not a valid integer"
-            ) from exc
+                f"Failed to parse '{name}': '{excerpt(raw)}' is not a valid {kind}"
+            )
+        return int(raw)
     if kind == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise SerializationException(
+                f"Failed to parse '{name}': '{excerpt(raw)}' is not a valid boolean"
+            )
         return raw.lower() == "true"
     return raw
 
@@ -176,7 +225,10 @@ def parse_request(
     body: bytes,
     service: str = SERVICE_NAME,
 ) -> dict:
-    """Build the operation's input parameters (member name -> value) from every wire location."""
+    """Build the operation's input parameters (member name -> value) from every wire location.
+
+    Only members the model names are taken; :func:`validate_input` then checks and cleans them.
+    """
     op = service_model(service).operation_model(operation)
     shape = op.input_shape
     params: dict = {}
@@ -185,12 +237,7 @@ def parse_request(
     payload: dict = {}
     has_body_members = any(m.serialization.get("location") is None for m in shape.members.values())
     if has_body_members and body and body.strip():
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise SerializationException("Could not parse request body into json") from exc
-        if not isinstance(payload, dict):
-            raise SerializationException("Expected a JSON object as the request body")
+        payload = parse_json_object(body)
     lowered_headers = {k.lower(): v for k, v in headers.items()}
     for name, member in shape.members.items():
         location = member.serialization.get("location")
@@ -218,6 +265,9 @@ def parse_request(
 # --------------------------------------------------------------------------- validation
 
 
+RENDER_DEPTH = 8  # the model nests 4 deep; anything deeper in a message is elided
+
+
 def _render(value, sensitive: bool = False) -> str | None:
     """Java-style ``toString`` of a value as the live messages show it (``'[a, b]'``, ``'{k=v}'``)."""
     if sensitive:
@@ -225,16 +275,18 @@ def _render(value, sensitive: bool = False) -> str | None:
     if value is None:
         return "null"
 
-    def inner(v):
+    def inner(v, depth: int):
         if isinstance(v, bool):
             return "true" if v else "false"
+        if isinstance(v, list | dict) and depth >= RENDER_DEPTH:
+            return "[...]" if isinstance(v, list) else "{...}"
         if isinstance(v, list):
-            return "[" + ", ".join(inner(x) for x in v) + "]"
+            return "[" + ", ".join(inner(x, depth + 1) for x in v) + "]"
         if isinstance(v, dict):
-            return "{" + ", ".join(f"{k}={inner(x)}" for k, x in v.items()) + "}"
+            return "{" + ", ".join(f"{k}={inner(x, depth + 1)}" for k, x in v.items()) + "}"
         return str(v)
 
-    return inner(value)
+    return inner(value, 0)
 
 
 def _error(path: str, value, constraint: str, sensitive: bool = False) -> tuple[str, str]:
@@ -276,70 +328,92 @@ def _length_errors(path, value, length, shape, sensitive):
     return errors
 
 
-def _type_error(path: str, expected: str):
+def _type_error(path: str, expected: str, value=None):
     if expected == "unit":
-        # Live answer to ``"allPorts": true`` (facts §4.5, §7).
+        # Live answer to ``"allPorts": true`` (docs/service-facts.md §4.5, §7).
         raise SerializationException("Expected null")
-    raise SerializationException(f"Expected {expected} for '{path}'")
+    raise SerializationException(f"Expected {expected} for '{path}', got {_json_type(value)}")
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
 
 
 def _join(path: str, name: str, camel: bool) -> str:
-    # Lambda Core reports camelCase paths although its wire members are PascalCase (facts §4.7).
+    # Lambda Core reports camelCase paths although its wire members are PascalCase (docs/service-facts.md §4.7).
     if camel and name:
         name = name[0].lower() + name[1:]
     return f"{path}.{name}" if path else name
 
 
-def _validate(
-    shape: botocore.model.Shape, value, path: str, errors: list, camel: bool = False
-) -> None:
+def _validate(shape: botocore.model.Shape, value, path: str, errors: list, camel: bool = False):
+    """Check ``value`` against ``shape``; return it cleaned to the shape (unknown members dropped).
+
+    Wrong JSON types raise :class:`SerializationException` (the service's deserialiser answers
+    before any constraint); constraint failures are appended to ``errors``. The cleaned value holds
+    only modelled members, so the handlers never see (or copy, or hash) anything the model does not
+    name, however deep or large it was on the wire.
+    """
     kind = shape.type_name
     sensitive = _is_sensitive(shape)
     if kind == "structure":
         if not isinstance(value, dict):
-            _type_error(path, "unit" if not shape.members else "an object")
+            _type_error(path, "unit" if not shape.members else "an object", value)
         members = shape.members
-        if shape.metadata.get("union"):
-            set_members = [k for k, v in value.items() if v is not None and k in members]
-            if len(set_members) != 1:
-                errors.append(
-                    _error(path, value, "Member must have exactly one member set", sensitive)
-                )
-        for required in shape.required_members:
-            if value.get(required) is None:
-                errors.append(_error(_join(path, required, camel), None, "Member must not be null"))
+        cleaned = {}
+        member_errors: list = []
         for name, member in members.items():
             if member.serialization.get("location") in ("uri", "querystring", "header") and path:
                 continue
             if value.get(name) is None:
                 continue
-            _validate(member, value[name], _join(path, name, camel), errors, camel)
-        return
+            cleaned[name] = _validate(
+                member, value[name], _join(path, name, camel), member_errors, camel
+            )
+        if shape.metadata.get("union") and len(cleaned) != 1:
+            errors.append(
+                _error(path, cleaned, "Member must have exactly one member set", sensitive)
+            )
+        for required in shape.required_members:
+            if value.get(required) is None:
+                errors.append(_error(_join(path, required, camel), None, "Member must not be null"))
+        errors.extend(member_errors)
+        return cleaned
     if kind == "list":
         if not isinstance(value, list):
-            _type_error(path, "a list")
+            _type_error(path, "a list", value)
         errors.extend(_length_errors(path, value, len(value), shape, sensitive))
-        for index, item in enumerate(value, start=1):
-            if item is None:
-                continue
-            _validate(shape.member, item, f"{path}.{index}.member", errors, camel)
-        return
+        return [
+            None
+            if item is None
+            else _validate(shape.member, item, f"{path}.{index}.member", errors, camel)
+            for index, item in enumerate(value, start=1)
+        ]
     if kind == "map":
         if not isinstance(value, dict):
-            _type_error(path, "a map")
+            _type_error(path, "a map", value)
         errors.extend(_length_errors(path, value, len(value), shape, sensitive))
         key_problems: list[str] = []
         value_problems: list[str] = []
+        cleaned = {}
         for key, item in value.items():
             sub: list = []
             _validate(shape.key, key, path, sub)
             key_problems.extend(msg.split("constraint: ", 1)[1] for _, msg in sub)
             sub = []
-            if item is None:
-                continue
-            _validate(shape.value, item, path, sub)
+            cleaned[key] = None if item is None else _validate(shape.value, item, path, sub)
             value_problems.extend(msg.split("constraint: ", 1)[1] for _, msg in sub)
-        shown = _render(value, sensitive or _is_sensitive(shape.value))
+        shown = _render(cleaned, sensitive or _is_sensitive(shape.value))
         head = f"Value at '{path}'" if shown is None else f"Value '{shown}' at '{path}'"
         if key_problems:
             unique = list(dict.fromkeys(key_problems))
@@ -359,10 +433,10 @@ def _validate(
                     f"[{', '.join(unique)}]",
                 )
             )
-        return
+        return cleaned
     if kind == "string":
         if not isinstance(value, str):
-            _type_error(path, "a string")
+            _type_error(path, "a string", value)
         errors.extend(_length_errors(path, value, len(value), shape, sensitive))
         enum = shape.enum
         if enum and value not in enum:
@@ -384,10 +458,15 @@ def _validate(
                     sensitive,
                 )
             )
-        return
-    if kind in ("integer", "long"):
+        return value
+    if kind in INTEGER_RANGES:
+        low, high = INTEGER_RANGES[kind]
         if isinstance(value, bool) or not isinstance(value, int):
-            _type_error(path, "an integer")
+            _type_error(path, f"an {kind}" if kind == "integer" else "a long", value)
+        if not low <= value <= high:
+            raise SerializationException(
+                f"Numeric value out of range of {kind} for '{path}': {excerpt(str(value))}"
+            )
         meta = shape.metadata
         if "min" in meta and value < meta["min"]:
             errors.append(
@@ -407,11 +486,26 @@ def _validate(
                     sensitive,
                 )
             )
-        return
+        return value
     if kind == "boolean":
         if not isinstance(value, bool):
-            _type_error(path, "a boolean")
-        return
+            _type_error(path, "a boolean", value)
+        return value
+    if kind in ("double", "float"):
+        # :func:`loads` already refused NaN, Infinity and overflowing literals.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            _type_error(path, "a number", value)
+        return value
+    if kind == "timestamp":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            _type_error(path, "a timestamp", value)
+        return value
+    if kind == "blob":
+        if not isinstance(value, str):
+            _type_error(path, "a base64 string", value)
+        return value
+    # "document" or a type this model does not use: keep it as sent (already strict JSON).
+    return value
 
 
 def _java_string_hash(text: str) -> int:
@@ -436,16 +530,21 @@ def java_hashmap_order(keys: list[str]) -> list[int]:
     return sorted(range(len(keys)), key=lambda i: (bucket(keys[i]), first_seen[keys[i]], i))
 
 
-def validate_input(operation: str, params: dict, service: str = SERVICE_NAME) -> None:
-    """Check ``params`` against the operation's input shape; raise :class:`ValidationErrors`."""
+def validate_input(operation: str, params: dict, service: str = SERVICE_NAME) -> dict:
+    """Check ``params`` against the operation's input shape and return them cleaned to it.
+
+    Raises :class:`SerializationException` for a wrong JSON type and :class:`ValidationErrors` for
+    failed constraints (types, required members, enums, lengths, ranges, patterns, unions).
+    """
     shape = service_model(service).operation_model(operation).input_shape
     if shape is None:
-        return
+        return {}
     errors: list[tuple[str, str]] = []
-    _validate(shape, params, "", errors, camel=service == CORE_SERVICE)
+    cleaned = _validate(shape, params, "", errors, camel=service == CORE_SERVICE)
     if errors:
         order = java_hashmap_order([path for path, _ in errors])
         raise ValidationErrors([errors[i][1] for i in order])
+    return cleaned
 
 
 def validation_messages(operation: str, params: dict, service: str = SERVICE_NAME) -> list[str]:
@@ -496,7 +595,7 @@ def serialize_output(
 
     Members present in ``data`` are serialised by their model shape (``None`` stays an explicit
     ``null``, as the live control plane emits it); keys the model does not know (``id``,
-    ``versionStateTimeBucket``, ``terminationReasonCode`` …) pass through unchanged (facts §5).
+    ``versionStateTimeBucket``, ``terminationReasonCode`` …) pass through unchanged (docs/service-facts.md §5).
     """
     op = service_model(service).operation_model(operation)
     status = int(op.http.get("responseCode", 200))

@@ -80,11 +80,14 @@ def test_throttle_rate_raises_throttling_exception(emulator):
     assert 20 < throttled < 80  # binomial(100, 0.5): outside this band is ~1e-9 likely
     assert admin(emulator, "faults", {"throttleRate": 2}) == (
         400,
-        {"message": "throttleRate must be between 0 and 1"},
+        {"message": "throttleRate must be a number from 0 to 1, got 2"},
     )
     assert admin(emulator, "faults", {"failNextBuilds": "S3_NO_SUCH_KEY"}) == (
         400,
-        {"message": "failNextBuilds must be a list of stateReason strings"},
+        {
+            "message": "failNextBuilds must be a list of at most 100 stateReason strings of 1 to "
+            "1024 characters, got 'S3_NO_SUCH_KEY'"
+        },
     )
 
 
@@ -135,7 +138,7 @@ def test_memory_quota_through_admin(emulator, microvms_client):
     assert microvms_client.run_microvm(imageIdentifier=arn)["state"] == "PENDING"
     assert admin(emulator, "faults", {"memoryQuotaMiB": -1}) == (
         400,
-        {"message": "memoryQuotaMiB must be a non-negative integer or null"},
+        {"message": "memoryQuotaMiB must be null or an integer from 0 to 2147483647, got -1"},
     )
 
 
@@ -150,7 +153,7 @@ def test_latency_and_clock_admin(emulator, microvms_client):
     assert after - before >= 3600
     assert admin(emulator, "clock/advance", {"seconds": -1}) == (
         400,
-        {"message": "seconds must be >= 0"},
+        {"message": "seconds must be a number from 0 to 31622400 (seconds), got -1"},
     )
 
 
@@ -162,7 +165,7 @@ def test_reset_drops_all_state(emulator, microvms_client):
     assert admin(emulator, "nope") == (404, {"message": "unknown admin call GET /_emulator/nope"})
     assert admin(emulator, "faults", {"latencyMs": -1}) == (
         400,
-        {"message": "latencyMs must be >= 0"},
+        {"message": "latencyMs must be a number from 0 to 60000 (milliseconds), got -1"},
     )
 
 
