@@ -18,6 +18,7 @@ PACK_MODULES = (
     "action_exceptions",
     "managed_policies",
     "policy_metadata",
+    "stack_context",
     "graph",
     "iam_trust",
     "execution_role",
