@@ -124,8 +124,7 @@ def test_program_graph_in_an_unsupported_region_fails(preview):
     text = _describe(diags)
     assert diags and all(d.enforcement_level == "mandatory" for d in diags), text
     assert (
-        "is in eu-central-1, from its own 'region', where Lambda MicroVMs are not available"
-        in text
+        "is in eu-central-1, from its own 'region', where Lambda MicroVMs are not available" in text
     )
     assert "builds fail with S3_CROSS_REGION_ACCESS_DENIED" in text
 
