@@ -6,15 +6,41 @@ inside each method (a client cannot be pickled, and credentials never enter stat
 
 check  -> validate + fill defaults, no API call
 diff   -> local classification (diff.py), no API call
-create -> CreateMicrovmImage with a stable clientToken, wait, clean up on failure
+create -> adopt an interrupted create's image, or CreateMicrovmImage under a fresh name; wait,
+          clean up on failure
 update -> TagResource/UntagResource and/or a full UpdateMicrovmImage, wait, retention
 read   -> GetMicrovmImage + GetMicrovmImageVersion (refresh and import)
 delete -> refuse (or terminate) running MicroVMs, DeleteMicrovmImage, wait until gone
+
+Create: adopt, never re-attach to a live image
+-----------------------------------------------
+The provider cannot see state, and Create is given only the new inputs: a replacement (forced
+``--replace``, ``replaceOnChanges``, a name or region change) may present exactly the inputs of
+the image it replaces. Dynamic providers are not told the URN or the engine's random seed (which is
+fresh per deployment anyway, so a rerun after a crash would not see the same one). The rule:
+
+* every image Create makes is tagged ``lambda-microvms:owner=<owner>`` (a digest of the
+  resource's name seed ``<project>/<stack>/<resource>`` and region) and gets a *fresh* name;
+  generated names are ``<prefix>-<owner marker><random>`` (deleted names stay reserved, so nothing
+  is reused and the names never run out across destroy/up cycles or failed builds);
+* Create's last call rewrites the tag to ``<owner>/delivered``. An owned image without the suffix
+  never reached the engine: it is what a crashed create left. One with it is (or was) in state;
+* Create first looks for the resource's undelivered images. The newest one whose name fits the
+  inputs is adopted: its build is awaited, its tags are set to the new ones, and a changed build
+  configuration becomes version 2 (so a rerun with edited inputs still ends with one image). The
+  others, and one whose build failed, are deleted before anything new is made;
+* a delivered image is never adopted, so a replacement always builds a new image and only the
+  engine's delete of the old one removes it. With an explicit ``name`` a replacement that keeps
+  the name is refused (the name is taken by the image being replaced).
+
+The one window left is between the delivered mark and the engine saving the result (one gRPC
+answer); an engine crash exactly there leaves a delivered image outside state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from typing import Any
 
@@ -30,15 +56,18 @@ from .diff import plan_diff, retention_plan, tag_delta
 from .validation import validate
 
 #: Retrying DeleteMicrovmImage while the service refuses it for now (a build or version delete
-#: still draining, a terminate still settling; facts §4.3).
+#: still draining, a terminate still settling; docs/service-facts.md §4.3).
 DELETE_RETRY = waiters.Backoff(first=0.5, factor=1.6, cap=4.0, jitter=0.1)
 
 # Throttling is retried by botocore; 10 attempts make a 30 % throttle rate practically invisible
 # (0.3**10 ≈ 6e-6 per call) while 4xx errors still surface at once.
 MAX_ATTEMPTS = 10
-NAME_ATTEMPTS = 5
+#: Fresh random names tried when one is taken (each is new, so this never runs out over cycles).
+NAME_ATTEMPTS = 8
+UPDATE_ATTEMPTS = 5
 DELETE_TIMEOUT = 600.0
 _VM_BLOCKING = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING")
+_IMAGE_GOING = ("DELETING", "DELETED", "DELETE_FAILED")
 
 
 class MicrovmImageError(Exception):
@@ -139,6 +168,75 @@ def _find_image_by_name(client, name: str) -> dict | None:
         kwargs["nextToken"] = token
 
 
+def _list_images(client) -> list[dict]:
+    items: list[dict] = []
+    kwargs: dict[str, Any] = {"maxResults": 50}
+    while True:
+        resp = client.list_microvm_images(**kwargs)
+        items += resp.get("items", [])
+        token = resp.get("nextToken")
+        if not token:
+            return items
+        kwargs["nextToken"] = token
+
+
+def _created_at(image: dict) -> float:
+    when = image.get("createdAt")
+    return when.timestamp() if hasattr(when, "timestamp") else 0.0
+
+
+def _undelivered_images(client, props: dict, owner: str) -> list[dict]:
+    """Live images this resource created that never reached the engine, newest first.
+
+    Owned and never delivered = the owner tag's value is ``owner`` without the ``/delivered``
+    suffix that Create's last call adds.
+    Generated names carry the owner's marker, so only those images are read for their tags; with
+    an explicit ``name`` every live image is (a leftover may carry an earlier, edited name).
+    """
+    found = []
+    for item in _list_images(client):
+        name = item.get("name") or ""
+        if item.get("state") in _IMAGE_GOING:
+            continue
+        if not (props.get("name") or spec.is_generated_by(name, owner)):
+            continue
+        try:
+            image = client.get_microvm_image(imageIdentifier=item["imageArn"])
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                continue
+            raise
+        tags = image.get("tags") or {}
+        if tags.get(spec.OWNER_TAG) == owner:  # owned, and never delivered
+            found.append({**image, "name": image.get("name") or name})
+    found.sort(key=_created_at, reverse=True)
+    return found
+
+
+def _pick_adoptable(leftovers: list[dict], props: dict, owner: str) -> dict | None:
+    """The newest leftover whose name is what this create would make (the same explicit name, or
+    a generated name with the same prefix); the others are deleted."""
+    explicit = props.get("name")
+    prefix = str(props.get("namePrefix") or "")[:55]
+    for image in leftovers:
+        name = image["name"]
+        if explicit and name == explicit:
+            return image
+        generated = name.startswith(f"{prefix}-") and len(name) == len(prefix) + 9
+        if not explicit and generated and spec.is_generated_by(name, owner):
+            return image
+    return None
+
+
+def _newest_version(client, image: dict) -> str | None:
+    version = image.get("latestActiveImageVersion")
+    if version:
+        return version
+    versions = _list_versions(client, image["imageArn"])
+    versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
+    return versions[0]["imageVersion"] if versions else None
+
+
 def _is_name_taken(exc: ClientError) -> bool:
     msg = waiters.error_message(exc).lower()
     return "already exists" in msg or waiters.error_code(exc) in (
@@ -178,25 +276,56 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         props = spec.plain_numbers(props)
         scrub = _Scrubber(props)
         client = _client(props)
-        region = props["region"]
-        seed = str(props.get("nameSeed") or props.get("namePrefix") or "image")
-        if props.get("name"):
-            candidates = [props["name"]]
-        else:
-            prefix = props.get("namePrefix") or spec.sanitize_prefix(seed)
-            candidates = [
-                spec.name_candidate(prefix, seed, region, k) for k in range(NAME_ATTEMPTS)
-            ]
+        owner = spec.owner_id(props)
+        try:
+            leftovers = _undelivered_images(client, props, owner)
+        except ClientError as exc:
+            raise _api_error("ListMicrovmImages", exc, scrub) from None
+        keep = _pick_adoptable(leftovers, props, owner)
+        # whatever an interrupted run left and this create will not use goes first, so a failure
+        # here leaves nothing new behind and the rerun starts from the same place
+        for image in leftovers:
+            if image is not keep:
+                self._retire_leftover(client, image, props, scrub, "its name no longer matches")
+        made = self._adopt_leftover(client, keep, props, scrub) if keep is not None else None
+        if made is None:
+            made = self._create_fresh(client, props, owner, scrub)
+        name, image_arn, outs = made
+        try:
+            # the last call: from here on the image is the engine's, never a leftover to adopt
+            client.tag_resource(Resource=image_arn, Tags={spec.OWNER_TAG: spec.delivered(owner)})
+        except ClientError as exc:
+            raise _api_error("TagResource", exc, scrub) from None
+        _log(
+            f"microvm image {name}: ready, version {outs['imageVersion']} {outs['state']} "
+            f"after {time.monotonic() - started_at:.3f}s"
+        )
+        return dyn.CreateResult(image_arn, outs)
 
+    def _create_fresh(self, client, props, owner, scrub) -> tuple[str, str, dict]:
+        """CreateMicrovmImage under a name no image has used, wait for the build, return outputs."""
+        explicit = props.get("name")
+        prefix = props.get("namePrefix") or spec.sanitize_prefix(str(props.get("nameSeed") or ""))
         body = spec.build_request(props)
+        tags = {**spec.user_tags(props.get("tags")), spec.OWNER_TAG: owner}
         taken: list[str] = []
-        for name in candidates:
-            token = spec.client_token("create", f"{seed}|{name}", props)
-            started = self._start_create(client, name, token, body, props, scrub)
-            if started is None:
-                taken.append(name)
+        for _ in range(1 if explicit else NAME_ATTEMPTS):
+            nonce = secrets.token_hex(8)
+            name = explicit or spec.generated_name(prefix, owner, nonce)
+            # one token per attempt: botocore's retries of this call replay it, and no later
+            # create (a replacement, a rerun with edited inputs) can replay this one's answer
+            token = spec.client_token("create", f"{name}|{nonce}", props)
+            try:
+                resp = client.create_microvm_image(name=name, tags=tags, clientToken=token, **body)
+            except ClientError as exc:
+                if not _is_name_taken(exc):
+                    raise _api_error("CreateMicrovmImage", exc, scrub) from None
+                if explicit:
+                    raise self._name_taken_error(client, name, owner, scrub) from None
+                taken.append(name)  # another image's, or reserved by a deleted one
                 continue
-            image_arn, version = started
+            image_arn, version = resp["imageArn"], resp.get("imageVersion") or "1.0"
+            _log(f"microvm image {name}: CreateMicrovmImage accepted, building version {version}")
             log_group = spec.log_group_for(props, name)
             try:
                 final = waiters.wait_for_image_version(
@@ -207,69 +336,148 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     progress=_progress(name),
                     log_group=log_group,
                 )
-            except waiters.ImageGone:
-                # a replayed token answered for an image that has since been deleted
-                taken.append(name)
-                continue
-            except (waiters.BuildFailed, waiters.WaitTimeout) as exc:
+            except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
                 cleanup = self._discard_image(client, image_arn)
                 text = f"{exc}{_timeout_advice(exc, props, log_group)}\n  {cleanup}"
                 raise MicrovmImageError(scrub(text)) from None
             except ClientError as exc:
                 raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
-            outs = self._outputs(client, props, name, image_arn, final, scrub, retain=False)
-            _log(
-                f"microvm image {name}: ready, version {outs['imageVersion']} {outs['state']} "
-                f"after {time.monotonic() - started_at:.3f}s"
+            return (
+                name,
+                image_arn,
+                self._outputs(client, props, name, image_arn, final, scrub, False),
             )
-            return dyn.CreateResult(image_arn, outs)
-
         raise MicrovmImageError(
-            f"could not create an image: the name(s) {', '.join(taken)} are taken by another "
-            "image or reserved by a deleted one (names of deleted images cannot be reused); "
-            "set a different name or namePrefix"
+            f"could not create an image: {len(taken)} fresh names in a row were taken "
+            f"({', '.join(taken)}); set a different namePrefix"
         )
 
-    def _start_create(self, client, name, token, body, props, scrub) -> tuple[str, str] | None:
-        """Start (or re-attach to) the image build; None when the name belongs to someone else."""
-        tags = {**spec.user_tags(props.get("tags")), spec.CREATION_TAG: token}
-        try:
-            resp = client.create_microvm_image(name=name, tags=tags, clientToken=token, **body)
-            _log(
-                f"microvm image {name}: CreateMicrovmImage accepted, building version "
-                f"{resp.get('imageVersion', '1.0')}"
-            )
-            return resp["imageArn"], resp.get("imageVersion") or "1.0"
-        except ClientError as exc:
-            if not _is_name_taken(exc):
-                raise _api_error("CreateMicrovmImage", exc, scrub) from None
-        # The name exists. If it is our own image from a crashed run (same creation token), adopt
-        # it and wait; otherwise it belongs to someone else or is a deleted image's reserved name.
+    def _name_taken_error(self, client, name, owner, scrub) -> MicrovmImageError:
         try:
             item = _find_image_by_name(client, name)
-            if item is None or item.get("state") in ("DELETING", "DELETED", "DELETE_FAILED"):
-                return None
-            image = client.get_microvm_image(imageIdentifier=item["imageArn"])
+            image = None
+            if item is not None and item.get("state") not in _IMAGE_GOING:
+                image = client.get_microvm_image(imageIdentifier=item["imageArn"])
         except ClientError as exc:
-            raise _api_error("GetMicrovmImage", exc, scrub) from None
-        if (image.get("tags") or {}).get(spec.CREATION_TAG) != token:
-            if props.get("name"):
-                raise MicrovmImageError(
-                    f"an image named {name!r} already exists ({image['imageArn']}) and was not "
-                    "created by this resource; choose another name, or adopt it with the "
-                    "import resource option"
-                )
-            return None
+            return _api_error("GetMicrovmImage", exc, scrub)
+        if image is None:
+            return MicrovmImageError(
+                f"the image name {name!r} is reserved by a deleted image (names of deleted images "
+                "cannot be reused); choose another name"
+            )
+        if (image.get("tags") or {}).get(spec.OWNER_TAG) in (owner, spec.delivered(owner)):
+            return MicrovmImageError(
+                f"an image named {name!r} already exists ({image['imageArn']}) and is the one this "
+                "resource manages: a replacement needs a new name (names cannot be reused). Change "
+                "name, or remove it to get a generated name"
+            )
+        return MicrovmImageError(
+            f"an image named {name!r} already exists ({image['imageArn']}) and was not "
+            "created by this resource; choose another name, or adopt it with the "
+            "import resource option"
+        )
+
+    def _adopt_leftover(self, client, image, props, scrub) -> tuple[str, str, dict] | None:
+        """Finish what an interrupted create of this resource started, brought to the current
+        inputs (tags in place, a changed build as a new version). None when it cannot be used (its
+        build failed): it is deleted and the caller creates afresh."""
+        image_arn, name = image["imageArn"], image["name"]
         _log(f"microvm image {name}: re-attaching to the build started by an interrupted run")
-        version = image.get("latestActiveImageVersion")
-        if not version:
-            versions = _list_versions(client, image["imageArn"])
-            versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
-            version = versions[0]["imageVersion"] if versions else "1.0"
-        return image["imageArn"], version
+        log_group = spec.log_group_for(props, name)
+        timeout = float(props["buildTimeoutMinutes"]) * 60
+        try:
+            version = _newest_version(client, image)
+            if version is None:
+                self._retire_leftover(client, image, props, scrub, "it has no version")
+                return None
+            vobj = waiters.wait_for_image_version(
+                client,
+                image_arn,
+                version,
+                timeout=timeout,
+                progress=_progress(name),
+                log_group=log_group,
+            )
+        except (waiters.BuildFailed, waiters.ImageGone):
+            self._retire_leftover(client, image, props, scrub, "its build failed")
+            return None
+        except waiters.WaitTimeout as exc:
+            advice = _timeout_advice(exc, props, log_group)
+            raise MicrovmImageError(
+                scrub(f"{exc}{advice}\n  run the deployment again to keep waiting for it")
+            ) from None
+        except ClientError as exc:
+            raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+
+        to_set, to_remove = tag_delta(image.get("tags"), props.get("tags"))
+        try:
+            if to_set:
+                client.tag_resource(Resource=image_arn, Tags=to_set)
+            if to_remove:
+                client.untag_resource(Resource=image_arn, TagKeys=to_remove)
+        except ClientError as exc:
+            raise _api_error("TagResource", exc, scrub) from None
+        live = {**props, **spec.config_from_version(vobj, prior=props)}
+        changed = plan_diff(live, props).build
+        if changed:
+            new_version = self._start_fresh_update(
+                client, image_arn, vobj["imageVersion"], props, name, scrub
+            )
+            _log(
+                f"microvm image {name}: the interrupted run built other inputs "
+                f"({', '.join(changed)} changed); building version {new_version}"
+            )
+            try:
+                vobj = waiters.wait_for_image_version(
+                    client,
+                    image_arn,
+                    new_version,
+                    timeout=timeout,
+                    progress=_progress(name),
+                    log_group=log_group,
+                )
+            except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
+                cleanup = self._discard_version(client, image_arn, new_version)
+                advice = _timeout_advice(exc, props, log_group)
+                raise MicrovmImageError(scrub(f"{exc}{advice}\n  {cleanup}")) from None
+            except ClientError as exc:
+                raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+        outs = self._outputs(client, props, name, image_arn, vobj, scrub, retain=bool(changed))
+        return name, image_arn, outs
+
+    def _retire_leftover(self, client, image, props, scrub, why: str) -> None:
+        """Delete an image an interrupted create left behind (after its build settles, since an
+        image cannot be deleted during its first build, docs/service-facts.md §4.3); fail if it stays."""
+        image_arn, name = image["imageArn"], image["name"]
+        _log(
+            f"microvm image {name}: left behind by an interrupted run and not used ({why}); "
+            "deleting it"
+        )
+        try:
+            if image.get("state") in ("CREATING", "UPDATING"):
+                version = _newest_version(client, image)
+                if version:
+                    with contextlib.suppress(waiters.BuildFailed, waiters.ImageGone):
+                        waiters.wait_for_image_version(
+                            client,
+                            image_arn,
+                            version,
+                            timeout=float(props["buildTimeoutMinutes"]) * 60,
+                            progress=_progress(name),
+                        )
+        except waiters.WaitTimeout as exc:
+            raise MicrovmImageError(
+                f"{exc}; an interrupted run's image {name} is still building and must be deleted "
+                "before a new one is made: run the deployment again"
+            ) from None
+        except ClientError as exc:
+            raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+        outcome = self._discard_image(client, image_arn)
+        if outcome.startswith("could not"):
+            raise MicrovmImageError(scrub(outcome))
 
     def _discard_image(self, client, image_arn: str) -> str:
-        """Delete a failed first build so nothing is orphaned; say what happened."""
+        """Delete an image this create made (a failed first build, a leftover); say what happened."""
         deadline = time.monotonic() + 120
         delays = DELETE_RETRY.delays()
         while True:
@@ -278,7 +486,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 break
             except ClientError as exc:
                 if waiters.is_not_found(exc):
-                    return "the failed image was deleted; nothing is left behind."
+                    return f"the image {image_arn} was deleted; nothing is left behind."
                 if time.monotonic() > deadline:
                     return (
                         f"could not delete the failed image {image_arn} "
@@ -288,7 +496,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         try:
             waiters.wait_for_image_deleted(client, image_arn, timeout=120)
         except (waiters.WaitTimeout, RuntimeError, ClientError):
-            return f"the failed image {image_arn} is being deleted (still DELETING)."
+            return f"the image {image_arn} is being deleted (still DELETING)."
         return "the failed image was deleted; nothing is left behind."
 
     # ---- update ----------------------------------------------------------------------------
@@ -394,7 +602,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         a build started a moment ago cannot be) and the update is sent again under the next token
         of a fixed sequence, so reruns stay idempotent.
         """
-        for attempt in range(NAME_ATTEMPTS):
+        for attempt in range(UPDATE_ATTEMPTS):
             extra = str(version) if attempt == 0 else f"{version}|retry-{attempt}"
             token = spec.client_token("update", image_arn, news, extra=extra)
             new_version = self._start_update(client, image_arn, token, news, name, scrub)
@@ -672,7 +880,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 if waiters.is_not_found(exc):
                     return
                 msg = waiters.error_message(exc)
-                # version deletes still draining, or a terminate still settling (facts §4.3)
+                # version deletes still draining, or a terminate still settling (docs/service-facts.md §4.3)
                 transient = "current state" in msg or "running microvms" in msg.lower()
                 if not transient or time.monotonic() > deadline:
                     raise _api_error("DeleteMicrovmImage", exc, scrub) from None

@@ -19,9 +19,9 @@ UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 DEFAULT_MEMORY = 2048
 DEFAULT_KEEP_VERSIONS = 3
 DEFAULT_BUILD_TIMEOUT_MINUTES = 30
-MAX_VERSIONS = 50  # L-F8BECE9C versions per image (facts §14)
+MAX_VERSIONS = 50  # L-F8BECE9C versions per image (docs/service-facts.md §14)
 MANAGED_BASE_IMAGE = "al2023-1"
-HOOK_DEFAULT_TIMEOUTS = {  # documented defaults, facts §4.8
+HOOK_DEFAULT_TIMEOUTS = {  # documented defaults, docs/service-facts.md §4.8
     "readyTimeoutInSeconds": 30,
     "validateTimeoutInSeconds": 30,
     "runTimeoutInSeconds": 1,
@@ -32,9 +32,20 @@ HOOK_DEFAULT_TIMEOUTS = {  # documented defaults, facts §4.8
 IMAGE_HOOKS = ("ready", "validate")
 RUNTIME_HOOKS = ("run", "resume", "suspend", "terminate")
 
-# Tag the provider adds to every image it creates so a rerun after a crash can recognise its own
-# image (no read API returns the clientToken, facts §8). Stripped from the ``tags`` property.
+# The tag the provider puts on every image it creates (stripped from the ``tags`` property; no
+# read API returns the clientToken, facts §8). Its value says which resource made the image (a
+# digest of its name seed and region), so a rerun after a crash finds what the crashed create
+# left. Create's last call rewrites it to ``<owner>/delivered``, just before the image is handed
+# to the engine: an owned image still without the suffix never reached state (a crashed create);
+# one with it is (or was) in state and is never adopted by a later Create, so a replacement can
+# never re-attach to the image it replaces. One tag, so the program keeps 49 of the 50 allowed.
+# CREATION_TAG marked images of earlier provider versions; it is still reserved and stripped.
+OWNER_TAG = "lambda-microvms:owner"
+DELIVERED_SUFFIX = "/delivered"
 CREATION_TAG = "lambda-microvms:creation-token"
+PROVIDER_TAGS = (OWNER_TAG, CREATION_TAG)
+#: How many tags the provider writes on an image (of the service's 50 per resource).
+PROVIDER_TAGS_WRITTEN = 1
 
 # API members, in CreateMicrovmImage order. Changing any of them mints a new image version.
 BUILD_KEYS = (
@@ -106,7 +117,7 @@ def image_arn(region: str, account: str, name: str) -> str:
 
 
 _IMAGE_ARN = re.compile(
-    r"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
     r"microvm-image:(?P<name>[a-zA-Z0-9_-]{1,64})$"
 )
 
@@ -122,28 +133,52 @@ def sanitize_prefix(text: str) -> str:
     return cleaned[:55]
 
 
-def name_candidate(prefix: str, seed: str, region: str, attempt: int = 0) -> str:
-    """Default image name: ``<prefix>-<8 hex>``, stable for a (seed, region, attempt).
+def owner_id(p: dict) -> str:
+    """A digest naming the resource an image belongs to: same resource and region, same id.
 
-    Names of deleted images cannot be reused (facts §4.1), so a create whose first candidate is
-    taken by a foreign or deleting image moves on to ``attempt`` 1, 2, …; reruns are still stable
-    because the sequence is deterministic.
+    ``nameSeed`` (``<project>/<stack>/<resource name>``, set by ``MicrovmImageResource``) is unique
+    per stack; without it the name or prefix stands in.
     """
-    digest = hashlib.sha256(f"{seed}|{region}|{attempt}".encode()).hexdigest()[:8]
-    return f"{prefix[:55]}-{digest}"
+    seed = str(p.get("nameSeed") or p.get("name") or p.get("namePrefix") or "image")
+    return hashlib.sha256(f"{seed}|{p.get('region')}".encode()).hexdigest()[:16]
+
+
+def delivered(owner: str) -> str:
+    """The owner tag's value once Create has handed the image to the engine."""
+    return owner + DELIVERED_SUFFIX
+
+
+def name_marker(owner: str) -> str:
+    """The part of a generated name that says whose it is (the first 4 hex of the owner id)."""
+    return owner[:4]
+
+
+def generated_name(prefix: str, owner: str, nonce: str) -> str:
+    """Default image name: ``<prefix>-<4 hex owner marker><4 hex nonce>`` (at most 64 chars).
+
+    Names of deleted images cannot be reused (docs/service-facts.md §4.1, §18), so every create attempt draws a
+    fresh ``nonce`` instead of walking a fixed list of candidates that destroy/up cycles would
+    use up. A rerun after a crash finds its image by the owner tag, not by its name.
+    """
+    return f"{prefix[:55]}-{name_marker(owner)}{nonce[:4]}"
+
+
+def is_generated_by(name: str, owner: str) -> bool:
+    """True when ``name`` has the shape :func:`generated_name` gives for ``owner``."""
+    return re.search(rf"-{name_marker(owner)}[0-9a-f]{{4}}$", name or "") is not None
 
 
 def normalise_version(value: Any) -> Any:
-    """The service echoes ``"1"`` as ``"1.0"`` (facts §4.1); compare by major version."""
+    """The service echoes ``"1"`` as ``"1.0"`` (docs/service-facts.md §4.1); compare by major version."""
     if value is None or is_unknown(value):
         return value
     text = str(value).strip()
-    m = re.fullmatch(r"(\d+)(?:\.0+)?", text)
+    m = re.fullmatch(r"([0-9]+)(?:\.0+)?", text)
     return m.group(1) if m else text
 
 
 def version_key(version: str) -> tuple:
-    parts = re.findall(r"\d+", str(version))
+    parts = re.findall(r"[0-9]+", str(version))
     return tuple(int(p) for p in parts) or (0,)
 
 
@@ -232,7 +267,7 @@ def merged_environment(p: dict) -> dict:
 def build_request(p: dict) -> dict:
     """The full CreateMicrovmImage/UpdateMicrovmImage body (minus name, tags and token).
 
-    UpdateMicrovmImage is a full PUT (facts §4.2): every call carries the whole configuration.
+    UpdateMicrovmImage is a full PUT (docs/service-facts.md §4.2): every call carries the whole configuration.
     """
     body: dict[str, Any] = {
         "baseImageArn": p["baseImageArn"],
@@ -265,7 +300,7 @@ def canonical(value: Any) -> str:
 def client_token(kind: str, identity: str, p: dict, extra: str = "") -> str:
     """A stable idempotency token: same resource + same inputs → same token (≤ 128 chars).
 
-    boto3 would otherwise invent a fresh UUID per call (facts §8), which defeats idempotency when a
+    boto3 would otherwise invent a fresh UUID per call (docs/service-facts.md §8), which defeats idempotency when a
     crashed deployment is rerun. The token is a digest; it never contains a value.
     """
     material = canonical({"k": kind, "id": identity, "body": build_request(p), "x": extra})
@@ -278,7 +313,7 @@ def log_group_for(p: dict, name: str | None) -> str:
     cw = logging.get("cloudWatch") if isinstance(logging, dict) else None
     if isinstance(cw, dict) and cw.get("logGroup"):
         return cw["logGroup"]
-    return f"/aws/lambda-microvms/{name}"  # seen live (facts §12.3)
+    return f"/aws/lambda-microvms/{name}"  # seen live (docs/service-facts.md §12.3)
 
 
 def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
@@ -287,7 +322,7 @@ def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
     Environment variables are split back into plain and secret by the keys that were secret in
     ``prior``; with no prior (import) every value is treated as secret, the safe default.
     ``baseImageVersion`` keeps the prior spelling when it means the same version (never round-trip
-    the service's resolved form, facts §4.1).
+    the service's resolved form, docs/service-facts.md §4.1).
     """
     prior = prior or {}
     out: dict[str, Any] = {
@@ -319,4 +354,5 @@ def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
 
 
 def user_tags(tags: dict | None) -> dict:
-    return {k: v for k, v in (tags or {}).items() if k != CREATION_TAG}
+    """The program's tags: every tag except the provider's own (:data:`PROVIDER_TAGS`)."""
+    return {k: v for k, v in (tags or {}).items() if k not in PROVIDER_TAGS}

@@ -2,7 +2,7 @@
 
 Pure functions. Patterns and lengths come from the botocore model (``lambda-microvms``
 2025-09-09); the service rules the model does not state (five memory sizes, ARM_64 only, the
-ready-hook rule, supported regions) come from the facts sheet (§4, §11, §14). Each failure is a
+ready-hook rule, supported regions) come from the docs/service-facts.md (§4, §11, §14). Each failure is a
 ``(property_path, reason)`` pair; the reason names the allowed values.
 """
 
@@ -14,10 +14,11 @@ from typing import Any
 from microvms.client import ARCHITECTURES, MEMORY_SIZES, SUPPORTED_REGIONS
 
 from .spec import (
-    CREATION_TAG,
     IMAGE_HOOKS,
     INPUT_KEYS,
     MAX_VERSIONS,
+    PROVIDER_TAGS,
+    PROVIDER_TAGS_WRITTEN,
     RUNTIME_HOOKS,
     is_unknown,
 )
@@ -52,8 +53,8 @@ TIMEOUT_RANGES = {
     "terminateTimeoutInSeconds": (1, 60),
 }
 MAX_ENV_VARS = 100
-# AWS allows 50 tags per Lambda resource; the provider adds its own creation-token tag.
-MAX_TAGS = 49
+# AWS allows 50 tags per Lambda resource; the provider adds its own owner tag.
+MAX_TAGS = 50 - PROVIDER_TAGS_WRITTEN
 MAX_BUILD_TIMEOUT_MINUTES = 240
 
 READY_RULE = (
@@ -437,7 +438,7 @@ def _check_tags(f: list[Failure], tags: Any) -> None:
             (
                 "tags",
                 f"{len(tags)} tags; at most {MAX_TAGS} (50 per resource, one is the provider's "
-                f"{CREATION_TAG} tag)",
+                f"{PROVIDER_TAGS[0]} tag)",
             )
         )
     for k, v in tags.items():
@@ -447,7 +448,7 @@ def _check_tags(f: list[Failure], tags: Any) -> None:
             )
         elif k.lower().startswith("aws:"):
             f.append((f"tags.{k}", "the aws: prefix is reserved for AWS"))
-        elif k == CREATION_TAG:
+        elif k in PROVIDER_TAGS:
             f.append((f"tags.{k}", "reserved for the provider's crash recovery"))
         if _skip(v):
             continue

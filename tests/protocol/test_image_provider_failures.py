@@ -114,7 +114,8 @@ def test_service_4xx_is_surfaced_at_once_with_the_service_message(rig):
         "al2023-1. Supported memory sizes in MiB are: [512, 1024, 2048, 4096, 8192]."
     ) in text
     assert "botocore" not in text.split("MicrovmImageError")[-1]
-    assert rig.calls() == {"CreateMicrovmImage": 1}  # a 4xx is not retried
+    # the leftover lookup, then one create: a 4xx is not retried
+    assert rig.calls() == {"ListMicrovmImages": 1, "CreateMicrovmImage": 1}
     assert rig.images() == []
 
 

@@ -25,7 +25,8 @@ def test_create_reaches_created_with_outputs(rig):
     out = created.outputs
     assert created.id == out["imageArn"]
     assert out["imageArn"].startswith("arn:aws:lambda:us-east-1:123456789012:microvm-image:app-")
-    assert out["name"] == spec.name_candidate("app", "lambda-microvms/test/app-image", "us-east-1")
+    owner = spec.owner_id({"nameSeed": "lambda-microvms/test/app-image", "region": "us-east-1"})
+    assert out["name"].startswith(f"app-{spec.name_marker(owner)}") and len(out["name"]) == 12
     assert out["state"] == "CREATED"
     assert out["imageVersion"] == "1.0" and out["latestActiveImageVersion"] == "1.0"
     assert out["versionState"] == "SUCCESSFUL"
@@ -39,9 +40,9 @@ def test_create_reaches_created_with_outputs(rig):
     assert live["environmentVariables"] == {"LOG_LEVEL": "info", "API_TOKEN": SECRET_VALUE}
     assert live["hooks"]["microvmHooks"]["run"] == "ENABLED"
     assert live["logging"] == {"cloudWatch": {"logGroup": "/aws/lambda-microvms/app"}}
-    # user tags plus the crash-recovery marker; the marker is not in the tags output
+    # user tags plus the crash-recovery markers; the markers are not in the tags output
     tags = rig.aws.list_tags(Resource=created.id)["Tags"]
-    assert tags["team"] == "platform" and spec.CREATION_TAG in tags
+    assert tags == {"team": "platform", spec.OWNER_TAG: spec.delivered(owner)}
     assert out["tags"] == {"team": "platform"}
 
 
@@ -76,12 +77,12 @@ def test_tags_only_change_is_in_place_without_rebuild(rig):
     assert "UpdateMicrovmImage" not in calls and "UntagResource" not in calls
     assert out["imageVersion"] == "1.0" and out["tags"] == {"team": "infra", "cost": "42"}
     tags = rig.aws.list_tags(Resource=created.id)["Tags"]
-    assert tags["team"] == "infra" and tags["cost"] == "42" and spec.CREATION_TAG in tags
+    assert tags["team"] == "infra" and tags["cost"] == "42" and spec.OWNER_TAG in tags
     # removing a tag untags it, and only it
     news2, _ = rig.plan(out, news, tags={"team": "infra"})
     rig.provider.update(created.id, rig.urn, out, news2, news)
     tags = rig.aws.list_tags(Resource=created.id)["Tags"]
-    assert "cost" not in tags and spec.CREATION_TAG in tags
+    assert "cost" not in tags and spec.OWNER_TAG in tags
 
 
 def test_build_change_mints_version_2_with_the_full_config(rig):
@@ -164,8 +165,8 @@ def test_generated_name_region_change_gets_a_new_name(rig):
         egressNetworkConnectors=None,
     )
     assert diff.replaces == ["region"]
-    new_name = spec.name_candidate("app", "lambda-microvms/test/app-image", "us-west-2")
-    assert new_name != created.outputs["name"]
+    # the owner (and so the name's marker) includes the region
+    assert spec.owner_id(news) != spec.owner_id(inputs)
 
 
 def test_refresh_shows_out_of_band_change(rig):
@@ -310,23 +311,11 @@ def test_explicit_name_taken_by_a_foreign_image_is_a_clear_error(rig):
     assert [i["name"] for i in rig.images()] == ["taken-name"]
 
 
-def test_generated_name_skips_a_reserved_name(rig):
-    # the first candidate is reserved by someone else's image: the provider moves to the next one
-    first = spec.name_candidate("app", "lambda-microvms/test/app-image", "us-east-1", 0)
-    body = spec.build_request(spec.fill_defaults(program_inputs()))
-    rig.aws.create_microvm_image(name=first, **body)
-    _, created = rig.create()
-    second = spec.name_candidate("app", "lambda-microvms/test/app-image", "us-east-1", 1)
-    assert created.outputs["name"] == second
-
-
-def test_rerun_after_a_failed_build_uses_the_next_name(rig):
+def test_rerun_after_a_failed_build_uses_a_fresh_name(rig):
     # names of deleted images cannot be reused: the retry must not try the burnt name again
     rig.faults(failNextBuilds=["INTERNAL_PLATFORM_ERROR"])
     with pytest.raises(ProviderError) as err:
         rig.create()
     assert "retry the deployment" in err.value.details
     _, created = rig.create()
-    seed = "lambda-microvms/test/app-image"
-    assert created.outputs["name"] == spec.name_candidate("app", seed, "us-east-1", 1)
     assert [i["name"] for i in rig.images()] == [created.outputs["name"]]

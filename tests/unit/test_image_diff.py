@@ -227,17 +227,32 @@ def test_retention_never_deletes_protected_or_draining_versions():
     assert retention_plan(versions, keep=1, protected={"4.0", "1"}) == ["3.0"]
 
 
-def test_name_candidates_are_stable_and_distinct():
-    a = spec.name_candidate("app", "lambda-microvms/dev/app-image", "us-east-1")
-    assert a == spec.name_candidate("app", "lambda-microvms/dev/app-image", "us-east-1")
-    assert a.startswith("app-") and len(a) == len("app-") + 8
+def test_owner_ids_differ_per_resource_and_region():
+    a = spec.owner_id({"nameSeed": "lambda-microvms/dev/app-image", "region": "us-east-1"})
+    assert a == spec.owner_id({"nameSeed": "lambda-microvms/dev/app-image", "region": "us-east-1"})
     others = {
-        spec.name_candidate("app", "lambda-microvms/dev/app-image", "us-west-2"),
-        spec.name_candidate("app", "lambda-microvms/prod/app-image", "us-east-1"),
-        spec.name_candidate("app", "lambda-microvms/dev/app-image", "us-east-1", attempt=1),
+        spec.owner_id({"nameSeed": "lambda-microvms/dev/app-image", "region": "us-west-2"}),
+        spec.owner_id({"nameSeed": "lambda-microvms/prod/app-image", "region": "us-east-1"}),
     }
-    assert a not in others and len(others) == 3
-    assert len(spec.name_candidate("x" * 80, "s", "us-east-1")) <= 64
+    assert a not in others and len(others) == 2
+    assert spec.delivered(a) == a + "/delivered"
+
+
+def test_generated_names_carry_the_owner_marker_and_fit_64_characters():
+    owner = spec.owner_id({"nameSeed": "s", "region": "us-east-1"})
+    name = spec.generated_name("app", owner, "beef")
+    assert name == f"app-{owner[:4]}beef"
+    assert spec.is_generated_by(name, owner)
+    assert not spec.is_generated_by(name, spec.owner_id({"nameSeed": "t", "region": "us-east-1"}))
+    assert not spec.is_generated_by("app-fixed", owner)
+    assert len(spec.generated_name("x" * 80, owner, "0123")) == 64
+
+
+def test_provider_tags_are_never_user_tags():
+    tags = {"team": "a", spec.OWNER_TAG: "o/delivered", spec.CREATION_TAG: "t"}
+    assert spec.user_tags(tags) == {"team": "a"}
+    to_set, to_remove = tag_delta(tags, {"team": "b"})
+    assert to_set == {"team": "b"} and to_remove == []
 
 
 def test_client_token_is_stable_and_input_sensitive():

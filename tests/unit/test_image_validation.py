@@ -325,6 +325,12 @@ INVALID_CASES = [
         f"tags.{spec.CREATION_TAG}",
         "reserved",
     ),
+    (
+        "tags-reserved-owner",
+        _set("tags", {spec.OWNER_TAG: "x"}),
+        f"tags.{spec.OWNER_TAG}",
+        "reserved",
+    ),
     ("keep-zero", _set("keepVersions", 0), "keepVersions", "1-50"),
     ("keep-51", _set("keepVersions", 51), "keepVersions", "1-50"),
     ("timeout-zero", _set("buildTimeoutMinutes", 0), "buildTimeoutMinutes", "1-240"),
@@ -440,15 +446,15 @@ def test_customer_connector_arn_is_accepted():
     assert check(p) == []
 
 
-def test_tag_limit_leaves_room_for_the_creation_tag():
-    # 50 tags per resource; the provider adds lambda-microvms:creation-token itself
+def test_tag_limit_leaves_room_for_the_owner_tag():
+    # 50 tags per resource; the provider adds lambda-microvms:owner itself
     assert check({**base_props(), "tags": {f"t{i}": "v" for i in range(49)}}) == []
     failures = check({**base_props(), "tags": {f"t{i}": "v" for i in range(50)}})
     assert failures == [
         (
             "tags",
             "50 tags; at most 49 (50 per resource, one is the provider's "
-            "lambda-microvms:creation-token tag)",
+            "lambda-microvms:owner tag)",
         )
     ]
 
