@@ -293,3 +293,20 @@ def test_verbose_says_which_run_rate_was_used(env, monkeypatch):
     code, out, err = cli("run", "--image-arn", image)
     assert (code, err) == (0, "")  # without --verbose: nothing
     terminate_all(client, image)
+
+
+def test_smoke_loads_no_boto3_rich_or_websockets(env):
+    """``microvms smoke`` builds its client from botocore alone and never draws a table."""
+    emu, client, image = env
+    code = (
+        "import json, sys\n"
+        "from microvms.cli import main\n"
+        f"rc = main(['smoke', '--image-arn', {image!r}, '--path', '/health'])\n"
+        "sys.stderr.write(json.dumps([rc, sorted(sys.modules)]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=90
+    )
+    rc, loaded = json.loads(proc.stderr)
+    assert rc == 0 and json.loads(proc.stdout)["ok"] is True
+    assert set(loaded) & {"boto3", "s3transfer", "rich", "websockets"} == set()

@@ -394,3 +394,24 @@ def test_shell_mints_a_new_token_when_the_handshake_is_refused(monkeypatch):
     with pytest.raises(InvalidStatus):
         shell.open_with_tokens("vm.example", source)
     assert source.mints == 2  # only a 403 earns a new token
+
+
+def test_help_imports_no_aws_sdk_rich_or_websockets():
+    """``microvms --help`` loads typer and our small modules only (start-up, issue 15.7)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import io, json, sys\n"
+        "from microvms.cli import main\n"
+        "sys.stdout = io.StringIO()\n"
+        "assert main(['--help']) == 0\n"
+        "sys.__stdout__.write(json.dumps(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(proc.stdout))
+    heavy = {"boto3", "s3transfer", "botocore.session", "rich", "websockets", "pydantic", "urllib3"}
+    assert loaded & heavy == set()
