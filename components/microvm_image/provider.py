@@ -66,6 +66,9 @@ MAX_ATTEMPTS = 10
 NAME_ATTEMPTS = 8
 UPDATE_ATTEMPTS = 5
 DELETE_TIMEOUT = 600.0
+#: How long, and how many terminate rounds, MicroVMs that start during a delete are fought.
+RACE_TIMEOUT = 60.0
+RACE_ROUNDS = 5
 _VM_BLOCKING = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING")
 _IMAGE_GOING = ("DELETING", "DELETED", "DELETE_FAILED")
 
@@ -242,6 +245,12 @@ def _is_name_taken(exc: ClientError) -> bool:
     return "already exists" in msg or waiters.error_code(exc) in (
         "ConflictException",
         "ResourceConflictException",
+    )
+
+
+def _vm_listing(vms: list[dict]) -> str:
+    return ", ".join(
+        f"{vm.get('microvmId')} ({vm.get('state')}, version {vm.get('imageVersion')})" for vm in vms
     )
 
 
@@ -498,6 +507,25 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         except (waiters.WaitTimeout, RuntimeError, ClientError):
             return f"the image {image_arn} is being deleted (still DELETING)."
         return "the failed image was deleted; nothing is left behind."
+
+    def _terminate(self, client, running: list[dict], name: str, listing: str, scrub) -> None:
+        _log(
+            f"microvm image {name}: terminating {len(running)} MicroVM(s) before delete: {listing}"
+        )
+        try:
+            for vm in running:
+                if vm.get("state") != "TERMINATING":
+                    client.terminate_microvm(microvmIdentifier=vm["microvmId"])
+            waiters.wait_for_microvms_terminated(
+                client,
+                [vm["microvmId"] for vm in running],
+                timeout=300,
+                progress=_progress(name),
+            )
+        except ClientError as exc:
+            raise _api_error("TerminateMicrovm", exc, scrub) from None
+        except waiters.WaitTimeout as exc:
+            raise MicrovmImageError(str(exc)) from None
 
     # ---- update ----------------------------------------------------------------------------
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
@@ -835,44 +863,36 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         scrub = _Scrubber(props)
         client = _client(props)
         name = props.get("name") or id_
-        try:
-            running = _running_microvms(client, id_)
-        except ClientError as exc:
-            if waiters.is_not_found(exc):
-                return
-            raise _api_error("ListMicrovms", exc, scrub) from None
-        if running:
-            listing = ", ".join(
-                f"{vm.get('microvmId')} ({vm.get('state')}, version {vm.get('imageVersion')})"
-                for vm in running
-            )
-            if not props.get("terminateMicrovmsOnDelete"):
-                raise MicrovmImageError(
-                    f"refusing to delete image {name}: {len(running)} MicroVM(s) still use it: "
-                    f"{listing}. Terminate them (python -m microvms terminate <id>) or set "
-                    "terminateMicrovmsOnDelete: true on the image, then run the deployment again."
-                )
-            _log(
-                f"microvm image {name}: terminating {len(running)} MicroVM(s) before delete: {listing}"
-            )
-            try:
-                for vm in running:
-                    if vm.get("state") != "TERMINATING":
-                        client.terminate_microvm(microvmIdentifier=vm["microvmId"])
-                waiters.wait_for_microvms_terminated(
-                    client,
-                    [vm["microvmId"] for vm in running],
-                    timeout=300,
-                    progress=_progress(name),
-                )
-            except ClientError as exc:
-                raise _api_error("TerminateMicrovm", exc, scrub) from None
-            except waiters.WaitTimeout as exc:
-                raise MicrovmImageError(str(exc)) from None
-
-        deadline = time.monotonic() + DELETE_TIMEOUT
+        terminate = bool(props.get("terminateMicrovmsOnDelete"))
+        # A MicroVM may start between the listing and the delete (facts §4.3: the service refuses
+        # an image with running MicroVMs). Every refusal re-lists and acts on what is running now;
+        # racing MicroVMs are given RACE_TIMEOUT, a draining build or version DELETE_TIMEOUT.
+        started = time.monotonic()
         delays = DELETE_RETRY.delays()
+        rounds = 0
         while True:
+            try:
+                running = _running_microvms(client, id_)
+            except ClientError as exc:
+                if waiters.is_not_found(exc):
+                    return
+                raise _api_error("ListMicrovms", exc, scrub) from None
+            if running:
+                rounds += 1
+                listing = _vm_listing(running)
+                if not terminate:
+                    raise MicrovmImageError(
+                        f"refusing to delete image {name}: {len(running)} MicroVM(s) still use "
+                        f"it: {listing}. Terminate them (python -m microvms terminate <id>) or set "
+                        "terminateMicrovmsOnDelete: true on the image, then run the deployment again."
+                    )
+                if rounds > RACE_ROUNDS or time.monotonic() - started > RACE_TIMEOUT:
+                    raise MicrovmImageError(
+                        f"could not delete image {name}: MicroVMs keep starting on it "
+                        f"({rounds - 1} rounds terminated, still running: {listing}); stop what "
+                        "starts them, then run the deployment again."
+                    )
+                self._terminate(client, running, name, listing, scrub)
             try:
                 client.delete_microvm_image(imageIdentifier=id_)
                 break
@@ -880,9 +900,14 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 if waiters.is_not_found(exc):
                     return
                 msg = waiters.error_message(exc)
-                # version deletes still draining, or a terminate still settling (docs/service-facts.md §4.3)
-                transient = "current state" in msg or "running microvms" in msg.lower()
-                if not transient or time.monotonic() > deadline:
+                elapsed = time.monotonic() - started
+                if "running microvms" in msg.lower():
+                    # listed as gone a moment ago (a terminate settling, or one just started):
+                    # look again, for about a minute at most
+                    if elapsed > RACE_TIMEOUT:
+                        raise _api_error("DeleteMicrovmImage", exc, scrub) from None
+                elif "current state" not in msg or elapsed > DELETE_TIMEOUT:
+                    # not a build or version delete still draining (facts §4.3)
                     raise _api_error("DeleteMicrovmImage", exc, scrub) from None
                 time.sleep(next(delays))
         _log(f"microvm image {name}: DeleteMicrovmImage accepted, waiting until it is gone")
