@@ -348,7 +348,9 @@ def _run_spec(
 
 ImageOpt = Annotated[
     str | None,
-    typer.Option("--image-arn", help="MicroVM image ARN.", envvar="MICROVMS_IMAGE_ARN"),
+    typer.Option(
+        "--image-arn", metavar="ARN", help="MicroVM image ARN.", envvar="MICROVMS_IMAGE_ARN"
+    ),
 ]
 VersionOpt = Annotated[
     str | None,
@@ -368,6 +370,7 @@ IngressOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--ingress",
+        metavar="NAME|ARN",
         help="Ingress connector ARN or managed name (HTTP_INGRESS, SHELL_INGRESS, ALL_INGRESS, "
         "NO_INGRESS); repeat or comma-separate.",
         envvar="MICROVMS_INGRESS",
@@ -377,6 +380,7 @@ EgressOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--egress",
+        metavar="NAME|ARN",
         help="Egress connector ARN or managed name (INTERNET_EGRESS); repeat or comma-separate.",
         envvar="MICROVMS_EGRESS",
     ),
