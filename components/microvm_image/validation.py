@@ -11,9 +11,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from microvms.client import ARCHITECTURES, MEMORY_SIZES, SUPPORTED_REGIONS
+from microvms.client import (
+    ARCHITECTURES,
+    MANAGED_CONNECTOR_KINDS,
+    MEMORY_SIZES,
+    SUPPORTED_REGIONS,
+)
 
+from .model import check as check_shape
+from .model import request_members, shape_matches, show, show_key
 from .spec import (
+    BUILD_KEYS,
     IMAGE_HOOKS,
     INPUT_KEYS,
     MAX_VERSIONS,
@@ -28,22 +36,24 @@ Failure = tuple[str, str]
 # botocore model patterns (anchored here; the model's are implicitly full-match)
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
 ROLE_ARN_RE = re.compile(r"arn:aws[a-z\-]*:iam::[0-9]{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
-NON_BLANK_RE = re.compile(r"[^\s]+")
+NON_BLANK_RE = re.compile(r"[^\s]+", re.ASCII)  # Java's \s: ASCII whitespace only
 LOG_GROUP_RE = re.compile(r"[a-zA-Z0-9_\-/.#]+")
 LOG_STREAM_RE = re.compile(r"[^:*]*")
-TAG_RE = re.compile(r"[\w\s_.:/=+\-@]*", re.UNICODE)  # \p{L}\p{Z}\p{N} ≈ \w\s minus '_' quirks
 BASE_IMAGE_ARN_RE = re.compile(
-    r"arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>aws|\d{12}):"
+    r"arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>aws|[0-9]{12}):"
     r"microvm-image:[a-zA-Z0-9_.-]+"
 )
 CONNECTOR_ARN_RE = re.compile(
     r"arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):"
-    r"(?:aws:network-connector:aws-network-connector:[A-Z_]+|\d{12}:network-connector:nc-[a-zA-Z0-9-]+)"
+    r"(?:aws:network-connector:aws-network-connector:(?P<kind>[A-Z_]+)"
+    r"|[0-9]{12}:network-connector:nc-[a-zA-Z0-9-]+)"
 )
 S3_URI_RE = re.compile(r"s3://(?P<bucket>[^/]+)/(?P<key>.+)")
 BUCKET_RE = re.compile(r"(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-VERSION_RE = re.compile(r"\d+(\.\d+)?")
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 HOOK_STATES = ("ENABLED", "DISABLED")
+#: Managed connectors an image may name as its egress (the others are ingress kinds).
+EGRESS_KINDS = tuple(k for k in MANAGED_CONNECTOR_KINDS if k.endswith("_EGRESS"))
 TIMEOUT_RANGES = {
     "readyTimeoutInSeconds": (1, 3600),
     "validateTimeoutInSeconds": (1, 3600),
@@ -76,7 +86,12 @@ def validate(p: dict) -> list[Failure]:
     f: list[Failure] = []
     for key in p:
         if key not in INPUT_KEYS and not key.startswith("__"):
-            f.append((key, f"unknown property {key!r}; allowed: {', '.join(sorted(INPUT_KEYS))}"))
+            f.append(
+                (
+                    show_key(key),
+                    f"unknown property {show(key)}; allowed: {', '.join(sorted(INPUT_KEYS))}",
+                )
+            )
 
     region = p.get("region")
     if region is None:
@@ -85,7 +100,7 @@ def validate(p: dict) -> list[Failure]:
         f.append(
             (
                 "region",
-                f"{region!r} is not a Lambda MicroVMs region; one of {', '.join(SUPPORTED_REGIONS)}",
+                f"{show(region)} is not a Lambda MicroVMs region; one of {', '.join(SUPPORTED_REGIONS)}",
             )
         )
     region_known = isinstance(region, str) and region in SUPPORTED_REGIONS
@@ -102,7 +117,7 @@ def validate(p: dict) -> list[Failure]:
             f.append(
                 (
                     "baseImageArn",
-                    f"{base!r} is not a MicroVM image ARN "
+                    f"{show(base)} is not a MicroVM image ARN "
                     "(arn:aws:lambda:<region>:aws:microvm-image:al2023-1)",
                 )
             )
@@ -117,7 +132,9 @@ def validate(p: dict) -> list[Failure]:
         and not _skip(bv)
         and (not isinstance(bv, str | int) or not VERSION_RE.fullmatch(str(bv)))
     ):
-        f.append(("baseImageVersion", f"{bv!r} is not a version; give a major version like '1'"))
+        f.append(
+            ("baseImageVersion", f"{show(bv)} is not a version; give a major version like '1'")
+        )
 
     role = p.get("buildRoleArn")
     if role is None:
@@ -128,7 +145,7 @@ def validate(p: dict) -> list[Failure]:
         f.append(
             (
                 "buildRoleArn",
-                f"{role!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)",
+                f"{show(role)} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)",
             )
         )
 
@@ -145,7 +162,33 @@ def validate(p: dict) -> list[Failure]:
     _check_env(f, p.get("environmentVariables"), p.get("secretEnvironmentVariables"))
     _check_tags(f, p.get("tags"))
     _check_settings(f, p)
+    _check_model_shapes(f, p)
     return f
+
+
+#: Provider properties sent as CreateMicrovmImage members, by member name.
+MODEL_MEMBERS = {key: key for key in (*BUILD_KEYS, "name", "tags")}
+MODEL_MEMBERS["secretEnvironmentVariables"] = "environmentVariables"
+
+
+def _related(a: str, b: str) -> bool:
+    """True when one property path is the other or lies inside it."""
+    return a == b or any(a.startswith(b + sep) or b.startswith(a + sep) for sep in ".[")
+
+
+def _check_model_shapes(f: list[Failure], p: dict) -> None:
+    """Everything the botocore model refuses (unknown members anywhere, wrong types, lengths,
+    patterns) that the specific rules above have not already reported for the same property."""
+    members = request_members()
+    found = []
+    for key, member in MODEL_MEMBERS.items():
+        if key in p and member in members:
+            found += check_shape(p[key], members[member]["shape"], key)
+    reported = [path for path, _ in f]
+    for path, reason in found:
+        if not any(_related(path, other) for other in reported):
+            f.append((path, reason))
+            reported.append(path)
 
 
 def _check_name(f: list[Failure], p: dict) -> None:
@@ -158,7 +201,7 @@ def _check_name(f: list[Failure], p: dict) -> None:
         f.append(
             (
                 "name",
-                f"{name!r}: 1-64 characters of [a-zA-Z0-9-_] (names of deleted images "
+                f"{show(name)}: 1-64 characters of [a-zA-Z0-9-_] (names of deleted images "
                 "cannot be reused)",
             )
         )
@@ -173,14 +216,14 @@ def _check_name(f: list[Failure], p: dict) -> None:
             or not NAME_RE.fullmatch(prefix)
         )
     ):
-        f.append(("namePrefix", f"{prefix!r}: 1-55 characters of [a-zA-Z0-9-_]"))
+        f.append(("namePrefix", f"{show(prefix)}: 1-55 characters of [a-zA-Z0-9-_]"))
 
 
 def _check_endpoint(f: list[Failure], url: Any) -> None:
     if url is None or _skip(url):
         return
     if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
-        f.append(("endpointUrl", f"{url!r} is not an http(s) URL"))
+        f.append(("endpointUrl", f"{show(url)} is not an http(s) URL"))
 
 
 def _check_artifact(f: list[Failure], art: Any) -> None:
@@ -192,18 +235,17 @@ def _check_artifact(f: list[Failure], art: Any) -> None:
     if not isinstance(art, dict):
         f.append(("codeArtifact", "must be an object {uri: 's3://bucket/key.zip'}"))
         return
-    extra = set(art) - {"uri"}
-    if extra:
-        f.append(("codeArtifact", f"unknown member(s) {sorted(extra)}; the only member is 'uri'"))
     uri = art.get("uri")
     if uri is None:
         f.append(("codeArtifact.uri", "required: 's3://bucket/key.zip'"))
     elif not _skip(uri):
         m = S3_URI_RE.fullmatch(uri) if isinstance(uri, str) else None
         if not m or len(uri) > 2048 or not NON_BLANK_RE.fullmatch(uri):
-            f.append(("codeArtifact.uri", f"{uri!r} is not an s3://bucket/key URI"))
+            f.append(("codeArtifact.uri", f"{show(uri)} is not an s3://bucket/key URI"))
         elif not BUCKET_RE.fullmatch(m.group("bucket")):
-            f.append(("codeArtifact.uri", f"{m.group('bucket')!r} is not a valid S3 bucket name"))
+            f.append(
+                ("codeArtifact.uri", f"{show(m.group('bucket'))} is not a valid S3 bucket name")
+            )
 
 
 def _check_logging(f: list[Failure], logging: Any) -> None:
@@ -221,9 +263,6 @@ def _check_logging(f: list[Failure], logging: Any) -> None:
         if not isinstance(value, dict):
             f.append(("logging.cloudWatch", "must be an object {logGroup, logStream?}"))
             return
-        extra = set(value) - {"logGroup", "logStream"}
-        if extra:
-            f.append(("logging.cloudWatch", f"unknown member(s) {sorted(extra)}"))
         group = value.get("logGroup")
         if group is None:
             f.append(("logging.cloudWatch.logGroup", "required: 1-512 chars of [a-zA-Z0-9_-/.#]"))
@@ -232,7 +271,9 @@ def _check_logging(f: list[Failure], logging: Any) -> None:
             or not 1 <= len(group) <= 512
             or not LOG_GROUP_RE.fullmatch(group)
         ):
-            f.append(("logging.cloudWatch.logGroup", f"{group!r}: 1-512 chars of [a-zA-Z0-9_-/.#]"))
+            f.append(
+                ("logging.cloudWatch.logGroup", f"{show(group)}: 1-512 chars of [a-zA-Z0-9_-/.#]")
+            )
         stream = value.get("logStream")
         if (
             stream is not None
@@ -243,9 +284,11 @@ def _check_logging(f: list[Failure], logging: Any) -> None:
                 or not LOG_STREAM_RE.fullmatch(stream)
             )
         ):
-            f.append(("logging.cloudWatch.logStream", f"{stream!r}: 1-512 chars, no ':' or '*'"))
+            f.append(
+                ("logging.cloudWatch.logStream", f"{show(stream)}: 1-512 chars, no ':' or '*'")
+            )
     else:
-        f.append(("logging", f"unknown member {member!r}; {shape}"))
+        f.append(("logging", f"unknown member {show(member)}; {shape}"))
 
 
 def _check_connectors(f: list[Failure], conns: Any, region: str | None) -> None:
@@ -259,21 +302,33 @@ def _check_connectors(f: list[Failure], conns: Any, region: str | None) -> None:
     for i, c in enumerate(conns):
         if _skip(c):
             continue
+        path = f"egressNetworkConnectors[{i}]"
         m = CONNECTOR_ARN_RE.fullmatch(c) if isinstance(c, str) else None
         if not m:
             f.append(
                 (
-                    f"egressNetworkConnectors[{i}]",
-                    f"{c!r} is not a network connector ARN (or INTERNET_EGRESS)",
+                    path,
+                    f"{show(c)} is not a network connector ARN; give a connector ARN or one of "
+                    f"the managed egress connectors {', '.join(EGRESS_KINDS)}",
+                )
+            )
+            continue
+        kind = m.group("kind")
+        if kind is not None and kind not in EGRESS_KINDS:
+            what = (
+                "an ingress connector"
+                if kind in MANAGED_CONNECTOR_KINDS
+                else "not a managed connector"
+            )
+            f.append(
+                (
+                    path,
+                    f"{kind} is {what}; an image's egress connector is one of "
+                    f"{', '.join(EGRESS_KINDS)} or a customer connector ARN",
                 )
             )
         elif region and m.group("region") != region:
-            f.append(
-                (
-                    f"egressNetworkConnectors[{i}]",
-                    f"connector is in {m.group('region')}, not {region}",
-                )
-            )
+            f.append((path, f"connector is in {m.group('region')}, not {region}"))
 
 
 def _check_cpu(f: list[Failure], cpus: Any) -> None:
@@ -292,15 +347,8 @@ def _check_cpu(f: list[Failure], cpus: Any) -> None:
             f.append(
                 (
                     f"cpuConfigurations[{i}].architecture",
-                    f"{arch!r} is not supported; allowed: {', '.join(ARCHITECTURES)} "
+                    f"{show(arch)} is not supported; allowed: {', '.join(ARCHITECTURES)} "
                     "(the service builds Graviton only)",
-                )
-            )
-        if isinstance(c, dict) and set(c) - {"architecture"}:
-            f.append(
-                (
-                    f"cpuConfigurations[{i}]",
-                    f"unknown member(s) {sorted(set(c) - {'architecture'})}",
                 )
             )
 
@@ -319,7 +367,7 @@ def _check_resources(f: list[Failure], res: Any) -> None:
             f.append(
                 (
                     f"resources[{i}].minimumMemoryInMiB",
-                    f"{mem!r} MiB is not supported; allowed: {', '.join(map(str, MEMORY_SIZES))}",
+                    f"{show(mem)} MiB is not supported; allowed: {', '.join(map(str, MEMORY_SIZES))}",
                 )
             )
 
@@ -332,7 +380,9 @@ def _check_capabilities(f: list[Failure], caps: Any) -> None:
         return
     for i, c in enumerate(caps):
         if not _skip(c) and c != "ALL":
-            f.append((f"additionalOsCapabilities[{i}]", f"{c!r}; the only allowed value is 'ALL'"))
+            f.append(
+                (f"additionalOsCapabilities[{i}]", f"{show(c)}; the only allowed value is 'ALL'")
+            )
     if len(caps) != len({str(c) for c in caps}):
         f.append(("additionalOsCapabilities", "duplicate values"))
 
@@ -343,17 +393,9 @@ def _check_hooks(f: list[Failure], hooks: Any) -> None:
     if not isinstance(hooks, dict):
         f.append(("hooks", "must be an object {port, microvmImageHooks, microvmHooks}"))
         return
-    extra = set(hooks) - {"port", "microvmImageHooks", "microvmHooks"}
-    if extra:
-        f.append(
-            (
-                "hooks",
-                f"unknown member(s) {sorted(extra)}; allowed: port, microvmImageHooks, microvmHooks",
-            )
-        )
     port = hooks.get("port")
     if port is not None and not _skip(port) and (not _is_int(port) or not 1 <= port <= 65535):
-        f.append(("hooks.port", f"{port!r}: an integer 1-65535"))
+        f.append(("hooks.port", f"{show(port)}: an integer 1-65535"))
     enabled: dict[str, bool] = {}
     for group, names in (("microvmImageHooks", IMAGE_HOOKS), ("microvmHooks", RUNTIME_HOOKS)):
         sub = hooks.get(group)
@@ -362,25 +404,16 @@ def _check_hooks(f: list[Failure], hooks: Any) -> None:
         if not isinstance(sub, dict):
             f.append((f"hooks.{group}", "must be an object"))
             continue
-        allowed = set(names) | {f"{n}TimeoutInSeconds" for n in names}
-        extra = set(sub) - allowed
-        if extra:
-            f.append(
-                (
-                    f"hooks.{group}",
-                    f"unknown member(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}",
-                )
-            )
         for hook in names:
             state = sub.get(hook)
             if state is not None and not _skip(state) and state not in HOOK_STATES:
-                f.append((f"hooks.{group}.{hook}", f"{state!r}; allowed: ENABLED, DISABLED"))
+                f.append((f"hooks.{group}.{hook}", f"{show(state)}; allowed: ENABLED, DISABLED"))
             enabled[hook] = state == "ENABLED"
             tkey = f"{hook}TimeoutInSeconds"
             t = sub.get(tkey)
             lo, hi = TIMEOUT_RANGES[tkey]
             if t is not None and not _skip(t) and (not _is_int(t) or not lo <= t <= hi):
-                f.append((f"hooks.{group}.{tkey}", f"{t!r}: an integer {lo}-{hi} seconds"))
+                f.append((f"hooks.{group}.{tkey}", f"{show(t)}: an integer {lo}-{hi} seconds"))
     if any(enabled.get(h) for h in RUNTIME_HOOKS) and not enabled.get("ready"):
         f.append(("hooks.microvmImageHooks.ready", READY_RULE))
     if any(enabled.values()) and port is None:
@@ -401,15 +434,22 @@ def _check_env(f: list[Failure], plain: Any, secret: Any) -> None:
         total += len(env)
         keys[prop] = set(env)
         for k, v in env.items():
-            if not isinstance(k, str) or not 1 <= len(k) <= 256 or not NON_BLANK_RE.fullmatch(k):
-                f.append((f"{prop}.{k}", "variable names are 1-256 characters without whitespace"))
+            if not isinstance(k, str) or not shape_matches("EnvironmentVariableKey", k):
+                f.append(
+                    (
+                        f"{prop}.{show_key(k)}",
+                        "variable names are 1-256 characters without whitespace",
+                    )
+                )
             if _skip(v):
                 continue
             if not isinstance(v, str):
                 # never echo a value: it may be a secret
-                f.append((f"{prop}.{k}", f"value must be a string, got {type(v).__name__}"))
+                f.append(
+                    (f"{prop}.{show_key(k)}", f"value must be a string, got {type(v).__name__}")
+                )
             elif len(v) > 4096:
-                f.append((f"{prop}.{k}", f"value is {len(v)} characters; at most 4096"))
+                f.append((f"{prop}.{show_key(k)}", f"value is {len(v)} characters; at most 4096"))
     if total > MAX_ENV_VARS:
         f.append(
             (
@@ -441,28 +481,29 @@ def _check_tags(f: list[Failure], tags: Any) -> None:
                 f"{PROVIDER_TAGS[0]} tag)",
             )
         )
+    # character classes from the service model (\p{L}\p{Z}\p{N} plus _.:/=+-@): no control
+    # characters such as tab or newline
+    allowed = "letters, digits, spaces and _.:/=+-@ (no control characters such as tab or newline)"
     for k, v in tags.items():
-        if not isinstance(k, str) or not 1 <= len(k) <= 128 or not TAG_RE.fullmatch(k):
-            f.append(
-                (f"tags.{k}", "keys are 1-128 characters of letters, digits, spaces and _.:/=+-@")
-            )
+        path = f"tags.{show_key(k)}"
+        if not isinstance(k, str) or not shape_matches("TagKey", k):
+            f.append((path, f"keys are 1-128 characters of {allowed}"))
         elif k.lower().startswith("aws:"):
-            f.append((f"tags.{k}", "the aws: prefix is reserved for AWS"))
+            f.append((path, "the aws: prefix is reserved for AWS"))
         elif k in PROVIDER_TAGS:
-            f.append((f"tags.{k}", "reserved for the provider's crash recovery"))
+            f.append((path, "reserved for the provider's crash recovery"))
         if _skip(v):
             continue
-        if not isinstance(v, str) or len(v) > 256 or not TAG_RE.fullmatch(v):
-            f.append(
-                (f"tags.{k}", "values are 0-256 characters of letters, digits, spaces and _.:/=+-@")
-            )
+        if not isinstance(v, str) or not shape_matches("TagValue", v):
+            got = f"; got {len(v)} characters" if isinstance(v, str) and len(v) > 256 else ""
+            f.append((path, f"values are 0-256 characters of {allowed}{got}"))
 
 
 def _check_settings(f: list[Failure], p: dict) -> None:
     kv = p.get("keepVersions")
     if not _skip(kv) and (not _is_int(kv) or not 1 <= kv <= MAX_VERSIONS):
         f.append(
-            ("keepVersions", f"{kv!r}: an integer 1-{MAX_VERSIONS} (versions per image quota)")
+            ("keepVersions", f"{show(kv)}: an integer 1-{MAX_VERSIONS} (versions per image quota)")
         )
     bt = p.get("buildTimeoutMinutes")
     if not _skip(bt) and (
@@ -471,8 +512,11 @@ def _check_settings(f: list[Failure], p: dict) -> None:
         or not 1 <= bt <= MAX_BUILD_TIMEOUT_MINUTES
     ):
         f.append(
-            ("buildTimeoutMinutes", f"{bt!r}: a number of minutes 1-{MAX_BUILD_TIMEOUT_MINUTES}")
+            (
+                "buildTimeoutMinutes",
+                f"{show(bt)}: a number of minutes 1-{MAX_BUILD_TIMEOUT_MINUTES}",
+            )
         )
     tm = p.get("terminateMicrovmsOnDelete")
     if not _skip(tm) and not isinstance(tm, bool):
-        f.append(("terminateMicrovmsOnDelete", f"{tm!r}: true or false"))
+        f.append(("terminateMicrovmsOnDelete", f"{show(tm)}: true or false"))

@@ -75,3 +75,22 @@ def test_preview_with_unknown_inputs_is_diff_some(rig, override, replaces):
     assert diff.changes == "DIFF_SOME"
     assert diff.replaces == replaces
     assert rig.calls() == {}
+
+
+def test_huge_and_control_character_inputs_get_short_answers_and_no_api_call(rig):
+    huge = "v" * (1 << 20)
+    bad = [
+        program_inputs(tags={"team": huge}),
+        program_inputs(tags={"te\tam": "x", "ok": "line\nbreak"}),
+        program_inputs(resources=[{"minimumMemoryInMiB": 2048, "burstMiB": 4096}]),
+        program_inputs(egressNetworkConnectors=["HTTP_INGRESS"]),
+        program_inputs(buildRoleArn="arn:aws:iam::" + "\u0661" * 12 + ":role/build"),
+        program_inputs(**{huge[:70000]: 1}),
+    ]
+    rig.reset_calls()
+    for news in bad:
+        result = rig.check(news)
+        assert result.failures, news.keys()
+        # the whole answer stays small: values are cut and say how long they were
+        assert len(repr(result.failures)) < 2000
+    assert rig.calls() == {}, "check must not call the API"

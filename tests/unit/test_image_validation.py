@@ -107,7 +107,7 @@ INVALID_CASES = [
     ),
     ("artifact-missing", _drop("codeArtifact"), "codeArtifact", "required"),
     ("artifact-string", _set("codeArtifact", "s3://b/k.zip"), "codeArtifact", "must be an object"),
-    ("artifact-extra", _set("codeArtifact.imageUri", "x"), "codeArtifact", "only member is 'uri'"),
+    ("artifact-extra", _set("codeArtifact.imageUri", "x"), "codeArtifact", "allowed: uri"),
     (
         "artifact-https",
         _set("codeArtifact.uri", "https://b.s3.amazonaws.com/k.zip"),
@@ -332,6 +332,98 @@ INVALID_CASES = [
         "reserved",
     ),
     ("keep-zero", _set("keepVersions", 0), "keepVersions", "1-50"),
+    # ---- issue 13 item 5: control characters, non-ASCII digits, unknown members, connector kinds
+    ("tags-tab-in-key", _set("tags", {"te\tam": "x"}), "tags.te\tam", "no control characters"),
+    ("tags-newline-in-value", _set("tags", {"team": "a\nb"}), "tags.team", "no control characters"),
+    ("tags-nul-in-value", _set("tags", {"team": "a\x00b"}), "tags.team", "no control characters"),
+    ("tags-cr-in-key", _set("tags", {"a\rb": "x"}), "tags.a\rb", "no control characters"),
+    ("tags-del-in-value", _set("tags", {"team": "x\x7f"}), "tags.team", "0-256 characters"),
+    ("tags-bidi-control", _set("tags", {"team": "a\u202eb"}), "tags.team", "0-256 characters"),
+    (
+        "role-arabic-indic-account",
+        _set("buildRoleArn", "arn:aws:iam::" + "\u0661" * 12 + ":role/build"),
+        "buildRoleArn",
+        "not an IAM role ARN",
+    ),
+    (
+        "base-arn-devanagari-account",
+        _set("baseImageArn", "arn:aws:lambda:us-east-1:" + "\u0967" * 12 + ":microvm-image:x"),
+        "baseImageArn",
+        "not a MicroVM image ARN",
+    ),
+    (
+        "connector-fullwidth-account",
+        _set(
+            "egressNetworkConnectors",
+            ["arn:aws:lambda:us-east-1:" + "\uff11" * 12 + ":network-connector:nc-abc"],
+        ),
+        "egressNetworkConnectors[0]",
+        "not a network connector ARN",
+    ),
+    (
+        "base-version-thai-digit",
+        _set("baseImageVersion", "\u0e51"),
+        "baseImageVersion",
+        "not a version",
+    ),
+    (
+        "resources-unknown-member",
+        _set("resources", [{"minimumMemoryInMiB": 2048, "maximumMemoryInMiB": 4096}]),
+        "resources[0]",
+        "unknown member(s) 'maximumMemoryInMiB'; allowed: minimumMemoryInMiB",
+    ),
+    (
+        "cpu-unknown-member",
+        _set("cpuConfigurations", [{"architecture": "ARM_64", "chipset": "graviton4"}]),
+        "cpuConfigurations[0]",
+        "unknown member(s) 'chipset'; allowed: architecture",
+    ),
+    (
+        "logging-cloudwatch-unknown-member",
+        _set("logging", {"cloudWatch": {"logGroup": "/g", "retentionDays": 7}}),
+        "logging.cloudWatch",
+        "unknown member(s) 'retentionDays'",
+    ),
+    (
+        "hooks-image-unknown-member",
+        _set("hooks.microvmImageHooks.startup", "ENABLED"),
+        "hooks.microvmImageHooks",
+        "unknown member(s) 'startup'",
+    ),
+    (
+        "resources-not-objects",
+        _set("resources", ["2048"]),
+        "resources[0].minimumMemoryInMiB",
+        "not supported",
+    ),
+    (
+        "egress-given-an-ingress-connector",
+        _set("egressNetworkConnectors", ["HTTP_INGRESS"]),
+        "egressNetworkConnectors[0]",
+        "HTTP_INGRESS is an ingress connector; an image's egress connector is one of INTERNET_EGRESS",
+    ),
+    (
+        "egress-given-shell-ingress-arn",
+        _set(
+            "egressNetworkConnectors",
+            ["arn:aws:lambda:us-east-1:aws:network-connector:aws-network-connector:SHELL_INGRESS"],
+        ),
+        "egressNetworkConnectors[0]",
+        "SHELL_INGRESS is an ingress connector",
+    ),
+    (
+        "egress-unknown-managed-name",
+        _set("egressNetworkConnectors", ["VPC_EGRESS"]),
+        "egressNetworkConnectors[0]",
+        "VPC_EGRESS is not a managed connector",
+    ),
+    (
+        "egress-lowercase-name",
+        _set("egressNetworkConnectors", ["internet_egress"]),
+        "egressNetworkConnectors[0]",
+        "one of the managed egress connectors INTERNET_EGRESS",
+    ),
+    # ---- provider settings
     ("keep-51", _set("keepVersions", 51), "keepVersions", "1-50"),
     ("timeout-zero", _set("buildTimeoutMinutes", 0), "buildTimeoutMinutes", "1-240"),
     (
@@ -463,3 +555,75 @@ def test_build_timeout_minutes_may_be_fractional_above_one_minute():
     assert check({**base_props(), "buildTimeoutMinutes": 1.5}) == []
     failures = check({**base_props(), "buildTimeoutMinutes": 0.5})
     assert failures == [("buildTimeoutMinutes", "0.5: a number of minutes 1-240")]
+
+
+# ---- issue 13 item 5: the service model's character classes, short texts, model-driven shapes
+def test_tags_in_any_script_with_unicode_spaces_are_valid():
+    tags = {"équipe": "données 1", "部署": "开发", "team": "a\u3000b", "k:/=+-@_.": "ü"}
+    assert check({**base_props(), "tags": tags}) == []
+
+
+def test_model_pattern_semantics_are_java_not_python():
+    from components.microvm_image import model
+
+    # Java's \s is ASCII whitespace: a no-break space is a valid env var name character
+    assert model.shape_matches("EnvironmentVariableKey", "A\u00a0B")
+    assert not model.shape_matches("EnvironmentVariableKey", "A B")
+    # \p{L}\p{Z}\p{N}: letters, separators, numbers; never a control character
+    assert model.shape_matches("TagValue", "Ünïcödé 123 \u2028")
+    assert not model.shape_matches("TagValue", "tab\there")
+    assert not model.shape_matches("TagKey", "")
+    assert model.shape_matches("TagValue", "")
+
+
+HUGE = "x" * (1 << 20)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _set("tags", {"team": HUGE}),
+        _set("tags", {HUGE: "v"}),
+        _set("name", HUGE),
+        _set("namePrefix", HUGE),
+        _set("region", HUGE),
+        _set("buildRoleArn", HUGE),
+        _set("codeArtifact.uri", HUGE),
+        _set("description", {"big": HUGE}),
+        _set(HUGE, 1),
+        _set("environmentVariables", {HUGE: "v"}),
+        _set("resources", [{"minimumMemoryInMiB": 2048, HUGE: 1}]),
+        _set("egressNetworkConnectors", [HUGE]),
+        _set("hooks.microvmHooks.run", HUGE),
+    ],
+    ids=[
+        "tag-value",
+        "tag-key",
+        "name",
+        "prefix",
+        "region",
+        "role",
+        "artifact",
+        "description",
+        "property-name",
+        "env-key",
+        "member-name",
+        "connector",
+        "hook-state",
+    ],
+)
+def test_a_huge_value_is_never_echoed_in_full(mutate):
+    p = copy.deepcopy(base_props())
+    mutate(p)
+    failures = check(p)
+    assert failures
+    for path, reason in failures:
+        assert len(path) <= 400 and len(reason) <= 600, (path[:80], reason[:200])
+    assert "x" * 300 not in repr(failures)
+
+
+def test_every_property_sent_to_the_service_is_a_member_of_the_model():
+    from components.microvm_image.model import request_members
+    from components.microvm_image.validation import MODEL_MEMBERS
+
+    assert set(MODEL_MEMBERS.values()) <= set(request_members())
