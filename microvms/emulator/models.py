@@ -67,9 +67,9 @@ BUILD_SETTING_KEYS = (
     "logging",
     "resources",
 )
-# Members the live recordings predate (botocore 1.44.8 added ``kmsKeyIdentifier``, facts "Model
-# drift"): kept and answered where the model's output shapes have them, but only when set, so the
-# recorded bodies (which never show them) still replay unchanged.
+# Members the live recordings predate (botocore 1.44.8 added ``kmsKeyIdentifier``,
+# docs/service-facts.md §18 "Model drift"): kept and answered where the model's output shapes have
+# them, but only when set, so the recorded bodies (which never show them) still replay unchanged.
 KMS_KEY = "kmsKeyIdentifier"
 RUNTIME_HOOKS = ("run", "resume", "suspend", "terminate")
 LIVE_VM_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING")
