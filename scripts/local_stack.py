@@ -214,7 +214,7 @@ def healthy(name: str, ports: Ports, timeout: float = 2.0) -> bool:
 
 def _command(name: str, ports: Ports, python: str, env: dict[str, str]) -> list[str]:
     if name == "moto":
-        return [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ports.moto)]
+        return [python, "-m", "devkit.moto_server", "-H", "127.0.0.1", "-p", str(ports.moto)]
     if name == "app":
         return [python, str(REPO / "image" / "app" / "main.py")]
     if name == "emulator":
