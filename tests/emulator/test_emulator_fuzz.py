@@ -23,6 +23,7 @@ import string
 from collections import Counter
 from urllib.parse import quote, urlencode
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -291,17 +292,34 @@ def fuzz_requests(draw, pool, hosts, labels):
 
 @pytest.fixture
 def seeded(emulator, microvms_client):
-    """An emulator holding a built image and a running MicroVM: (emulator, pool, hosts, labels)."""
+    """An emulator with a built image, a running MicroVM and a connector.
+
+    Returns ``(emulator, pool, hosts, labels)``: strings to draw from, ``Host`` headers, and the
+    identifiers each path label is drawn from (so requests reach real resources).
+    """
     image = built_image(microvms_client, "fuzzed")
     vm = running_vm(microvms_client, image)
     build = microvms_client.list_microvm_image_builds(imageIdentifier=image, imageVersion="1.0")
+    core = boto3.client("lambda-core", region_name="us-east-1", endpoint_url=emulator.url)
+    connector = core.create_network_connector(
+        Name="fuzzed-egress",
+        OperatorRole="arn:aws:iam::123456789012:role/operator",
+        Configuration={
+            "VpcEgressConfiguration": {
+                "SubnetIds": ["subnet-0a"],
+                "SecurityGroupIds": ["sg-0a"],
+                "AssociatedComputeResourceTypes": ["MicroVm"],
+                "NetworkProtocol": "IPv4",
+            }
+        },
+    )
     labels = {
         "imageIdentifier": [image, BASE_IMAGE_ARN],
         "imageVersion": ["1.0", "1", "2.0"],
         "microvmIdentifier": [vm["microvmId"]],
         "buildId": [item["buildId"] for item in build["items"]],
         "Resource": [image],
-        "Identifier": ["nc-00000000-0000-0000-0000-000000000000", "fuzzed"],
+        "Identifier": [connector["Id"], connector["Arn"], "fuzzed-egress", "nc-0"],
     }
     pool = [
         image,
@@ -315,7 +333,10 @@ def seeded(emulator, microvms_client):
         "arn:aws:lambda:us-east-1:aws:network-connector:aws-network-connector:HTTP_INGRESS",
         "arn:aws:kms:us-east-1:123456789012:key/0e6b8f5c-1111-2222-3333-444455556666",
         "arn:aws:iam::123456789012:role/operator",
-        "nc-00000000-0000-0000-0000-000000000000",
+        connector["Arn"],
+        "subnet-0a",
+        "sg-0a",
+        "IPv4",
     ]
     hosts = [
         vm["endpoint"],
