@@ -137,7 +137,8 @@ smoke = SmokeTest(
     "smoke",
     SmokeTestArgs(
         image_arn=image.image_arn,
-        image_version=image.image_version,
+        # The active version (the one just built); a build re-runs the test.
+        rerun_on=image.build_fingerprint,
         region=settings.region,
         execution_role_arn=execution_role.arn,
         path=settings.smoke_test.path,
@@ -159,7 +160,7 @@ if settings.session_run.enabled:
         "session",
         SessionRunArgs(
             image_arn=image.image_arn,
-            image_version=image.image_version,
+            rerun_on=image.build_fingerprint,
             region=settings.region,
             execution_role_arn=execution_role.arn,
             ingress_connectors=settings.session_run.ingress_connectors,

@@ -78,10 +78,14 @@ class SmokeTestArgs:
 
     image_arn: pulumi.Input[str]
     """ARN of the image to test (``arn:aws:lambda:<region>:<account>:microvm-image:<name>``)."""
-    image_version: pulumi.Input[str]
-    """The version just built; a new value re-runs the smoke test."""
     region: pulumi.Input[str]
     """Region of the image (also used to expand managed connector names)."""
+    image_version: pulumi.Input[str] | None = None
+    """The version to run; None runs the image's active version (what a new build makes)."""
+    rerun_on: pulumi.Input[str] | None = None
+    """A value whose change re-runs the test (default: ``image_version``). The program passes the
+    image's build fingerprint: known in a preview, so an update that builds no version (tags)
+    previews no smoke re-run, and one that does previews exactly one."""
     execution_role_arn: pulumi.Input[str] | None = None
     """Execution role for the throwaway VM (optional; the API allows none)."""
     path: pulumi.Input[str] = "/health"
@@ -121,7 +125,6 @@ def smoke_environment(args: SmokeTestArgs) -> dict[str, pulumi.Input[str]]:
     env: dict[str, pulumi.Input[str]] = {
         "MICROVMS_REGION": args.region,
         "MICROVMS_IMAGE_ARN": args.image_arn,
-        "MICROVMS_IMAGE_VERSION": args.image_version,
         "MICROVMS_PROBE_PATH": args.path,
         "MICROVMS_PROBE_PORT": pulumi.Output.from_input(args.port).apply(str),
         "MICROVMS_EXPECT_STATUS": pulumi.Output.from_input(args.expected_status).apply(str),
@@ -131,6 +134,8 @@ def smoke_environment(args: SmokeTestArgs) -> dict[str, pulumi.Input[str]]:
         "MICROVMS_OUTPUT": "json",
         "PYTHONUNBUFFERED": "1",
     }
+    if args.image_version is not None:
+        env["MICROVMS_IMAGE_VERSION"] = args.image_version
     if args.execution_role_arn:
         env["MICROVMS_EXECUTION_ROLE_ARN"] = args.execution_role_arn
     if args.max_duration_seconds is not None:
@@ -166,7 +171,7 @@ class SmokeTest(pulumi.ComponentResource):
             create=cli_command(args.interpreter, "smoke"),
             environment=smoke_environment(args),
             # A new image version (or a new image) re-runs the smoke test.
-            triggers=[args.image_arn, args.image_version],
+            triggers=[args.image_arn, _rerun_key(args.rerun_on, args.image_version)],
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # stderr is free text from the child; keep it out of plain state.
@@ -176,6 +181,10 @@ class SmokeTest(pulumi.ComponentResource):
                 ),
             ),
         )
+
+
+def _rerun_key(rerun_on: pulumi.Input[str] | None, image_version: pulumi.Input[str] | None):
+    return rerun_on if rerun_on is not None else image_version
 
 
 def _max_seconds(timeout: pulumi.Input[int]) -> int:
@@ -192,9 +201,12 @@ class SessionRunArgs:
     """Inputs of ``SessionRun``: one long-lived MicroVM for the stack."""
 
     image_arn: pulumi.Input[str]
-    """Image to run; a new ``image_version`` replaces the VM (new one up, old one terminated)."""
-    image_version: pulumi.Input[str]
+    """Image to run; a new version replaces the VM (new one up, old one terminated)."""
     region: pulumi.Input[str]
+    image_version: pulumi.Input[str] | None = None
+    """The version to run; None runs the image's active version."""
+    rerun_on: pulumi.Input[str] | None = None
+    """A value whose change replaces the VM (default: ``image_version``); see ``SmokeTestArgs``."""
     execution_role_arn: pulumi.Input[str] | None = None
     ingress_connectors: Sequence[str] = ("SHELL_INGRESS", "HTTP_INGRESS")
     egress_connectors: Sequence[str] = ("INTERNET_EGRESS",)
@@ -213,12 +225,13 @@ def session_environment(args: SessionRunArgs) -> dict[str, pulumi.Input[str]]:
     env: dict[str, pulumi.Input[str]] = {
         "MICROVMS_REGION": args.region,
         "MICROVMS_IMAGE_ARN": args.image_arn,
-        "MICROVMS_IMAGE_VERSION": args.image_version,
         "MICROVMS_INGRESS": _csv(args.ingress_connectors),
         "MICROVMS_EGRESS": _csv(args.egress_connectors),
         "MICROVMS_OUTPUT": "json",
         "PYTHONUNBUFFERED": "1",
     }
+    if args.image_version is not None:
+        env["MICROVMS_IMAGE_VERSION"] = args.image_version
     if args.execution_role_arn:
         env["MICROVMS_EXECUTION_ROLE_ARN"] = args.execution_role_arn
     if args.max_duration_seconds is not None:
@@ -265,7 +278,7 @@ class SessionRun(pulumi.ComponentResource):
             environment=session_environment(args),
             stdin=payload,
             add_previous_output_in_env=True,
-            triggers=[args.image_arn, args.image_version],
+            triggers=[args.image_arn, _rerun_key(args.rerun_on, args.image_version)],
             # stdin mirrors the secret payload input; keep it secret in the outputs too.
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stderr", "stdin"]),
         )

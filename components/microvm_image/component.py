@@ -6,6 +6,8 @@ Turns typed, snake_case args into the provider's camelCase properties and create
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pulumi
 
 from .resource import MicrovmImageResource
+from .spec import BUILD_KEYS, plain_numbers
 
 
 @dataclass
@@ -97,6 +100,24 @@ def image_props(name: str, args: MicrovmImageArgs) -> dict[str, Any]:
     return {k: v for k, v in props.items() if v is not None}
 
 
+def fingerprint_of(build: Mapping[str, Any]) -> str:
+    """A short digest of the build configuration (pure)."""
+    text = json.dumps(
+        plain_numbers(dict(build)), sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_fingerprint(props: Mapping[str, Any]) -> pulumi.Output[str]:
+    """Digest of the properties a new version is built from (``spec.BUILD_KEYS``).
+
+    It changes exactly when an update builds a new version, and it is computed from the inputs,
+    so a preview knows it (the image's own outputs are unknown in a preview of an update).
+    """
+    build = {k: props[k] for k in BUILD_KEYS if k in props}
+    return pulumi.Output.from_input(build).apply(fingerprint_of)
+
+
 class MicrovmImage(pulumi.ComponentResource):
     """A MicroVM image built from an artifact in S3 by a build role.
 
@@ -108,10 +129,13 @@ class MicrovmImage(pulumi.ComponentResource):
         self, name: str, args: MicrovmImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("lambda-microvms:image:MicrovmImage", name, None, opts)
+        props = image_props(name, args)
         self.resource = MicrovmImageResource(
-            f"{name}-image", image_props(name, args), pulumi.ResourceOptions(parent=self)
+            f"{name}-image", props, pulumi.ResourceOptions(parent=self)
         )
-        self.image_arn = self.resource.imageArn
+        # The id is the ARN, and unlike the outputs it stays known in a preview of an update.
+        self.image_arn = self.resource.id
+        self.build_fingerprint = build_fingerprint(props)
         self.image_name = self.resource.name
         self.image_version = self.resource.imageVersion
         self.latest_active_image_version = self.resource.latestActiveImageVersion

@@ -207,3 +207,18 @@ def retention_plan(
             continue
         doomed.append(ver)
     return doomed
+
+
+def stable_outputs(plan: DiffPlan) -> list[str]:
+    """Outputs an update keeps, so a preview shows them known instead of ``[unknown]``.
+
+    The engine cannot preview a Python dynamic provider's update, so every output not listed here
+    is unknown in the preview, and whatever depends on it (the smoke test's triggers) previews as a
+    replacement. An update never changes the ARN; one that builds no version (tags, retention,
+    timeouts) keeps the name and version too. With an unknown input the plan cannot tell.
+    """
+    if plan.replaces:
+        return []
+    if plan.build or plan.unknown:
+        return ["imageArn"]
+    return ["imageArn", "imageName", "imageVersion"]

@@ -52,7 +52,7 @@ from microvms import waiters
 from microvms.client import make_client
 
 from . import spec
-from .diff import plan_diff, retention_plan, tag_delta
+from .diff import plan_diff, retention_plan, stable_outputs, tag_delta
 from .validation import validate
 
 #: Retrying DeleteMicrovmImage while the service refuses it for now (a build or version delete
@@ -275,7 +275,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         return dyn.DiffResult(
             changes=plan.changes,
             replaces=list(plan.replaces),
-            stables=["imageArn"] if not plan.replaces else [],
+            stables=stable_outputs(plan),
             delete_before_replace=False,
         )
 

@@ -364,3 +364,15 @@ def test_provider_clients_use_explicit_standard_retries():
     assert retries["mode"] == "standard" and retries["total_max_attempts"] == MAX_ATTEMPTS + 1
     assert client.meta.region_name == "eu-west-1"
     assert client.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+def test_stable_outputs_keep_the_version_known_when_no_build_is_planned():
+    from components.microvm_image.diff import DiffPlan, stable_outputs
+
+    assert stable_outputs(DiffPlan(tags=True)) == ["imageArn", "imageName", "imageVersion"]
+    assert stable_outputs(DiffPlan(settings=("keepVersions",))) == [
+        "imageArn", "imageName", "imageVersion",
+    ]  # fmt: skip
+    assert stable_outputs(DiffPlan(build=("resources",))) == ["imageArn"]
+    assert stable_outputs(DiffPlan(unknown=("codeArtifact",))) == ["imageArn"]
+    assert stable_outputs(DiffPlan(replaces=("region",))) == []

@@ -1,5 +1,5 @@
 """The SmokeTest command the real ``__main__.py`` registers for ``dev`` and ``prod`` (program harness):
-CLI line, environment (no inputs in argv), triggers on the image ARN + version, secrets."""
+CLI line, environment (no inputs in argv), triggers on the image ARN + build fingerprint, secrets."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from components import runs
+from components.microvm_image import spec
+from components.microvm_image.component import fingerprint_of
 from tests.harness import wire
 from tests.harness.program import REPO_ROOT, evaluate_program
 
@@ -50,13 +52,16 @@ def test_smoke_command_inputs_and_triggers(stack):
     cmd = graph.one(COMMAND, "smoke-smoke")
     assert cmd.parent == smoke.urn
     image_arn = image.plain_outputs["imageArn"]
-    version = image.plain_outputs["imageVersion"]
+    assert image.id == image_arn
+    fingerprint = fingerprint_of(
+        {k: image.plain_inputs[k] for k in spec.BUILD_KEYS if k in image.plain_inputs}
+    )
     assert image_arn.startswith(f"arn:aws:lambda:{want['region']}:{want['account']}:microvm-image:")
 
     inputs = cmd.plain_inputs
     # The CLI line carries no input: everything is in the environment.
     assert inputs["create"] == runs.cli_command(_interpreter(), "smoke")
-    assert inputs["triggers"] == [image_arn, version]
+    assert inputs["triggers"] == [image_arn, fingerprint]
     assert set(cmd.property_dependencies["triggers"]) >= {image.urn}
     env = dict(inputs["environment"])
     # Set once __main__.py passes settings.maximum_duration_seconds (else the CLI computes the
@@ -65,7 +70,6 @@ def test_smoke_command_inputs_and_triggers(stack):
     assert env == {
         "MICROVMS_REGION": want["region"],
         "MICROVMS_IMAGE_ARN": image_arn,
-        "MICROVMS_IMAGE_VERSION": version,
         "MICROVMS_EXECUTION_ROLE_ARN": _execution_role_arn(graph),
         "MICROVMS_PROBE_PATH": "/health",
         "MICROVMS_PROBE_PORT": "8080",
@@ -83,12 +87,13 @@ def test_smoke_command_inputs_and_triggers(stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_preview_triggers_wait_for_the_new_image_version(stack):
+def test_preview_triggers_wait_for_the_new_image(stack):
     graph = evaluate_program(stack, preview=True)
     cmd = graph.one(COMMAND, "smoke-smoke")
     image = graph.one(IMAGE)
-    # Unknown until the image version is built, so every new version re-runs the smoke test.
-    assert cmd.inputs["triggers"] == [wire.UNKNOWN, wire.UNKNOWN]
+    # A new image: its ARN is unknown until it exists; the build fingerprint depends on the roles'
+    # and bucket's outputs, unknown in a first preview too.
+    assert cmd.inputs["triggers"][0] == wire.UNKNOWN
     assert image.urn in cmd.property_dependencies["triggers"]
     assert cmd.plain_inputs["create"] == runs.cli_command(_interpreter(), "smoke")
     assert graph.outputs["smokeTest"] == wire.UNKNOWN  # the CLI's JSON, known after the run

@@ -4,7 +4,9 @@ RPCs the engine uses: ``GetPluginInfo``, ``GetSchema`` (a minimal schema), ``Che
 ``DiffConfig``, ``Configure``, ``Check``, ``Diff``, ``Create``, ``Read``, ``Update``, ``Delete``,
 ``Invoke``, ``Cancel``, ``Attach``. ``Handshake``, ``Construct``, ``Call``, ``Parameterize`` and the
 mapping RPCs stay UNIMPLEMENTED (the engine falls back for ``Handshake``). ``Configure`` answers
-``supportsPreview=False``, so during a preview the engine never calls ``Create``/``Update``.
+``supportsPreview=True`` as upstream does: in a preview ``Create`` echoes the inputs (computed
+outputs stay unknown) and ``Update`` returns the planned state (old outputs overlaid by the new
+inputs), as a bridged provider plans it.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class AwsProvider(provider_pb2_grpc.ResourceProviderServicer):
             self._session = session
         LOG.info("configured: region %s, account %r", session.region, session.account_id)
         return provider_pb2.ConfigureResponse(
-            acceptSecrets=True, supportsPreview=False, acceptResources=False
+            acceptSecrets=True, supportsPreview=True, acceptResources=False
         )
 
     def session(self) -> Session:
@@ -248,7 +250,13 @@ class AwsProvider(provider_pb2_grpc.ResourceProviderServicer):
         kind = resource_type(_type_of(request))
         news = wire.from_struct(request.news)
         if request.preview:
-            return provider_pb2.UpdateResponse(properties=request.news)
+            # Like a bridged provider's planned state: computed outputs that the update does not
+            # touch (arn, id, ...) keep their values, so dependents preview with known inputs.
+            planned = {**wire.from_struct(request.olds), **news}
+            if "tags" in news:
+                session = self.session()
+                planned["tagsAll"] = {**session.default_tags, **(wire.unwrap(news["tags"]) or {})}
+            return provider_pb2.UpdateResponse(properties=wire.to_struct(planned))
         session = self.session()
         olds = wire.from_struct(request.old_inputs) if request.HasField("old_inputs") else {}
         if not olds:
