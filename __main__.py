@@ -119,6 +119,7 @@ image = MicrovmImage(
         keep_versions=settings.keep_versions,
         build_timeout_minutes=settings.build_timeout_minutes,
         terminate_microvms_on_delete=settings.terminate_microvms_on_delete,
+        adopt_arn=settings.adopted_image_arn,
     ),
     opts=pulumi.ResourceOptions(depends_on=[log_group, build_role]),
 )

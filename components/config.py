@@ -135,6 +135,25 @@ class Settings:
     secret_environment_variable_names: tuple[str, ...] = ()
     terminate_microvms_on_delete: bool = False
     account_id: str | None = None
+    adopt: str | None = None
+    """An existing image (ARN or exact name) the stack takes over instead of creating one."""
+
+    @property
+    def adopted_image_arn(self) -> str | None:
+        """The ARN to import for ``adopt`` (a name resolves in the stack's region and account)."""
+        if not self.adopt:
+            return None
+        if self.adopt.startswith("arn:"):
+            return self.adopt
+        accounts = (self.account_id,) if self.account_id else self.allowed_account_ids
+        if len(accounts) != 1:
+            raise ConfigError(
+                f"'{_key('adopt')}' is the name {self.adopt!r}, but the stack's account is not "
+                "known before deployment (set 'accountId' or a single 'aws:allowedAccountIds' "
+                "entry), so give the image ARN instead"
+            )
+        partition = "aws-cn" if self.region.startswith("cn-") else "aws"
+        return f"arn:{partition}:lambda:{self.region}:{accounts[0]}:microvm-image:{self.adopt}"
 
     @property
     def common_tags(self) -> dict[str, str]:
@@ -252,6 +271,31 @@ def _connectors(key: str, values: Any) -> tuple[str, ...]:
                 f"{', '.join(MANAGED_CONNECTORS)}"
             )
     return tuple(values)
+
+
+ADOPT_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):[0-9]{12}:microvm-image:[A-Za-z0-9_-]{1,64}$"
+)
+ADOPT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _adopt(r: _Reader, region: str) -> str | None:
+    value = r.string("adopt") or None
+    if value is None:
+        return None
+    arn = ADOPT_ARN_RE.match(value)
+    if not arn and not ADOPT_NAME_RE.match(value):
+        raise ConfigError(
+            f"'{_key('adopt')}' is {value[:80]!r}; it must be a MicroVM image ARN "
+            "(arn:aws:lambda:<region>:<account>:microvm-image:<name>) or an exact image name "
+            "(1-64 characters of [A-Za-z0-9_-])"
+        )
+    if arn and arn.group("region") != region:
+        raise ConfigError(
+            f"'{_key('adopt')}' names an image in {arn.group('region')}, but the stack deploys to "
+            f"{region}; adopt an image of the stack's region"
+        )
+    return value
 
 
 def _idle_policy(r: _Reader) -> IdlePolicy | None:
@@ -533,6 +577,7 @@ def parse_settings(
         secret_environment_variable_names=secret_names,
         terminate_microvms_on_delete=r.boolean("terminateMicrovmsOnDelete", False),
         account_id=account_id,
+        adopt=_adopt(r, region),
     )
 
 

@@ -6,6 +6,7 @@ Turns typed, snake_case args into the provider's camelCase properties and create
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,8 @@ class MicrovmImageArgs:
     """IAM role the service assumes to build (reads the artifact, writes build logs)."""
     region: pulumi.Input[str] | None = None
     """Region of the image; defaults to ``aws:region``. Changing it replaces the image."""
+    adopt_arn: str | None = None
+    """An existing image to take over (imported on the first up; its name becomes ``image_name``)."""
     image_name: pulumi.Input[str] | None = None
     """Exact image name. Omit it to get ``<name_prefix>-<stable suffix>`` (deleted names are
     reserved forever, so generated names avoid collisions on replacement)."""
@@ -129,9 +132,12 @@ class MicrovmImage(pulumi.ComponentResource):
         self, name: str, args: MicrovmImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("lambda-microvms:image:MicrovmImage", name, None, opts)
+        if args.adopt_arn:
+            # The adopted image keeps its name; the engine imports it (a preview shows "import").
+            args = dataclasses.replace(args, image_name=args.adopt_arn.rsplit(":", 1)[1])
         props = image_props(name, args)
         self.resource = MicrovmImageResource(
-            f"{name}-image", props, pulumi.ResourceOptions(parent=self)
+            f"{name}-image", props, pulumi.ResourceOptions(parent=self, import_=args.adopt_arn)
         )
         # The id is the ARN, and unlike the outputs it stays known in a preview of an update.
         self.image_arn = self.resource.id
