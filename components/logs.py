@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.roles import log_group_arn, log_group_name
+from components.roles import log_group_name
 
 
 @dataclass
@@ -52,8 +52,3 @@ class ImageLogGroup(pulumi.ComponentResource):
         self.arn: pulumi.Output[str] = self.log_group.arn
 
         self.register_outputs({"name": self.log_group.name, "arn": self.log_group.arn})
-
-    @staticmethod
-    def expected_arn(region: str, account_id: str, image_name: str) -> str:
-        """The ARN the group will have (known before deployment, used to scope the roles)."""
-        return log_group_arn(region, account_id, log_group_name(image_name))

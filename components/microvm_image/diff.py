@@ -18,7 +18,7 @@ is a possible replacement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .spec import (
@@ -50,7 +50,6 @@ class DiffPlan:
     tags: bool = False
     settings: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def changes(self) -> bool:

@@ -13,8 +13,7 @@ import re
 from typing import Any
 
 from pulumi.output import Unknown
-
-UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+from pulumi.runtime.rpc import UNKNOWN  # the wire form of a preview unknown
 
 DEFAULT_MEMORY = 2048
 DEFAULT_KEEP_VERSIONS = 3
@@ -73,12 +72,11 @@ PROVIDER_SETTINGS = (
 )
 IDENTITY_KEYS = ("nameSeed",)  # informational: where a generated name came from
 INPUT_KEYS = REPLACE_KEYS + BUILD_KEYS + TAG_KEYS + PROVIDER_SETTINGS + IDENTITY_KEYS
-SECRET_KEYS = ("secretEnvironmentVariables",)
 
 
 def is_unknown(value: Any) -> bool:
     """True for a preview unknown, as the SDK hands it to ``check``/``diff``."""
-    return isinstance(value, Unknown) or value == UNKNOWN_WIRE
+    return isinstance(value, Unknown) or value == UNKNOWN
 
 
 def contains_unknown(value: Any) -> bool:

@@ -179,7 +179,7 @@ def test_provider_settings_change_without_rebuild(key, value):
         ("tags", Unknown(), "tags"),
         ("region", Unknown(), "replace"),
         ("keepVersions", Unknown(), "settings"),
-        ("codeArtifact", {"uri": spec.UNKNOWN_WIRE}, "version"),
+        ("codeArtifact", {"uri": spec.UNKNOWN}, "version"),
     ],
 )
 def test_unknowns_in_preview_are_changes(key, value, kind):
