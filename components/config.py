@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 
 from microvms.client import ARCHITECTURES, MANAGED_CONNECTOR_KINDS, MEMORY_SIZES, SUPPORTED_REGIONS
+from microvms.vms import MAX_DURATION_SECONDS, MAX_IDLE_SECONDS, MIN_IDLE_SECONDS, IdlePolicy
 
 NAMESPACE = "lambda-microvms"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,27 +38,10 @@ ENDPOINT_KEYS = ("microvms", "proxy", "s3", "iam", "sts", "logs")
 # Leave room for the stable random suffix the provider appends ("-" + 8 hex) within 64 chars.
 IMAGE_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,40}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
-MAX_DURATION_SECONDS = 28800
 
 
 class ConfigError(pulumi.RunError):
     """A stack setting is missing or invalid. The message names the key and the allowed values."""
-
-
-@dataclass(frozen=True)
-class IdlePolicy:
-    """Idle policy for MicroVMs (all three members are required by the API)."""
-
-    max_idle_duration_seconds: int
-    suspended_duration_seconds: int
-    auto_resume_enabled: bool
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "maxIdleDurationSeconds": self.max_idle_duration_seconds,
-            "suspendedDurationSeconds": self.suspended_duration_seconds,
-            "autoResumeEnabled": self.auto_resume_enabled,
-        }
 
 
 @dataclass(frozen=True)
@@ -311,13 +295,14 @@ def _idle_policy(r: _Reader) -> IdlePolicy | None:
             f"{', '.join(members)}"
         )
     max_idle, suspended, resume = (obj[m] for m in members)
-    if not isinstance(max_idle, int) or isinstance(max_idle, bool) or not 60 <= max_idle <= 28800:
+    low, high = MIN_IDLE_SECONDS, MAX_IDLE_SECONDS
+    if not isinstance(max_idle, int) or isinstance(max_idle, bool) or not low <= max_idle <= high:
         raise ConfigError(
-            f"'{_key('idlePolicy')}.maxIdleDurationSeconds' is {max_idle!r}; it must be an integer between 60 and 28800"
+            f"'{_key('idlePolicy')}.maxIdleDurationSeconds' is {max_idle!r}; it must be an integer between {low} and {high}"
         )
-    if not isinstance(suspended, int) or isinstance(suspended, bool) or not 0 <= suspended <= 28800:
+    if not isinstance(suspended, int) or isinstance(suspended, bool) or not 0 <= suspended <= high:
         raise ConfigError(
-            f"'{_key('idlePolicy')}.suspendedDurationSeconds' is {suspended!r}; it must be an integer between 0 and 28800"
+            f"'{_key('idlePolicy')}.suspendedDurationSeconds' is {suspended!r}; it must be an integer between 0 and {high}"
         )
     if not isinstance(resume, bool):
         raise ConfigError(

@@ -24,7 +24,8 @@ STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING", "TERMI
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED")
 MAX_PAYLOAD_BYTES = 4096  # live limit (docs/service-facts.md §4.4); the 16 KB in the docs is wrong
 MAX_DURATION_SECONDS = 28800  # service default (docs/service-facts.md §4.4); tests check the model
-MIN_IDLE_SECONDS = 60
+MIN_IDLE_SECONDS = 60  # IdlePolicy.maxIdleDurationSeconds minimum (model)
+MAX_IDLE_SECONDS = 28800  # AWS docs; the model has no maximum (the stack's config enforces it)
 MAX_TOKEN_MINUTES = 60
 MAX_CONNECTORS = 10
 SHELL_PORT = 8022
@@ -74,6 +75,8 @@ class Secret:
 
 @dataclass(frozen=True)
 class IdlePolicy:
+    """A MicroVM's idle policy (the API requires all three members); the CLI's and the stack's."""
+
     max_idle_seconds: int
     suspended_seconds: int
     auto_resume: bool
