@@ -2,20 +2,20 @@
 
 Usage::
 
-    python -m scripts.policy_check --stack dev [--config-file policies/config/dev.json]
+    python -m devkit.policy_check --stack dev [--config-file policies/config/dev.json]
                                    [--config KEY=VALUE ...] [--mode both|preview|update]
 
-It evaluates ``__main__.py`` for the stack through the test harness (``tests.harness.program``:
+It evaluates ``__main__.py`` for the stack through the offline engine (``devkit.offline.evaluate``:
 the program under Pulumi mocks, with ``Pulumi.yaml`` + ``Pulumi.<stack>.yaml`` config), launches
 the ``policies/`` pack exactly as the engine does and drives it over the Analyzer gRPC protocol
-(``tests.harness.analyzer``): Analyze for every resource, then AnalyzeStack — once as a preview
+(``devkit.offline.analyzer``): Analyze for every resource, then AnalyzeStack — once as a preview
 (unknown values where the program cannot know them) and once as an update. It prints every
 diagnostic (policy, level, resource, message) and exits 1 if any is mandatory.
 
 What it does NOT see: values the AWS provider computes (autonames, ``tagsAll``, provider defaults,
-real ARNs and IDs) — the harness feeds the policies the program's inputs and mock outputs. So this
-gate catches what the program asks for; the credentialed ``pulumi preview --policy-pack`` in CI
-(``.github/workflows/preview.yml``) remains the authoritative gate.
+real ARNs and IDs) — the offline engine feeds the policies the program's inputs and mock outputs.
+So this gate catches what the program asks for; the credentialed ``pulumi preview --policy-pack``
+in CI (``.github/workflows/preview.yml``) remains the authoritative gate.
 
 Exit codes: 0 no mandatory violation, 1 mandatory violation(s), 2 the check could not run
 (bad config, a program error, an invalid policy config).
@@ -29,6 +29,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devkit.offline.analyzer import PolicyPack
+from devkit.offline.evaluate import evaluate_program
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_DIR = REPO / "policies"
@@ -92,9 +95,6 @@ def run_check(
     program_dir: Path = REPO,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Evaluate the program and run the pack in each mode; return merged findings and run info."""
-    from tests.harness.analyzer import PolicyPack
-    from tests.harness.program import evaluate_program
-
     config_file = config_file or default_policy_config(stack)
     merged: dict[tuple[str, str, str, str], Finding] = {}
     info: dict[str, Any] = {"stack": stack, "config_file": str(config_file), "modes": list(modes)}
@@ -200,7 +200,7 @@ def render_rich(findings: list[Finding], info: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.policy_check",
+        prog="python -m devkit.policy_check",
         description="Offline policy gate: program under mocks + the real pack over Analyzer gRPC.",
     )
     parser.add_argument("--stack", required=True, help=f"one of {', '.join(STACKS)}")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.review_summary preview.json [--events events.jsonl] [--stack dev] [--out summary.md]
+    python -m devkit.review_summary preview.json [--events events.jsonl] [--stack dev] [--out summary.md]
 
 Inputs (both formats are the Pulumi CLI's own, read from pulumi/pulumi's source, see docs/delivery.md):
 
@@ -562,13 +562,13 @@ def how_to_feed(missing: str) -> str:
         "or try it on the recorded fixtures:\n"
         f"    make review-summary PREVIEW_JSON={FIXTURES}/replace.json "
         f"EVENTS={FIXTURES}/policy_violations.events.jsonl\n"
-        "(python -m scripts.review_summary - reads the preview from stdin.)"
+        "(python -m devkit.review_summary - reads the preview from stdin.)"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.review_summary",
+        prog="python -m devkit.review_summary",
         description="Markdown PR summary from `pulumi preview --json` (and optionally --event-log).",
     )
     parser.add_argument(

@@ -2,7 +2,7 @@
 
 No Pulumi CLI and no AWS account. ``python -m devkit.sandbox up``:
 
-1. starts, each under the local stack's watchdog (``scripts.local_stack``), on loopback ports:
+1. starts, each under the local stack's watchdog (``devkit.services``), on loopback ports:
    moto (S3, IAM, STS, CloudWatch Logs; 4566 when free), the real image app (``image/app``:
    the app on guest port 8080 and its lifecycle hooks on 9000), a shell server for guest port 8022
    (``devkit.sandbox_shell``) and the ``lambda-microvms`` emulator (4567 when free) with those
@@ -32,10 +32,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scripts import local_stack as ls
+from devkit import services
 
-REPO = ls.REPO
-SANDBOX_DIR = ls.SANDBOX_DIR
+REPO = services.REPO
+SANDBOX_DIR = services.SANDBOX_DIR
 RECORD_FILE = SANDBOX_DIR / "sandbox.json"
 WORKSPACE = SANDBOX_DIR / "workspace"
 SERVICES = ("moto", "app", "shell", "emulator")  # the emulator's upstreams start first
@@ -66,8 +66,8 @@ class Record:
     started_at: float
 
     @property
-    def port_set(self) -> ls.Ports:
-        return ls.Ports(**self.ports)
+    def port_set(self) -> services.Ports:
+        return services.Ports(**self.ports)
 
 
 def read_record(path: Path = RECORD_FILE) -> Record | None:
@@ -81,20 +81,20 @@ def read_record(path: Path = RECORD_FILE) -> Record | None:
 # --------------------------------------------------------------------------- ports
 
 
-def choose_ports(env: dict[str, str], is_free=None) -> ls.Ports:
+def choose_ports(env: dict[str, str], is_free=None) -> services.Ports:
     """Each service's preferred port (``LOCAL_*_PORT``, else the defaults 4566, 4567, 18080,
     19000, 18022) when it is free, else a free ephemeral loopback port; all distinct."""
-    is_free = is_free or (lambda port: not ls.port_open(port))
+    is_free = is_free or (lambda port: not services.port_open(port))
     chosen: dict[str, int] = {}
-    for name, var in ls.PORT_ENV.items():
+    for name, var in services.PORT_ENV.items():
         raw = env.get(var, "")
         if raw and (not raw.isdigit() or not 1 <= int(raw) <= 65535):
             raise SandboxError(f"{var} must be a TCP port from 1 to 65535, got {raw!r}")
-        port = int(raw) if raw else ls.DEFAULT_PORTS[name]
+        port = int(raw) if raw else services.DEFAULT_PORTS[name]
         while port in chosen.values() or not is_free(port):
-            port = ls.free_port()
+            port = services.free_port()
         chosen[name] = port
-    return ls.Ports(**chosen)
+    return services.Ports(**chosen)
 
 
 # --------------------------------------------------------------------------- the paste lines
@@ -164,8 +164,8 @@ def running(record: Record | None) -> bool:
         return False
     ports = record.port_set
     for name in SERVICES:
-        svc = ls.read_service(SANDBOX_DIR, name)
-        if not (svc and ls.service_alive(svc) and ls.healthy(name, ports)):
+        svc = services.read_service(SANDBOX_DIR, name)
+        if not (svc and services.service_alive(svc) and services.healthy(name, ports)):
             return False
     return _image_ready(record)
 
@@ -177,7 +177,7 @@ def _service_env(base: dict[str, str]) -> dict[str, str]:
 
 
 def stop() -> list[str]:
-    stopped = ls.stop_services(SANDBOX_DIR)
+    stopped = services.stop_services(SANDBOX_DIR)
     RECORD_FILE.unlink(missing_ok=True)
     return stopped
 
@@ -186,7 +186,7 @@ def _use_fake_aws(environ) -> None:
     """This process talks to moto and the emulator only: fake credentials, no profile."""
     for name in UNSET:
         environ.pop(name, None)
-    environ.update(ls.fake_aws_env())
+    environ.update(services.fake_aws_env())
 
 
 def _say(text: str) -> None:
@@ -201,14 +201,14 @@ def up(*, environ=os.environ, say=_say) -> Record:
         return record
     stop()  # whatever a crashed or half-stopped earlier start left behind
     _use_fake_aws(environ)
-    lifetime = float(environ.get("LOCAL_STACK_LIFETIME_SECONDS", ls.DEFAULT_LIFETIME))
+    lifetime = float(environ.get("LOCAL_STACK_LIFETIME_SECONDS", services.DEFAULT_LIFETIME))
     ports = choose_ports(dict(environ))
     base = _service_env(dict(environ))
     started = time.monotonic()
     try:
         for name in SERVICES:
             t0 = time.monotonic()
-            svc = ls.start_services(
+            svc = services.start_services(
                 ports, state_dir=SANDBOX_DIR, names=(name,), env=base, lifetime=lifetime
             )[name]
             say(f"{name:10s} {svc.url}  ready in {time.monotonic() - t0:.1f} s  (log {svc.log})")
@@ -261,7 +261,7 @@ Then:
 def cmd_up(_args) -> int:
     try:
         up()
-    except (SandboxError, ls.LocalStackError, RuntimeError) as exc:
+    except (SandboxError, services.LocalStackError, RuntimeError) as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -284,9 +284,9 @@ def cmd_status(_args) -> int:
     record = read_record()
     ports = record.port_set if record else None
     for name in SERVICES:
-        svc = ls.read_service(SANDBOX_DIR, name)
-        alive = bool(svc and ls.service_alive(svc))
-        good = alive and ports is not None and ls.healthy(name, ports)
+        svc = services.read_service(SANDBOX_DIR, name)
+        alive = bool(svc and services.service_alive(svc))
+        good = alive and ports is not None and services.healthy(name, ports)
         state = "healthy" if good else "running, not answering" if alive else "stopped"
         where = f"  {svc.url}  pid {svc.pid}" if alive and svc else ""
         print(f"{name:10s} {state}{where}")

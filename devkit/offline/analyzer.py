@@ -9,8 +9,8 @@ engine-side config reconciliation (schema defaults -> pack ``initialConfig`` -> 
 JSON-schema validation; an invalid config raises :class:`PolicyConfigError` before any Analyze),
 ``Configure``, then per resource ``Remediate`` + ``Analyze`` and finally ``AnalyzeStack``::
 
-    from tests.harness.analyzer import PolicyPack
-    from tests.harness.program import evaluate_program
+    from devkit.offline.analyzer import PolicyPack
+    from devkit.offline.evaluate import evaluate_program
 
     graph = evaluate_program("dev", preview=True)
     with PolicyPack.for_graph("policies", graph, policy_config="policies/config/dev.json") as pack:
@@ -31,9 +31,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.harness import wire
-from tests.harness.program import ProgramGraph, ResourceRecord
-from tests.harness.provider import REPO_ROOT, STARTUP_TIMEOUT, _Plugin, default_python
+from devkit.offline import wire
+from devkit.offline.config import REPO_ROOT
+from devkit.offline.provider import STARTUP_TIMEOUT, _Plugin, default_python
+from devkit.offline.records import ProgramGraph, ResourceRecord
 
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 # pulumirpc.EnforcementLevel: ADVISORY=0, MANDATORY=1, DISABLED=2, REMEDIATE=3 (note the order).

@@ -6,7 +6,7 @@ directory* as cwd (so a provider class pickled by reference can be imported) and
 ``PULUMI_PROJECT``/``PULUMI_CONFIG`` in the environment. :class:`DynamicProvider` does exactly that
 and then speaks gRPC to the SDK's own server::
 
-    from tests.harness.provider import DynamicProvider, make_urn, serialize_provider
+    from devkit.offline.provider import DynamicProvider, make_urn, serialize_provider
 
     prov = serialize_provider(MyProvider())
     with DynamicProvider() as p:
@@ -17,8 +17,8 @@ and then speaks gRPC to the SDK's own server::
 
 Methods take and return plain dicts; properties are encoded as the engine encodes them (secrets
 unwrapped because the Python server answers ``acceptSecrets=False``; unknowns only in preview
-Check/Diff). Put a secret in with :func:`tests.harness.wire.secret`, an unknown with
-:data:`tests.harness.wire.UNKNOWN`. A failing RPC raises :class:`ProviderError` with the gRPC code
+Check/Diff). Put a secret in with :func:`devkit.offline.wire.secret`, an unknown with
+:data:`devkit.offline.wire.UNKNOWN`. A failing RPC raises :class:`ProviderError` with the gRPC code
 and the provider's traceback in ``details``.
 """
 
@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.harness import wire
+from devkit.offline import wire
+from devkit.offline.config import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
 
 

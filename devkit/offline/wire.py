@@ -1,4 +1,4 @@
-"""Pulumi wire-format constants and the engine's property marshalling, for the harness.
+"""Pulumi wire-format constants and the engine's property marshalling, for the offline engine.
 
 Everything here works on *wire JSON*: the JSON form of a ``google.protobuf.Struct`` as it travels
 between the engine, the language SDK, providers and analyzers. Secrets are objects carrying the
