@@ -27,14 +27,12 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
+from components.config import SessionRunSettings, SmokeTestSettings
+from microvms import env
 from microvms.smoke import backstop_seconds
 
 SMOKE_TEST_TYPE = "lambda-microvms:runs:SmokeTest"
 SESSION_RUN_TYPE = "lambda-microvms:runs:SessionRun"
-#: boto3's per-service endpoint variable for the lambda-microvms API.
-ENDPOINT_ENV = "AWS_ENDPOINT_URL_LAMBDA_MICROVMS"
-#: The emulator's endpoint proxy (see ``microvms.client.proxy_target``).
-PROXY_ENV = "MICROVMS_PROXY_URL"
 #: Extra time the engine allows the smoke command beyond its own timeout (run + terminate).
 COMMAND_TIMEOUT_MARGIN_SECONDS = 120
 
@@ -50,13 +48,25 @@ def _csv(values: Sequence[str] | None) -> str:
     return ",".join(values or ())
 
 
-def _endpoint_env(microvms_endpoint, proxy_url) -> dict[str, pulumi.Input[str]]:
-    env: dict[str, pulumi.Input[str]] = {}
-    if microvms_endpoint:
-        env[ENDPOINT_ENV] = microvms_endpoint
-    if proxy_url:
-        env[PROXY_ENV] = proxy_url
-    return env
+def _run_environment(args: SmokeTestArgs | SessionRunArgs) -> dict[str, pulumi.Input[str]]:
+    """What both commands pass the CLI: the image, its connectors, the role, the endpoints."""
+    variables: dict[str, pulumi.Input[str]] = {
+        env.REGION: args.region,
+        env.IMAGE_ARN: args.image_arn,
+        env.INGRESS: _csv(args.ingress_connectors),
+        env.EGRESS: _csv(args.egress_connectors),
+        env.OUTPUT: "json",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if args.image_version is not None:
+        variables[env.IMAGE_VERSION] = args.image_version
+    if args.execution_role_arn:
+        variables[env.EXECUTION_ROLE_ARN] = args.execution_role_arn
+    if args.microvms_endpoint:
+        variables[env.AWS_ENDPOINT_URL] = args.microvms_endpoint
+    if args.proxy_url:
+        variables[env.PROXY_URL] = args.proxy_url
+    return variables
 
 
 def parse_result(stdout: str | None) -> dict[str, Any] | None:
@@ -74,7 +84,7 @@ def parse_result(stdout: str | None) -> dict[str, Any] | None:
 
 @dataclass
 class SmokeTestArgs:
-    """Inputs of ``SmokeTest``. Defaults mirror ``components.config.SmokeTestSettings``."""
+    """Inputs of ``SmokeTest``. Defaults are ``components.config.SmokeTestSettings``'s."""
 
     image_arn: pulumi.Input[str]
     """ARN of the image to test (``arn:aws:lambda:<region>:<account>:microvm-image:<name>``)."""
@@ -88,19 +98,19 @@ class SmokeTestArgs:
     previews no smoke re-run, and one that does previews exactly one."""
     execution_role_arn: pulumi.Input[str] | None = None
     """Execution role for the throwaway VM (optional; the API allows none)."""
-    path: pulumi.Input[str] = "/health"
+    path: pulumi.Input[str] = SmokeTestSettings.path
     """Path probed through the VM endpoint."""
-    expected_status: pulumi.Input[int] = 200
+    expected_status: pulumi.Input[int] = SmokeTestSettings.expected_status
     """HTTP status the probe must answer."""
-    timeout_seconds: pulumi.Input[int] = 300
+    timeout_seconds: pulumi.Input[int] = SmokeTestSettings.timeout_seconds
     """Budget for run + probe; the VM's ``maximumDurationInSeconds`` backstop is this + 120 s."""
     port: pulumi.Input[int] = 8080
     """Guest port probed."""
-    ingress_connectors: Sequence[str] = ("HTTP_INGRESS",)
+    ingress_connectors: Sequence[str] = SmokeTestSettings.ingress_connectors
     """Managed names or connector ARNs."""
-    egress_connectors: Sequence[str] = ("INTERNET_EGRESS",)
+    egress_connectors: Sequence[str] = SmokeTestSettings.egress_connectors
     """Managed names or connector ARNs."""
-    enabled: bool = True
+    enabled: bool = SmokeTestSettings.enabled
     """False registers the component without a command (``result`` is None)."""
     max_duration_seconds: pulumi.Input[int] | None = None
     """The stack's ``maximumDurationSeconds`` as a ceiling for the throwaway VM: its
@@ -122,31 +132,19 @@ def smoke_max_duration(max_duration_seconds: int, timeout_seconds: float) -> int
 
 def smoke_environment(args: SmokeTestArgs) -> dict[str, pulumi.Input[str]]:
     """The command's environment: every CLI input as a ``MICROVMS_*`` variable."""
-    env: dict[str, pulumi.Input[str]] = {
-        "MICROVMS_REGION": args.region,
-        "MICROVMS_IMAGE_ARN": args.image_arn,
-        "MICROVMS_PROBE_PATH": args.path,
-        "MICROVMS_PROBE_PORT": pulumi.Output.from_input(args.port).apply(str),
-        "MICROVMS_EXPECT_STATUS": pulumi.Output.from_input(args.expected_status).apply(str),
-        "MICROVMS_TIMEOUT_SECONDS": pulumi.Output.from_input(args.timeout_seconds).apply(str),
-        "MICROVMS_INGRESS": _csv(args.ingress_connectors),
-        "MICROVMS_EGRESS": _csv(args.egress_connectors),
-        "MICROVMS_OUTPUT": "json",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if args.image_version is not None:
-        env["MICROVMS_IMAGE_VERSION"] = args.image_version
-    if args.execution_role_arn:
-        env["MICROVMS_EXECUTION_ROLE_ARN"] = args.execution_role_arn
+    variables = _run_environment(args)
+    variables[env.PROBE_PATH] = args.path
+    variables[env.PROBE_PORT] = pulumi.Output.from_input(args.port).apply(str)
+    variables[env.EXPECT_STATUS] = pulumi.Output.from_input(args.expected_status).apply(str)
+    variables[env.TIMEOUT_SECONDS] = pulumi.Output.from_input(args.timeout_seconds).apply(str)
     if args.max_duration_seconds is not None:
         # No idle policy on purpose: the VM lives seconds and is always terminated; the duration
         # backstop is far tighter than any idle policy (maxIdle >= 60 s plus the suspended time)
         # and an idle suspend could only make a slow start fail the probe.
-        env["MICROVMS_MAX_DURATION_SECONDS"] = pulumi.Output.all(
+        variables[env.MAX_DURATION_SECONDS] = pulumi.Output.all(
             args.max_duration_seconds, args.timeout_seconds
         ).apply(lambda v: str(smoke_max_duration(v[0], v[1])))
-    env.update(_endpoint_env(args.microvms_endpoint, args.proxy_url))
-    return env
+    return variables
 
 
 class SmokeTest(pulumi.ComponentResource):
@@ -208,8 +206,8 @@ class SessionRunArgs:
     rerun_on: pulumi.Input[str] | None = None
     """A value whose change replaces the VM (default: ``image_version``); see ``SmokeTestArgs``."""
     execution_role_arn: pulumi.Input[str] | None = None
-    ingress_connectors: Sequence[str] = ("SHELL_INGRESS", "HTTP_INGRESS")
-    egress_connectors: Sequence[str] = ("INTERNET_EGRESS",)
+    ingress_connectors: Sequence[str] = SessionRunSettings.ingress_connectors
+    egress_connectors: Sequence[str] = SmokeTestSettings.egress_connectors
     idle_policy: Mapping[str, Any] | None = None
     """``{"maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled"}`` or None."""
     max_duration_seconds: pulumi.Input[int] | None = None
@@ -222,31 +220,19 @@ class SessionRunArgs:
 
 
 def session_environment(args: SessionRunArgs) -> dict[str, pulumi.Input[str]]:
-    env: dict[str, pulumi.Input[str]] = {
-        "MICROVMS_REGION": args.region,
-        "MICROVMS_IMAGE_ARN": args.image_arn,
-        "MICROVMS_INGRESS": _csv(args.ingress_connectors),
-        "MICROVMS_EGRESS": _csv(args.egress_connectors),
-        "MICROVMS_OUTPUT": "json",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if args.image_version is not None:
-        env["MICROVMS_IMAGE_VERSION"] = args.image_version
-    if args.execution_role_arn:
-        env["MICROVMS_EXECUTION_ROLE_ARN"] = args.execution_role_arn
+    variables = _run_environment(args)
     if args.max_duration_seconds is not None:
-        env["MICROVMS_MAX_DURATION_SECONDS"] = pulumi.Output.from_input(
+        variables[env.MAX_DURATION_SECONDS] = pulumi.Output.from_input(
             args.max_duration_seconds
         ).apply(str)
     if args.idle_policy:
         policy = args.idle_policy
-        env["MICROVMS_MAX_IDLE_SECONDS"] = str(int(policy["maxIdleDurationSeconds"]))
-        env["MICROVMS_SUSPENDED_SECONDS"] = str(int(policy["suspendedDurationSeconds"]))
-        env["MICROVMS_AUTO_RESUME"] = "true" if policy["autoResumeEnabled"] else "false"
+        variables[env.MAX_IDLE_SECONDS] = str(int(policy["maxIdleDurationSeconds"]))
+        variables[env.SUSPENDED_SECONDS] = str(int(policy["suspendedDurationSeconds"]))
+        variables[env.AUTO_RESUME] = "true" if policy["autoResumeEnabled"] else "false"
     if args.run_hook_payload is not None:
-        env["MICROVMS_PAYLOAD_FILE"] = "-"
-    env.update(_endpoint_env(args.microvms_endpoint, args.proxy_url))
-    return env
+        variables[env.PAYLOAD_FILE] = "-"
+    return variables
 
 
 class SessionRun(pulumi.ComponentResource):

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
-from microvms import output, vms
+from microvms import env, output, vms
 from microvms.smoke import Interrupted
 
 app = typer.Typer(
@@ -65,13 +65,11 @@ OutputOpt = Annotated[
 ]
 IdArg = Annotated[
     str,
-    typer.Argument(
-        help="MicroVM id (microvm-<uuid>).", envvar="MICROVMS_MICROVM_ID", show_default=False
-    ),
+    typer.Argument(help="MicroVM id (microvm-<uuid>).", envvar=env.MICROVM_ID, show_default=False),
 ]
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", help="Seconds to wait.", envvar="MICROVMS_TIMEOUT_SECONDS"),
+    typer.Option("--timeout", help="Seconds to wait.", envvar=env.TIMEOUT_SECONDS),
 ]
 
 
@@ -114,8 +112,8 @@ def _client(ctx: typer.Context, *, runs: bool = False):
                 endpoint_url=g.endpoint_url,
                 profile=g.profile,
                 credentials=setup.credentials,
-                retry_mode=os.environ.get("MICROVMS_RETRY_MODE", "standard"),
-                max_attempts=_int_env("MICROVMS_MAX_ATTEMPTS", 5),
+                retry_mode=os.environ.get(env.RETRY_MODE, "standard"),
+                max_attempts=_int_env(env.MAX_ATTEMPTS, 5),
             )
         except NoRegionError:
             inputs.check_region(None)
@@ -274,28 +272,28 @@ def _image_name(arn: str | None) -> str | None:
 def _main(
     ctx: typer.Context,
     region: Annotated[
-        str | None, typer.Option(help="AWS region (else AWS_REGION).", envvar="MICROVMS_REGION")
+        str | None, typer.Option(help="AWS region (else AWS_REGION).", envvar=env.REGION)
     ] = None,
     endpoint_url: Annotated[
         str | None,
         typer.Option(
             help="API endpoint override (else AWS_ENDPOINT_URL_LAMBDA_MICROVMS / AWS_ENDPOINT_URL).",
-            envvar="MICROVMS_ENDPOINT_URL",
+            envvar=env.ENDPOINT_URL,
         ),
     ] = None,
     profile: Annotated[
-        str | None, typer.Option(help="AWS profile name.", envvar="MICROVMS_PROFILE")
+        str | None, typer.Option(help="AWS profile name.", envvar=env.PROFILE)
     ] = None,
     output_format: Annotated[
         str | None,
-        typer.Option("--output", "-o", help="json or table.", envvar="MICROVMS_OUTPUT"),
+        typer.Option("--output", "-o", help="json or table.", envvar=env.OUTPUT),
     ] = None,
     proxy_url: Annotated[
         str | None,
         typer.Option(
             help="Endpoint proxy for MicroVM traffic (the local emulator's URL); live endpoints "
             "need none.",
-            envvar="MICROVMS_PROXY_URL",
+            envvar=env.PROXY_URL,
         ),
     ] = None,
     verbose: Annotated[
@@ -304,7 +302,7 @@ def _main(
             "--verbose",
             "-v",
             help="Say which RunMicrovm rate is used and why.",
-            envvar="MICROVMS_VERBOSE",
+            envvar=env.VERBOSE,
         ),
     ] = False,
     version: Annotated[
@@ -348,23 +346,19 @@ def _run_spec(
 
 ImageOpt = Annotated[
     str | None,
-    typer.Option(
-        "--image-arn", metavar="ARN", help="MicroVM image ARN.", envvar="MICROVMS_IMAGE_ARN"
-    ),
+    typer.Option("--image-arn", metavar="ARN", help="MicroVM image ARN.", envvar=env.IMAGE_ARN),
 ]
 VersionOpt = Annotated[
     str | None,
     typer.Option(
         "--image-version",
         help="Image version (default: latest active).",
-        envvar="MICROVMS_IMAGE_VERSION",
+        envvar=env.IMAGE_VERSION,
     ),
 ]
 RoleOpt = Annotated[
     str | None,
-    typer.Option(
-        "--execution-role-arn", help="Execution role ARN.", envvar="MICROVMS_EXECUTION_ROLE_ARN"
-    ),
+    typer.Option("--execution-role-arn", help="Execution role ARN.", envvar=env.EXECUTION_ROLE_ARN),
 ]
 IngressOpt = Annotated[
     list[str] | None,
@@ -373,7 +367,7 @@ IngressOpt = Annotated[
         metavar="NAME|ARN",
         help="Ingress connector ARN or managed name (HTTP_INGRESS, SHELL_INGRESS, ALL_INGRESS, "
         "NO_INGRESS); repeat or comma-separate.",
-        envvar="MICROVMS_INGRESS",
+        envvar=env.INGRESS,
     ),
 ]
 EgressOpt = Annotated[
@@ -382,21 +376,21 @@ EgressOpt = Annotated[
         "--egress",
         metavar="NAME|ARN",
         help="Egress connector ARN or managed name (INTERNET_EGRESS); repeat or comma-separate.",
-        envvar="MICROVMS_EGRESS",
+        envvar=env.EGRESS,
     ),
 ]
 MaxIdleOpt = Annotated[
     int | None,
     typer.Option(
         help="Idle policy: seconds without traffic before suspend (>= 60).",
-        envvar="MICROVMS_MAX_IDLE_SECONDS",
+        envvar=env.MAX_IDLE_SECONDS,
     ),
 ]
 SuspendedOpt = Annotated[
     int | None,
     typer.Option(
         help="Idle policy: seconds suspended before terminate (>= 0).",
-        envvar="MICROVMS_SUSPENDED_SECONDS",
+        envvar=env.SUSPENDED_SECONDS,
     ),
 ]
 AutoResumeOpt = Annotated[
@@ -404,7 +398,7 @@ AutoResumeOpt = Annotated[
     typer.Option(
         "--auto-resume/--no-auto-resume",
         help="Idle policy: resume on traffic.",
-        envvar="MICROVMS_AUTO_RESUME",
+        envvar=env.AUTO_RESUME,
     ),
 ]
 MaxDurationOpt = Annotated[
@@ -414,7 +408,7 @@ MaxDurationOpt = Annotated[
         help=f"maximumDurationInSeconds, 1..{vms.MAX_DURATION_SECONDS}. Default: "
         f"{vms.MAX_DURATION_SECONDS} s ({vms.MAX_DURATION_SECONDS // 3600} h), the service's "
         "default; the VM is terminated then, running or suspended.",
-        envvar="MICROVMS_MAX_DURATION_SECONDS",
+        envvar=env.MAX_DURATION_SECONDS,
         show_default=False,
     ),
 ]
@@ -424,7 +418,7 @@ SmokeMaxDurationOpt = Annotated[
         "--max-duration",
         help=f"maximumDurationInSeconds, 1..{vms.MAX_DURATION_SECONDS}. Default: --timeout plus "
         "120 s, a backstop so even a killed smoke test cannot leave its VM running for long.",
-        envvar="MICROVMS_MAX_DURATION_SECONDS",
+        envvar=env.MAX_DURATION_SECONDS,
         show_default=False,
     ),
 ]
@@ -433,12 +427,12 @@ PayloadOpt = Annotated[
     typer.Option(
         "--payload-file",
         help="Run-hook payload from a file, or - for stdin (<= 4096 bytes). Never from argv.",
-        envvar="MICROVMS_PAYLOAD_FILE",
+        envvar=env.PAYLOAD_FILE,
     ),
 ]
 ClientTokenOpt = Annotated[
     str | None,
-    typer.Option(help="Idempotency token for RunMicrovm.", envvar="MICROVMS_CLIENT_TOKEN"),
+    typer.Option(help="Idempotency token for RunMicrovm.", envvar=env.CLIENT_TOKEN),
 ]
 
 
@@ -457,7 +451,7 @@ def run(
     payload_file: PayloadOpt = None,
     client_token: ClientTokenOpt = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait until RUNNING.", envvar="MICROVMS_WAIT")
+        bool, typer.Option("--wait", help="Wait until RUNNING.", envvar=env.WAIT)
     ] = False,
     terminate_on_failure: Annotated[
         bool,
@@ -465,7 +459,7 @@ def run(
             "--terminate-on-failure",
             help="With --wait: terminate the new VM if the wait fails or is interrupted "
             "(how SessionRun's create avoids leaving a VM that no state records).",
-            envvar="MICROVMS_TERMINATE_ON_FAILURE",
+            envvar=env.TERMINATE_ON_FAILURE,
         ),
     ] = False,
     timeout: TimeoutOpt = 300.0,
@@ -555,7 +549,7 @@ def ls_(
     ctx: typer.Context,
     image: Annotated[
         str | None,
-        typer.Option("--image", help="Filter by image ARN.", envvar="MICROVMS_IMAGE_ARN"),
+        typer.Option("--image", help="Filter by image ARN.", envvar=env.IMAGE_ARN),
     ] = None,
     version: Annotated[
         str | None, typer.Option("--version", help="Filter by image version (needs --image).")
@@ -649,7 +643,7 @@ def terminate(
     ctx: typer.Context,
     microvm_ids: Annotated[
         list[str] | None,
-        typer.Argument(help="MicroVM ids.", envvar="MICROVMS_MICROVM_ID", show_default=False),
+        typer.Argument(help="MicroVM ids.", envvar=env.MICROVM_ID, show_default=False),
     ] = None,
     from_json_env: Annotated[
         str | None,
@@ -759,21 +753,21 @@ def token(
 def probe(
     ctx: typer.Context,
     microvm_id: IdArg,
-    path: Annotated[str, typer.Option(help="Request path.", envvar="MICROVMS_PROBE_PATH")] = "/",
+    path: Annotated[str, typer.Option(help="Request path.", envvar=env.PROBE_PATH)] = "/",
     port: Annotated[
-        int, typer.Option(help="Guest port.", envvar="MICROVMS_PROBE_PORT")
+        int, typer.Option(help="Guest port.", envvar=env.PROBE_PORT)
     ] = vms.DEFAULT_PORT,
     method: Annotated[str, typer.Option(help="HTTP method.")] = "GET",
     expect_status: Annotated[
         int | None,
         typer.Option(
             help="Exit 0 only on this status (default: any 2xx/3xx).",
-            envvar="MICROVMS_EXPECT_STATUS",
+            envvar=env.EXPECT_STATUS,
         ),
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option(help="Seconds to keep retrying 502s.", envvar="MICROVMS_TIMEOUT_SECONDS"),
+        typer.Option(help="Seconds to keep retrying 502s.", envvar=env.TIMEOUT_SECONDS),
     ] = 30.0,
     output_format: OutputOpt = None,
 ) -> None:
@@ -833,23 +827,23 @@ def smoke(
     ingress: IngressOpt = None,
     egress: EgressOpt = None,
     max_duration: SmokeMaxDurationOpt = None,
-    path: Annotated[str, typer.Option(help="Path to probe.", envvar="MICROVMS_PROBE_PATH")] = "/",
+    path: Annotated[str, typer.Option(help="Path to probe.", envvar=env.PROBE_PATH)] = "/",
     port: Annotated[
-        int, typer.Option(help="Guest port to probe.", envvar="MICROVMS_PROBE_PORT")
+        int, typer.Option(help="Guest port to probe.", envvar=env.PROBE_PORT)
     ] = vms.DEFAULT_PORT,
     expect_status: Annotated[
-        int, typer.Option(help="Status the probe must answer.", envvar="MICROVMS_EXPECT_STATUS")
+        int, typer.Option(help="Status the probe must answer.", envvar=env.EXPECT_STATUS)
     ] = 200,
     timeout: Annotated[
         float,
-        typer.Option(help="Total seconds for run + probe.", envvar="MICROVMS_TIMEOUT_SECONDS"),
+        typer.Option(help="Total seconds for run + probe.", envvar=env.TIMEOUT_SECONDS),
     ] = 120.0,
     wait_terminated: Annotated[
         bool,
         typer.Option(
             "--wait-terminated/--no-wait-terminated",
             help="Poll until TERMINATED after terminating (default), or read the state once.",
-            envvar="MICROVMS_WAIT_TERMINATED",
+            envvar=env.WAIT_TERMINATED,
         ),
     ] = True,
     output_format: OutputOpt = None,
@@ -897,7 +891,7 @@ def gc(
     image: Annotated[
         str | None,
         typer.Option(
-            "--image", help="Image ARN whose live VMs to terminate.", envvar="MICROVMS_IMAGE_ARN"
+            "--image", help="Image ARN whose live VMs to terminate.", envvar=env.IMAGE_ARN
         ),
     ] = None,
     version: Annotated[

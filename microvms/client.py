@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+from microvms import env
+
 SERVICE = "lambda-microvms"
 # Service facts shared by the CLI, the settings model and the image provider.
 # Launch regions of the service (docs/service-facts.md §11).
@@ -23,7 +25,6 @@ ARCHITECTURES = ("ARM_64",)
 INGRESS_CONNECTOR_KINDS = ("HTTP_INGRESS", "SHELL_INGRESS", "ALL_INGRESS", "NO_INGRESS")
 EGRESS_CONNECTOR_KINDS = ("INTERNET_EGRESS",)
 MANAGED_CONNECTOR_KINDS = INGRESS_CONNECTOR_KINDS + EGRESS_CONNECTOR_KINDS
-PROXY_URL_ENV = "MICROVMS_PROXY_URL"
 
 
 def make_client(
@@ -92,7 +93,7 @@ def proxy_target(endpoint: str, proxy_url: str | None = None) -> tuple[str, str]
     With a proxy URL (``proxy_url``, else ``MICROVMS_PROXY_URL``: the local emulator), requests go
     to that URL with the VM's endpoint as the ``Host`` header; otherwise to ``https://<endpoint>``.
     """
-    proxy = proxy_url or os.environ.get(PROXY_URL_ENV)
+    proxy = proxy_url or os.environ.get(env.PROXY_URL)
     if proxy:
         return proxy.rstrip("/"), endpoint
     return f"https://{endpoint}", endpoint

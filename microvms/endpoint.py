@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-from microvms.client import PROXY_URL_ENV, proxy_target
+from microvms import env
+from microvms.client import proxy_target
 from microvms.tokens import TokenSource
 from microvms.vms import DEFAULT_PORT, Secret
 
@@ -35,7 +36,7 @@ class EndpointUnresolvable(OSError):
     def __init__(self, host: str, detail: str) -> None:
         super().__init__(
             f"cannot resolve the MicroVM endpoint {host} ({detail}); for the local emulator set "
-            f"{PROXY_URL_ENV} (or --proxy-url) to the emulator's URL"
+            f"{env.PROXY_URL} (or --proxy-url) to the emulator's URL"
         )
         self.host = host
 

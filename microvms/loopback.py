@@ -19,12 +19,14 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from microvms import env
+
 #: The emulator serves every launch region; the sandbox and the local stack use this one.
 LOCAL_REGION = "us-east-1"
 #: Placeholder keys (not secrets): the emulator checks only the signature's region.
 PLACEHOLDER_CREDENTIALS = ("local-placeholder", "local-placeholder")
 
-ENDPOINT_ENV = ("AWS_ENDPOINT_URL_LAMBDA_MICROVMS", "AWS_ENDPOINT_URL")
+ENDPOINT_ENV = (env.AWS_ENDPOINT_URL, "AWS_ENDPOINT_URL")
 CREDENTIAL_ENV = (
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
@@ -119,7 +121,7 @@ def resolve(
 ) -> Setup:
     """Fill in placeholder credentials / the local region only when every endpoint is loopback."""
     api = api_endpoint(endpoint_url)
-    proxy = proxy_url or os.environ.get("MICROVMS_PROXY_URL")
+    proxy = proxy_url or os.environ.get(env.PROXY_URL)
     local = is_loopback(api) and (proxy is None or is_loopback(proxy))
     if not local:
         return Setup(region=region)

@@ -19,8 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from microvms import env
+
 RUN_MICROVM_RATE = 5.0
-SHARED_FILE_ENV = "MICROVMS_RATE_LIMIT_FILE"
 
 Rate = float | Callable[[], float]
 
@@ -148,7 +149,7 @@ def default_limiter(rate: Rate | None = None) -> TokenBucket | FileSlotLimiter:
 
     Without ``rate`` the process bucket is the shared ``RUN_MICROVM_BUCKET`` at 5/s.
     """
-    path = os.environ.get(SHARED_FILE_ENV)
+    path = os.environ.get(env.RATE_LIMIT_FILE)
     if path:
         return FileSlotLimiter(path, RUN_MICROVM_RATE if rate is None else rate)
     return RUN_MICROVM_BUCKET if rate is None else TokenBucket(rate)

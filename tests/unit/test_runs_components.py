@@ -122,7 +122,7 @@ def test_smoke_command_inputs_environment_and_triggers(tmp_path):
 def test_no_endpoint_overrides_without_config(tmp_path):
     graph = _evaluate(tmp_path, endpoints=False)
     env = graph.one(COMMAND, "smoke-smoke").plain_inputs["environment"]
-    assert runs.ENDPOINT_ENV not in env and runs.PROXY_ENV not in env
+    assert "AWS_ENDPOINT_URL_LAMBDA_MICROVMS" not in env and "MICROVMS_PROXY_URL" not in env
 
 
 def test_disabled_smoke_registers_no_command(tmp_path):

@@ -120,8 +120,8 @@ def test_session_run_when_enabled_for_a_stack():
 def test_local_stack_points_the_cli_at_the_emulator():
     graph = evaluate_program("local")
     env = graph.one(COMMAND, "smoke-smoke").plain_inputs["environment"]
-    assert env[runs.ENDPOINT_ENV] == "http://127.0.0.1:4567"
-    assert env[runs.PROXY_ENV] == "http://127.0.0.1:4567"
+    assert env["AWS_ENDPOINT_URL_LAMBDA_MICROVMS"] == "http://127.0.0.1:4567"
+    assert env["MICROVMS_PROXY_URL"] == "http://127.0.0.1:4567"
     assert env["MICROVMS_TIMEOUT_SECONDS"] == "120"
 
 
