@@ -133,11 +133,14 @@ class MicrovmImage(pulumi.ComponentResource):
     ) -> None:
         super().__init__("lambda-microvms:image:MicrovmImage", name, None, opts)
         if args.adopt_arn:
-            # The adopted image keeps its name; the engine imports it (a preview shows "import").
+            # The adopted image keeps its name; Create takes it over instead of making one (the
+            # engine cannot import a Python dynamic resource: see MicrovmImageProvider._adopt).
             args = dataclasses.replace(args, image_name=args.adopt_arn.rsplit(":", 1)[1])
         props = image_props(name, args)
+        if args.adopt_arn:
+            props["adoptArn"] = args.adopt_arn
         self.resource = MicrovmImageResource(
-            f"{name}-image", props, pulumi.ResourceOptions(parent=self, import_=args.adopt_arn)
+            f"{name}-image", props, pulumi.ResourceOptions(parent=self)
         )
         # The id is the ARN, and unlike the outputs it stays known in a preview of an update.
         self.image_arn = self.resource.id

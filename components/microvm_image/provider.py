@@ -269,6 +269,46 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         failures = [dyn.CheckFailure(prop, reason) for prop, reason in validate(props)]
         return dyn.CheckResult(props, failures)
 
+    # ---- adopt -----------------------------------------------------------------------------
+    def _adopt(self, props: dict[str, Any]) -> dyn.CreateResult:
+        """Take over an existing image (``adoptArn``) instead of creating one.
+
+        The engine cannot import a Python dynamic resource (its import Read carries no inputs, so
+        the SDK's provider server cannot find ``__provider``), so adoption is a Create that makes
+        nothing: it reads the image, applies whatever the stack's configuration changes (tags in
+        place, a new version for a build change), and hands the same image to the engine. An
+        image another resource delivered (its owner tag) is refused, so two stacks never own one.
+        """
+        arn = props["adoptArn"]
+        scrub = _Scrubber(props)
+        client = _client(props)
+        owner = spec.owner_id(props)
+        try:
+            image = client.get_microvm_image(imageIdentifier=arn)
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                raise MicrovmImageError(
+                    f"adopt: image {arn} does not exist; build one instead by clearing "
+                    "lambda-microvms:adopt"
+                ) from None
+            raise _api_error("GetMicrovmImage", exc, scrub) from None
+        tag = (image.get("tags") or {}).get(spec.OWNER_TAG)
+        if tag and tag.removesuffix(spec.DELIVERED_SUFFIX) != owner:
+            raise MicrovmImageError(
+                f"adopt: image {arn} belongs to another stack or resource (tag {spec.OWNER_TAG}="
+                f"{tag}); an image is managed by one stack at a time"
+            )
+        current = self.read(arn, {k: v for k, v in props.items() if k != "adoptArn"})
+        if current.id is None:
+            raise MicrovmImageError(f"adopt: image {arn} has no usable version to adopt")
+        _log(f"microvm image {image.get('name')}: adopting {arn}")
+        updated = self.update(arn, dict(current.outs), props)
+        try:
+            client.tag_resource(Resource=arn, Tags={spec.OWNER_TAG: spec.delivered(owner)})
+        except ClientError as exc:
+            raise _api_error("TagResource", exc, scrub) from None
+        return dyn.CreateResult(arn, dict(updated.outs))
+
     # ---- diff ------------------------------------------------------------------------------
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         plan = plan_diff(olds, news)
@@ -283,6 +323,8 @@ class MicrovmImageProvider(dyn.ResourceProvider):
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         started_at = time.monotonic()
         props = spec.plain_numbers(props)
+        if props.get("adoptArn"):
+            return self._adopt(props)
         scrub = _Scrubber(props)
         client = _client(props)
         owner = spec.owner_id(props)

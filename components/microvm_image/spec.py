@@ -69,6 +69,8 @@ PROVIDER_SETTINGS = (
     "keepVersions",
     "buildTimeoutMinutes",
     "terminateMicrovmsOnDelete",
+    # An existing image Create takes over instead of making one (read only by Create).
+    "adoptArn",
 )
 IDENTITY_KEYS = ("nameSeed",)  # informational: where a generated name came from
 INPUT_KEYS = REPLACE_KEYS + BUILD_KEYS + TAG_KEYS + PROVIDER_SETTINGS + IDENTITY_KEYS

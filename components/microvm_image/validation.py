@@ -29,6 +29,7 @@ from .spec import (
     PROVIDER_TAGS_WRITTEN,
     RUNTIME_HOOKS,
     is_unknown,
+    parse_image_arn,
 )
 
 Failure = tuple[str, str]
@@ -81,6 +82,25 @@ def _skip(v: Any) -> bool:
     return is_unknown(v)
 
 
+def _check_adopt(f: list[Failure], p: dict, region: str | None) -> None:
+    arn = p.get("adoptArn")
+    if arn is None or _skip(arn):
+        return
+    parsed = parse_image_arn(arn) if isinstance(arn, str) else None
+    if parsed is None:
+        f.append(
+            (
+                "adoptArn",
+                f"{show(arn)} is not a MicroVM image ARN "
+                "(arn:aws:lambda:<region>:<account>:microvm-image:<name>)",
+            )
+        )
+    elif region and parsed["region"] != region:
+        f.append(("adoptArn", f"the image is in {parsed['region']}, the resource in {region}"))
+    elif p.get("name") not in (None, parsed["name"]) and not _skip(p.get("name")):
+        f.append(("adoptArn", f"adopting {parsed['name']!r} but name is {show(p.get('name'))}"))
+
+
 def validate(p: dict) -> list[Failure]:
     """Validate defaults-filled properties; return every failure (empty list = valid)."""
     f: list[Failure] = []
@@ -107,6 +127,7 @@ def validate(p: dict) -> list[Failure]:
 
     _check_name(f, p)
     _check_endpoint(f, p.get("endpointUrl"))
+    _check_adopt(f, p, region if region_known else None)
 
     base = p.get("baseImageArn")
     if base is None:

@@ -87,7 +87,7 @@ def test_preview_json_with_policy_pack_and_review_summary(engine: EngineStack, t
     preview_file = tmp_path / "preview.json"
     preview_file.write_text(result.stdout)
     summary = subprocess.run(
-        [sys.executable, "-m", "scripts.review_summary", str(preview_file), "--events", str(events), "--stack", "local"],
+        [sys.executable, "-m", "devkit.review_summary", str(preview_file), "--events", str(events), "--stack", "local"],
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "create" in summary.lower()
@@ -170,6 +170,50 @@ def test_up_refresh_update_and_destroy(engine: EngineStack):
     assert engine.outputs()["imageArn"] == outputs["imageArn"]
 
     # 6. destroy leaves nothing behind.
+    engine.ok("destroy", "--yes")
+    assert leftovers(engine) == {
+        "images": [],
+        "microvms": [],
+        "buckets": [],
+        "roles": [],
+        "logGroups": [],
+    }
+
+
+# --------------------------------------------------------------------------- import / adopt
+
+
+def test_adopt_an_image_made_out_of_band_then_no_diff(engine: EngineStack):
+    """The engine cannot import a Python dynamic resource: ``pulumi import`` and the import resource
+    option both Read with no inputs, so the SDK's dynamic provider has no ``__provider`` (KeyError).
+    The stack takes an existing image over with ``lambda-microvms:adopt`` (a Create that makes
+    nothing), and afterwards it is managed like any other."""
+    engine.write_config(**{"lambda-microvms:smokeTest": {"enabled": False}})
+    assert engine.up().returncode == 0
+    name = engine.outputs()["imageName"]
+    arn = f"arn:aws:lambda:us-east-1:123456789012:microvm-image:{name}"
+    urn = next(
+        r["urn"] for r in engine.export()["deployment"]["resources"] if r["type"] == IMAGE_TYPE
+    )
+    # From the stack's point of view the image is now one somebody made by hand.
+    engine.ok("state", "delete", urn, "--yes", config=False)
+    cli_import = engine.pulumi(
+        "import", IMAGE_TYPE, "image-image", arn, "--yes", "--generate-code=false"
+    )
+    assert cli_import.returncode != 0 and "__provider" in cli_import.output
+
+    engine.write_config(**{"lambda-microvms:adopt": name})
+    preview = engine.preview_json()
+    assert preview.returncode == 0, preview.output[-6000:]
+    steps = {s["urn"].split("::")[-1]: s for s in preview.json()["steps"] if s["op"] != "same"}
+    assert set(steps) == {"image-image"}
+    assert steps["image-image"]["newState"]["inputs"]["adoptArn"] == arn
+    assert engine.up().returncode == 0
+    assert engine.outputs()["imageArn"] == arn
+    engine.ok("preview", "--expect-no-changes", *engine.POLICY)
+    mv = client(engine, "lambda-microvms")
+    live = [i for i in mv.list_microvm_images()["items"] if i.get("state") != "DELETED"]
+    assert [i["name"] for i in live] == [name]  # adopted, not rebuilt
     engine.ok("destroy", "--yes")
     assert leftovers(engine) == {
         "images": [],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import ConfigError, parse_settings
-from tests.harness.program import evaluate_program
+from devkit.offline.evaluate import evaluate_program
 
 pytestmark = pytest.mark.unit
 
@@ -55,14 +55,15 @@ def test_a_name_without_a_known_account_asks_for_the_arn():
         _ = s.adopted_image_arn
 
 
-def test_the_program_imports_the_adopted_image_under_its_own_name():
+def test_the_program_adopts_the_image_under_its_own_name():
     graph = evaluate_program("local", overrides={"adopt": "hand-built"})
     image = graph.one("pulumi-python:dynamic/lambda-microvms:MicrovmImage")
-    assert image.options["importId"] == ARN
+    assert image.plain_inputs["adoptArn"] == ARN
     assert image.plain_inputs["name"] == "hand-built"
     assert "namePrefix" not in image.plain_inputs
+    assert not image.options.get("importId")  # the engine cannot import a dynamic resource
 
 
-def test_without_adopt_nothing_is_imported():
+def test_without_adopt_nothing_is_adopted():
     image = evaluate_program("local").one("pulumi-python:dynamic/lambda-microvms:MicrovmImage")
-    assert not image.options.get("importId")
+    assert "adoptArn" not in image.plain_inputs
