@@ -186,25 +186,21 @@ def _report(progress: Progress | None, elapsed: float, state: str, detail: str) 
 
 def list_builds(client, image_arn: str, image_version: str) -> list[BuildResult]:
     """Every build of a version (both Graviton generations, docs/service-facts.md §3)."""
-    out: list[BuildResult] = []
-    kwargs = {"imageIdentifier": image_arn, "imageVersion": image_version}
-    while True:
-        resp = client.list_microvm_image_builds(**kwargs)
-        for b in resp.get("items", []):
-            out.append(
-                BuildResult(
-                    build_id=b.get("buildId", "?"),
-                    architecture=b.get("architecture"),
-                    chipset=b.get("chipset"),
-                    chipset_generation=b.get("chipsetGeneration"),
-                    build_state=b.get("buildState"),
-                    state_reason=b.get("stateReason"),
-                )
-            )
-        token = resp.get("nextToken")
-        if not token:
-            return out
-        kwargs["nextToken"] = token
+    pages = client.get_paginator("list_microvm_image_builds").paginate(
+        imageIdentifier=image_arn, imageVersion=image_version
+    )
+    return [
+        BuildResult(
+            build_id=b.get("buildId", "?"),
+            architecture=b.get("architecture"),
+            chipset=b.get("chipset"),
+            chipset_generation=b.get("chipsetGeneration"),
+            build_state=b.get("buildState"),
+            state_reason=b.get("stateReason"),
+        )
+        for page in pages
+        for b in page.get("items", [])
+    ]
 
 
 def wait_for_image_version(

@@ -9,8 +9,11 @@ from __future__ import annotations
 import itertools
 import random
 
+import botocore.session
 import pytest
+from botocore import xform_name
 from botocore.exceptions import ClientError
+from botocore.paginate import Paginator
 
 from microvms import waiters
 from microvms.waiters import (
@@ -51,6 +54,15 @@ def client_error(code: str, message: str, status: int) -> ClientError:
     )
 
 
+def service_paginator(stand_in, operation: str) -> Paginator:
+    """botocore's own paginator over a stand-in's method, configured as the service model says."""
+    session = botocore.session.get_session()
+    model = session.get_service_model("lambda-microvms")
+    name = next(n for n in model.operation_names if xform_name(n) == operation)
+    config = session.get_paginator_model("lambda-microvms").get_paginator(name)
+    return Paginator(getattr(stand_in, operation), config, model.operation_model(name))
+
+
 class ScriptedImages:
     """Answers GetMicrovmImageVersion by simulated time: ``timeline`` is [(from_t, state, reason)]."""
 
@@ -75,6 +87,9 @@ class ScriptedImages:
             "state": state,
             "stateReason": reason,
         }
+
+    def get_paginator(self, operation: str) -> Paginator:
+        return service_paginator(self, operation)
 
     def list_microvm_image_builds(self, imageIdentifier, imageVersion, nextToken=None):
         pages = self.builds or [[]]

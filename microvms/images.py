@@ -1,0 +1,154 @@
+"""MicroVM images through the API: listings, version order, delete with retry, the outputs shape.
+
+Plain botocore around the ``lambda-microvms`` image operations, no Pulumi: the image provider
+(``components.microvm_image.provider``) keeps only the engine protocol and calls these. Listings
+use botocore's paginators (the service model has one for every List operation), so no page is
+ever missed and no loop over ``nextToken`` is written by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from microvms import waiters
+
+#: Version states after which a version no longer counts as kept.
+VERSION_GOING = ("DELETING", "DELETED")
+#: Image states in which an image is on its way out.
+IMAGE_GOING = ("DELETING", "DELETED", "DELETE_FAILED")
+#: Retrying DeleteMicrovmImage while the service refuses it for now (a build or version delete
+#: still draining, a terminate still settling; docs/service-facts.md §4.3).
+DELETE_RETRY = waiters.Backoff(first=0.5, factor=1.6, cap=4.0, jitter=0.1)
+
+
+def log_group_name(image_name: str) -> str:
+    """The service's own log group for an image's builds, ``/aws/lambda-microvms/<image-name>``.
+
+    This spelling (not ``/aws/lambda/microvms/…``) is where live build logs were read
+    (docs/service-facts.md §12.3).
+    """
+    return f"/aws/lambda-microvms/{image_name}"
+
+
+# ------------------------------------------------------------------------------------ listings
+
+
+def items(client, operation: str, **params: Any) -> Iterator[dict]:
+    """Every item of a List operation (``list_microvm_images`` …), page after page."""
+    for page in client.get_paginator(operation).paginate(**params):
+        yield from page.get("items", [])
+
+
+def list_images(client) -> list[dict]:
+    """Every image of the account and region (ListMicrovmImages)."""
+    return list(items(client, "list_microvm_images", PaginationConfig={"PageSize": 50}))
+
+
+def find_image(client, name: str) -> dict | None:
+    """The listed image named exactly ``name`` (``nameFilter`` also matches other names)."""
+    return next(
+        (i for i in items(client, "list_microvm_images", nameFilter=name) if i.get("name") == name),
+        None,
+    )
+
+
+def version_key(version: Any) -> tuple[int, ...]:
+    """Sort key of an image version: ``"2.0"`` → ``(2, 0)``, so ``"10"`` sorts after ``"9"``."""
+    parts = re.findall(r"[0-9]+", str(version))
+    return tuple(int(p) for p in parts) or (0,)
+
+
+def newest_first(versions: list[str]) -> list[str]:
+    """Version numbers, newest first."""
+    return sorted(versions, key=version_key, reverse=True)
+
+
+def list_versions(client, image_arn: str) -> list[dict]:
+    """Every version of an image (ListMicrovmImageVersions), newest first."""
+    found = list(items(client, "list_microvm_image_versions", imageIdentifier=image_arn))
+    return sorted(found, key=lambda v: version_key(v.get("imageVersion", "0")), reverse=True)
+
+
+def newest_version(client, image: dict) -> str | None:
+    """The image's active version, else its newest listed one (None: it has no version)."""
+    if image.get("latestActiveImageVersion"):
+        return image["latestActiveImageVersion"]
+    versions = list_versions(client, image["imageArn"])
+    return versions[0]["imageVersion"] if versions else None
+
+
+def kept_versions(client, image_arn: str) -> list[str]:
+    """The version numbers still kept (not being deleted), newest first."""
+    return [
+        v.get("imageVersion")
+        for v in list_versions(client, image_arn)
+        if v.get("state") not in VERSION_GOING
+    ]
+
+
+# ------------------------------------------------------------------------------------ delete
+
+
+def delete_image(
+    client,
+    image_arn: str,
+    *,
+    give_up_after: float,
+    retry: Callable[[ClientError, float], bool] = lambda _exc, _elapsed: True,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """DeleteMicrovmImage, sent again while the service refuses it for now.
+
+    ``retry(error, elapsed)`` says whether a refusal is worth another try; after
+    ``give_up_after`` seconds, or when it says no, the refusal is raised. Returns True once the
+    delete is accepted, False when the image is already gone. Deletes are asynchronous: follow
+    with :func:`microvms.waiters.wait_for_image_deleted`.
+    """
+    started = clock()
+    delays = DELETE_RETRY.delays()
+    while True:
+        try:
+            client.delete_microvm_image(imageIdentifier=image_arn)
+            return True
+        except ClientError as exc:
+            if waiters.is_not_found(exc):
+                return False
+            elapsed = clock() - started
+            if elapsed > give_up_after or not retry(exc, elapsed):
+                raise
+        sleep(next(delays))
+
+
+# ------------------------------------------------------------------------------------ outputs
+
+
+def image_outputs(
+    name: str,
+    image_arn: str,
+    image: dict,
+    version: dict,
+    *,
+    kept: list[str],
+    builds: list[waiters.BuildResult],
+    log_group: str,
+) -> dict[str, Any]:
+    """What an image is after create, update or read: the resource's outputs, one shape."""
+    return {
+        "name": name,
+        "imageArn": image_arn,
+        "imageVersion": version.get("imageVersion"),
+        "versionState": version.get("state"),
+        "latestActiveImageVersion": image.get("latestActiveImageVersion"),
+        "latestFailedImageVersion": image.get("latestFailedImageVersion"),
+        "state": image.get("state"),
+        "resolvedBaseImageVersion": version.get("baseImageVersion"),
+        "retainedVersions": newest_first(kept),
+        "builds": [b.as_output() for b in builds],
+        "logGroup": log_group,
+    }
