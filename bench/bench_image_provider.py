@@ -150,7 +150,7 @@ def simulated_overshoot() -> None:
 
 
 def grpc_runs() -> None:
-    from tests.harness.provider import DynamicProvider, make_urn, serialize_provider
+    from devkit.offline.provider import DynamicProvider, make_urn, serialize_provider
 
     prov = serialize_provider(MicrovmImageProvider())
     urn = make_urn("pulumi-python:dynamic/lambda-microvms:MicrovmImage", "bench-image")

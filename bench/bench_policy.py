@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.harness.analyzer import PolicyPack  # noqa: E402
-from tests.harness.program import make_resource  # noqa: E402
-from tests.harness.wire import UNKNOWN  # noqa: E402
+from devkit.offline.analyzer import PolicyPack  # noqa: E402
+from devkit.offline.synthetic import make_resource  # noqa: E402
+from devkit.offline.wire import UNKNOWN  # noqa: E402
 
 ACCOUNT = "111111111111"
 PROVIDER = {"region": "us-east-1", "allowedAccountIds": json.dumps([ACCOUNT])}

@@ -1,7 +1,7 @@
 """`make up STACK=local` up to the point where the Pulumi CLI is needed.
 
 Starts the same background services the target starts (moto server, the image app, our
-lambda-microvms emulator) through scripts.local_stack on free loopback ports, checks each answers
+lambda-microvms emulator) through devkit.services on free loopback ports, checks each answers
 real requests, checks Pulumi.local.yaml sends every AWS service the program uses to them, and
 checks they stop (explicitly and by their watchdog). The missing-CLI path runs the real command.
 """
@@ -21,10 +21,10 @@ import pytest
 import yaml
 from botocore.config import Config
 
-from scripts import local_stack as ls
+from devkit import local_stack, services
 
 REPO = Path(__file__).resolve().parents[2]
-ACCOUNT = ls.ACCOUNT_ID
+ACCOUNT = services.ACCOUNT_ID
 # pulumi-aws resource module -> the aws:endpoints key(s) that override it.
 AWS_MODULE_ENDPOINTS = {
     "s3": ("s3",),
@@ -45,10 +45,10 @@ def _client(service: str, url: str):
     )
 
 
-def _gone(svc: ls.Service, timeout: float = 15.0) -> bool:
+def _gone(svc: services.Service, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not ls._pid_exists(svc.pid) and not ls.port_open(svc.port):
+        if not services._pid_exists(svc.pid) and not services.port_open(svc.port):
             return True
         time.sleep(0.2)
     return False
@@ -57,18 +57,18 @@ def _gone(svc: ls.Service, timeout: float = 15.0) -> bool:
 @pytest.fixture(scope="module")
 def stack_services(tmp_path_factory):
     state = tmp_path_factory.mktemp("pulumi-local")
-    ports = ls.free_ports()
-    services = ls.start_services(
+    ports = services.free_ports()
+    started = services.start_services(
         ports, state_dir=state, lifetime=600, parent_pid=os.getpid(), timeout=90
     )
-    yield ports, state, services
-    ls.stop_services(state)
+    yield ports, state, started
+    services.stop_services(state)
 
 
 def test_services_answer(stack_services):
-    ports, _state, services = stack_services
-    assert set(services) == {"moto", "app", "emulator"}
-    assert all(not s.reused for s in services.values())
+    ports, _state, started = stack_services
+    assert set(started) == {"moto", "app", "emulator"}
+    assert all(not s.reused for s in started.values())
 
     s3 = _client("s3", ports.moto_url)
     s3.create_bucket(Bucket="local-stack-check")
@@ -92,21 +92,21 @@ def test_services_answer(stack_services):
         assert r.status == 200
         assert isinstance(json.load(r), dict)
     # The app's hooks listener (the emulator's upstream for guest port 9000) is up too.
-    assert ls.port_open(ports.hooks)
+    assert services.port_open(ports.hooks)
 
 
 def test_second_start_reuses_healthy_services(stack_services):
-    ports, state, services = stack_services
-    again = ls.start_services(ports, state_dir=state, lifetime=600, parent_pid=os.getpid())
+    ports, state, started = stack_services
+    again = services.start_services(ports, state_dir=state, lifetime=600, parent_pid=os.getpid())
     assert all(s.reused for s in again.values())
-    assert {n: s.pid for n, s in again.items()} == {n: s.pid for n, s in services.items()}
+    assert {n: s.pid for n, s in again.items()} == {n: s.pid for n, s in started.items()}
 
 
 def test_pulumi_env_points_program_and_cli_at_emulators(stack_services, monkeypatch):
     ports, state, _ = stack_services
     monkeypatch.setenv("AWS_PROFILE", "my-real-profile")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://example.invalid")
-    env = ls.pulumi_env(ports, state_dir=state)
+    env = local_stack.pulumi_env(ports, state_dir=state)
     assert "AWS_PROFILE" not in env and "AWS_ENDPOINT_URL" not in env
     assert env["AWS_ENDPOINT_URL_LAMBDA_MICROVMS"] == ports.emulator_url
     assert env["MICROVMS_PROXY_URL"] == ports.emulator_url
@@ -123,18 +123,18 @@ def test_pulumi_env_points_program_and_cli_at_emulators(stack_services, monkeypa
 
 def test_stop_services_leaves_nothing_running(stack_services):
     # Runs after the other tests of the module's services (pytest keeps file order).
-    _ports, state, services = stack_services
-    stopped = ls.stop_services(state)
+    _ports, state, started = stack_services
+    stopped = services.stop_services(state)
     assert sorted(stopped) == ["app", "emulator", "moto"]
-    for svc in services.values():
+    for svc in started.values():
         assert _gone(svc), f"{svc.name} (pid {svc.pid}, port {svc.port}) still running"
     assert list((state / "services").iterdir()) == []
-    assert ls.stop_services(state) == []  # idempotent
+    assert services.stop_services(state) == []  # idempotent
 
 
 def test_pulumi_local_yaml_sends_every_service_to_the_emulators():
-    ports = ls.Ports()  # the fixed defaults `make up STACK=local` uses
-    assert ls.config_endpoint_problems(ports) == []
+    ports = services.Ports()  # the fixed defaults `make up STACK=local` uses
+    assert local_stack.config_endpoint_problems(ports) == []
     cfg = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())["config"]
     for key in (
         "aws:skipCredentialsValidation",
@@ -148,7 +148,7 @@ def test_pulumi_local_yaml_sends_every_service_to_the_emulators():
     assert cfg["lambda-microvms:accountId"] == ACCOUNT  # the emulators' account
 
     # Every AWS service module the program's resources use has an endpoint on moto.
-    from tests.harness.program import evaluate_program
+    from devkit.offline.evaluate import evaluate_program
 
     graph = evaluate_program("local")
     endpoints: dict[str, str] = {}
@@ -193,7 +193,7 @@ def test_config_endpoint_problems_names_the_bad_key(tmp_path):
             }
         )
     )
-    problems = ls.config_endpoint_problems(ls.Ports(), bad)
+    problems = local_stack.config_endpoint_problems(services.Ports(), bad)
     assert "aws:endpoints iam = http://127.0.0.1:9999 (want http://127.0.0.1:4566)" in problems
     assert "aws:endpoints has no sts entry (want http://127.0.0.1:4566)" in problems
     assert (
@@ -203,52 +203,54 @@ def test_config_endpoint_problems_names_the_bad_key(tmp_path):
 
 
 def test_watchdog_stops_a_service_at_its_lifetime(tmp_path):
-    ports = ls.free_ports()
-    svc = ls._start_one(
+    ports = services.free_ports()
+    svc = services._start_one(
         "app", ports, tmp_path,
         lifetime=2, parent_pid=None, python=sys.executable, env=dict(os.environ), timeout=60,
     )  # fmt: skip
-    assert ls.healthy("app", ports)
+    assert services.healthy("app", ports)
     assert _gone(svc, timeout=20), "the app outlived its 2 s lifetime"
     assert not (tmp_path / "services" / "app.json").exists()
     assert "[watchdog] stopping app: lifetime of 2s reached" in Path(svc.log).read_text()
 
 
 def test_watchdog_stops_a_service_when_its_parent_dies(tmp_path):
-    ports = ls.free_ports()
+    ports = services.free_ports()
     code = (
-        "import os, sys; from pathlib import Path; from scripts import local_stack as ls; "
-        f"p = ls.Ports(moto={ports.moto}, emulator={ports.emulator}, app={ports.app}, hooks={ports.hooks}); "
-        f"s = ls._start_one('app', p, Path({str(tmp_path)!r}), lifetime=300, parent_pid=os.getpid(), "
+        "import os, sys; from pathlib import Path; from devkit import local_stack, services; "
+        f"p = services.Ports(moto={ports.moto}, emulator={ports.emulator}, app={ports.app}, hooks={ports.hooks}); "
+        f"s = services._start_one('app', p, Path({str(tmp_path)!r}), lifetime=300, parent_pid=os.getpid(), "
         "python=sys.executable, env=dict(os.environ), timeout=60); print(s.pid)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    svc = ls.Service("app", int(proc.stdout.strip()), ports.app, "", "", 0, 300)
+    svc = services.Service("app", int(proc.stdout.strip()), ports.app, "", "", 0, 300)
     assert _gone(svc, timeout=20), "the app outlived the process that started it"
     assert "parent process" in (tmp_path / "logs" / "app.log").read_text()
 
 
 def test_port_in_use_is_refused_with_the_variable_to_change(tmp_path):
-    ports = ls.free_ports()
+    ports = services.free_ports()
     import socket
 
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", ports.moto))
         blocker.listen()
-        with pytest.raises(ls.LocalStackError) as err:
-            ls.start_services(ports, state_dir=tmp_path, lifetime=30)
+        with pytest.raises(services.LocalStackError) as err:
+            services.start_services(ports, state_dir=tmp_path, lifetime=30)
     assert f"port {ports.moto} (service moto) is already in use" in str(err.value)
     assert "LOCAL_MOTO_PORT=<port>" in str(err.value)
 
 
 def test_bad_port_variable_names_the_variable():
-    with pytest.raises(ls.LocalStackError) as err:
-        ls.ports_from_env({"LOCAL_EMULATOR_PORT": "http"})
+    with pytest.raises(services.LocalStackError) as err:
+        services.ports_from_env({"LOCAL_EMULATOR_PORT": "http"})
     assert str(err.value) == "LOCAL_EMULATOR_PORT must be a TCP port from 1 to 65535, got 'http'"
-    assert ls.ports_from_env({}) == ls.Ports(moto=4566, emulator=4567, app=18080, hooks=19000)
+    assert services.ports_from_env({}) == services.Ports(
+        moto=4566, emulator=4567, app=18080, hooks=19000
+    )
 
 
 def _path_without_pulumi() -> str:
@@ -259,9 +261,9 @@ def _path_without_pulumi() -> str:
 @pytest.mark.parametrize("command", ["up", "preview"])
 def test_missing_cli_says_so_and_starts_nothing(tmp_path, command):
     env = dict(os.environ, PATH=_path_without_pulumi(), LOCAL_STACK_STATE_DIR=str(tmp_path))
-    assert ls.find_pulumi(env["PATH"]) is None
+    assert local_stack.find_pulumi(env["PATH"]) is None
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.local_stack", command],
+        [sys.executable, "-m", "devkit.local_stack", command],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 3
@@ -273,8 +275,8 @@ def test_missing_cli_says_so_and_starts_nothing(tmp_path, command):
 
 
 def test_down_without_cli_stops_services_and_exits_0_with_a_note(tmp_path):
-    ports = ls.free_ports()
-    svc = ls._start_one(
+    ports = services.free_ports()
+    svc = services._start_one(
         "app", ports, tmp_path,
         lifetime=300, parent_pid=os.getpid(), python=sys.executable, env=dict(os.environ), timeout=60,
     )  # fmt: skip
@@ -286,7 +288,7 @@ def test_down_without_cli_stops_services_and_exits_0_with_a_note(tmp_path):
         LOCAL_HOOK_PORT=str(ports.hooks),
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.local_stack", "down"],
+        [sys.executable, "-m", "devkit.local_stack", "down"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -300,14 +302,14 @@ def test_down_without_cli_stops_services_and_exits_0_with_a_note(tmp_path):
 
 def test_local_passphrase_and_encryption_salt():
     good = "v1:jk1HfZSdkc8=:v1:WGdjVZW1VT1TPtKZ:MFu6J7lshgzCL9etws2/bUDViUsxug=="
-    assert ls.passphrase_matches_salt(good)
-    assert not ls.passphrase_matches_salt(good, "another passphrase")
-    assert not ls.passphrase_matches_salt("v1:not-a-salt")
+    assert local_stack.passphrase_matches_salt(good)
+    assert not local_stack.passphrase_matches_salt(good, "another passphrase")
+    assert not local_stack.passphrase_matches_salt("v1:not-a-salt")
     # A salt committed in Pulumi.local.yaml must open with the documented passphrase, or
     # `make up STACK=local` would fail with "incorrect passphrase".
     salt = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text()).get("encryptionsalt")
     if salt is not None:
-        assert ls.passphrase_matches_salt(salt), (
+        assert local_stack.passphrase_matches_salt(salt), (
             "Pulumi.local.yaml encryptionsalt vs local-only-not-secret"
         )
 
@@ -317,7 +319,7 @@ def test_local_passphrase_and_encryption_salt():
 # `pulumi` on PATH that records every call (argv + the environment it got) and answers like the
 # CLI: `stack select` fails with the CLI's "no stack named" error until `stack init` ran. Its `up`
 # proves the environment reaches the real emulators by calling them. What is under test is
-# scripts.local_stack's orchestration, not the CLI.
+# devkit.local_stack's orchestration, not the CLI.
 
 FAKE_PULUMI = r"""#!{python}
 import json, os, sys, urllib.request
@@ -348,7 +350,7 @@ elif args[:2] == ["stack", "output"]:
 """
 
 
-def _fake_cli_env(tmp_path: Path, ports: ls.Ports) -> dict[str, str]:
+def _fake_cli_env(tmp_path: Path, ports: services.Ports) -> dict[str, str]:
     fakebin = tmp_path / "bin"
     fakebin.mkdir()
     cli = fakebin / "pulumi"
@@ -386,13 +388,13 @@ def _calls(tmp_path: Path) -> list[dict]:
 
 def _local_stack(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.local_stack", command],
+        [sys.executable, "-m", "devkit.local_stack", command],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
 
 
 def test_up_up_down_drive_the_cli_with_the_right_flags(tmp_path):
-    ports = ls.free_ports()
+    ports = services.free_ports()
     env = _fake_cli_env(tmp_path, ports)
     state = tmp_path / "local"
     pack = ["--policy-pack", "policies", "--policy-pack-config", "policies/config/dev.json"]
@@ -444,13 +446,13 @@ def test_up_up_down_drive_the_cli_with_the_right_flags(tmp_path):
             ["destroy", "--yes", "--skip-preview", "--stack", "local", "--non-interactive"],
         ]
         assert "Stopped: local stack: emulator, app, moto." in down.stdout
-        assert not any(ls.port_open(p) for p in (ports.moto, ports.emulator, ports.app))
+        assert not any(services.port_open(p) for p in (ports.moto, ports.emulator, ports.app))
     finally:
-        ls.stop_services(state)
+        services.stop_services(state)
 
 
 def test_up_after_the_emulators_restarted_refreshes(tmp_path):
-    ports = ls.free_ports()
+    ports = services.free_ports()
     env = _fake_cli_env(tmp_path, ports)
     (tmp_path / "cli-state" / "local").write_text("")  # the stack exists from an earlier run
     try:
@@ -463,7 +465,7 @@ def test_up_after_the_emulators_restarted_refreshes(tmp_path):
              "--refresh"],
         ]  # fmt: skip
     finally:
-        ls.stop_services(tmp_path / "local")
+        services.stop_services(tmp_path / "local")
 
 
 @pytest.mark.parametrize(
@@ -486,4 +488,4 @@ def test_up_after_the_emulators_restarted_refreshes(tmp_path):
     ],
 )
 def test_smoke_verdict(outputs, line, ok):
-    assert ls.smoke_verdict(outputs) == (line, ok)
+    assert local_stack.smoke_verdict(outputs) == (line, ok)

@@ -7,7 +7,7 @@
 2. The printed lines are ``eval``-ed by bash; in that environment the ``microvms`` console script
    runs ``ls``, ``run --wait``, ``probe`` (200 from the real app through the emulator's proxy),
    ``shell`` (a command echoed back through the WebSocket and a PTY) and ``smoke``.
-3. ``python -m scripts.local_stack down`` (what ``make down`` runs; no Pulumi CLI on PATH) stops
+3. ``python -m devkit.local_stack down`` (what ``make down`` runs; no Pulumi CLI on PATH) stops
    everything: no service process, no listening port, no record; ``env`` then says it is not running.
 
 Plus the failure path: a build that fails (the app's ``/ready`` answers 400) leaves nothing running.
@@ -27,7 +27,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from scripts import local_stack as ls
+from devkit import services
 
 REPO = Path(__file__).resolve().parents[2]
 LIFETIME = "300"
@@ -52,8 +52,8 @@ def _base_env(state_dir: Path) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("AWS_", "MICROVMS_", "LOCAL_", "APP_")) and k != "PYTHONPATH"
     }
-    ports = ls.free_ports()
-    shell_port = ls.free_port()
+    ports = services.free_ports()
+    shell_port = services.free_port()
     env.update(FAST)
     env.update(
         PATH=_path_without_pulumi(),
@@ -87,18 +87,18 @@ def _evaluated_env(env: dict[str, str]) -> dict[str, str]:
     return dict(pairs)
 
 
-def _records(state_dir: Path) -> dict[str, ls.Service]:
+def _records(state_dir: Path) -> dict[str, services.Service]:
     out = {}
     for name in SERVICES:
-        svc = ls.read_service(state_dir / "sandbox", name)
+        svc = services.read_service(state_dir / "sandbox", name)
         if svc is not None:
             out[name] = svc
     return out
 
 
-def _everything_stopped(state_dir: Path, services: dict[str, ls.Service]) -> list[str]:
-    left = [f"{n} pid {s.pid}" for n, s in services.items() if ls._pid_exists(s.pid)]
-    left += [f"{n} port {s.port}" for n, s in services.items() if ls.port_open(s.port)]
+def _everything_stopped(state_dir: Path, started: dict[str, services.Service]) -> list[str]:
+    left = [f"{n} pid {s.pid}" for n, s in started.items() if services._pid_exists(s.pid)]
+    left += [f"{n} port {s.port}" for n, s in started.items() if services.port_open(s.port)]
     left += [f"record {p.name}" for p in (state_dir / "sandbox" / "services").glob("*.json")]
     return left
 
@@ -106,7 +106,7 @@ def _everything_stopped(state_dir: Path, services: dict[str, ls.Service]) -> lis
 @pytest.fixture
 def state_dir(tmp_path):
     yield tmp_path
-    ls.stop_services(tmp_path / "sandbox")  # backstop after a failed assertion
+    services.stop_services(tmp_path / "sandbox")  # backstop after a failed assertion
 
 
 def _microvms(env: dict[str, str], *args: str, stdin: str | None = None):
@@ -122,7 +122,7 @@ def test_sandbox_up_run_probe_shell_smoke_down(state_dir):
     up = _sandbox("up", env)
     assert up.returncode == 0, up.stdout + up.stderr
     for name in SERVICES:
-        assert f"{name:10s} http://127.0.0.1:{env[ls.PORT_ENV[name]]}  ready in " in up.stdout
+        assert f"{name:10s} http://127.0.0.1:{env[services.PORT_ENV[name]]}  ready in " in up.stdout
     assert 'eval "$(make -s sandbox-env)"' in up.stdout
     assert "microvms run --ingress HTTP_INGRESS,SHELL_INGRESS --wait" in up.stdout
     record = json.loads((state_dir / "sandbox" / "sandbox.json").read_text())
@@ -131,8 +131,8 @@ def test_sandbox_up_run_probe_shell_smoke_down(state_dir):
         "arn:aws:lambda:us-east-1:123456789012:microvm-image:agent-sandbox-"
     )
     assert f"image      {image_arn} version 1.0 CREATED" in up.stdout
-    services = _records(state_dir)
-    assert set(services) == set(SERVICES)
+    started = _records(state_dir)
+    assert set(started) == set(SERVICES)
 
     shell_env = _evaluated_env(env)
     emulator_url = f"http://127.0.0.1:{env['LOCAL_EMULATOR_PORT']}"
@@ -198,11 +198,11 @@ def test_sandbox_up_run_probe_shell_smoke_down(state_dir):
     assert live == []
 
     # ---- 3. make down (no Pulumi CLI): everything stops
-    down = _run([sys.executable, "-m", "scripts.local_stack", "down"], env)
+    down = _run([sys.executable, "-m", "devkit.local_stack", "down"], env)
     assert down.returncode == 0, down.stdout + down.stderr
     assert "Stopped: sandbox: emulator, shell, app, moto." in down.stdout
     assert "no `pulumi destroy` ran" in down.stdout
-    assert _everything_stopped(state_dir, services) == []
+    assert _everything_stopped(state_dir, started) == []
     assert not (state_dir / "sandbox" / "sandbox.json").exists()
     after = _sandbox("env", env)
     assert after.returncode == 1
@@ -220,7 +220,7 @@ def test_a_failed_build_leaves_nothing_running(state_dir):
     assert (
         "Start failed; stopped emulator, shell, app, moto (nothing is left running)." in up.stdout
     )
-    ports = [int(env[ls.PORT_ENV[n]]) for n in SERVICES]
-    assert [p for p in ports if ls.port_open(p)] == []
+    ports = [int(env[services.PORT_ENV[n]]) for n in SERVICES]
+    assert [p for p in ports if services.port_open(p)] == []
     assert _records(state_dir) == {}
     assert not (state_dir / "sandbox" / "sandbox.json").exists()

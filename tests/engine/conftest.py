@@ -14,8 +14,8 @@ import sys
 import pytest
 import yaml
 
+from devkit import services as local_stack
 from devkit import toolchain
-from scripts import local_stack
 from tests.engine.stack import REPO, STACK, EngineStack, rewrite_endpoints
 
 FAST_SERVICE_ENV = {

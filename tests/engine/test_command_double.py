@@ -22,9 +22,9 @@ import pytest
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
+from devkit.offline import wire
+from devkit.offline.provider import REPO_ROOT, ProviderError, _Plugin, make_urn
 from tests.engine.doubles.command_plugin import install_command_double
-from tests.harness import wire
-from tests.harness.provider import REPO_ROOT, ProviderError, _Plugin, make_urn
 
 TYPE = "command:local:Command"
 DIFF = provider_pb2.DiffResponse

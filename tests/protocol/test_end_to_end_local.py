@@ -1,6 +1,6 @@
 """End to end, offline: the chain ``make up STACK=local`` runs, minus the Pulumi CLI.
 
-1. ``scripts.local_stack.start_services`` starts moto (S3/IAM/STS/Logs), the real image app and the
+1. ``devkit.services.start_services`` starts moto (S3/IAM/STS/Logs), the real image app and the
    emulator (its builds cross-check the artifact in moto S3 and the build role's trust policy in
    moto IAM, and call the app's ``/ready`` and ``/validate`` hooks) on free loopback ports, under
    their watchdogs, with a temporary state directory; all are stopped at the end.
@@ -40,17 +40,17 @@ from botocore.exceptions import ClientError
 
 from components.artifact import artifact_key, build_zip
 from components.roles import lambda_trust_policy, to_json
-from scripts import local_stack
-from tests.harness.program import evaluate_program
-from tests.harness.provider import DynamicProvider, ProviderError
+from devkit import local_stack, services
+from devkit.offline.evaluate import evaluate_program
+from devkit.offline.provider import DynamicProvider, ProviderError
 
 pytestmark = pytest.mark.protocol
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_TYPE = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"
 COMMAND_TYPE = "command:local:Command"
-ACCOUNT_ID = local_stack.ACCOUNT_ID
-REGION = local_stack.REGION
+ACCOUNT_ID = services.ACCOUNT_ID
+REGION = services.REGION
 #: Where ``Pulumi.local.yaml`` sends the MicroVM API (the fixed ports this test replaces).
 FIXED_EMULATOR_URL = "http://127.0.0.1:4567"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -69,7 +69,7 @@ FAST_SERVICE_ENV = {
 
 @dataclass
 class LocalStack:
-    ports: local_stack.Ports
+    ports: services.Ports
     state_dir: Path
     services: dict
 
@@ -117,7 +117,7 @@ def graph():
 def stack(tmp_path_factory):
     """moto, the image app and the emulator, started as ``make up STACK=local`` starts them."""
     state_dir = tmp_path_factory.mktemp("local-stack")
-    ports = local_stack.free_ports()
+    ports = services.free_ports()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -125,7 +125,7 @@ def stack(tmp_path_factory):
     }
     env.update(FAST_SERVICE_ENV)
     try:
-        services = local_stack.start_services(
+        started = services.start_services(
             ports,
             state_dir=state_dir,
             lifetime=600,  # the watchdogs stop them even if this process is killed -9 ...
@@ -134,13 +134,13 @@ def stack(tmp_path_factory):
             env=env,
             timeout=120,
         )
-        assert set(services) == {"moto", "app", "emulator"}
-        assert not any(s.reused for s in services.values())
-        yield LocalStack(ports=ports, state_dir=state_dir, services=services)
+        assert set(started) == {"moto", "app", "emulator"}
+        assert not any(s.reused for s in started.values())
+        yield LocalStack(ports=ports, state_dir=state_dir, services=started)
     finally:
-        local_stack.stop_services(state_dir)
+        services.stop_services(state_dir)
     still_open = [
-        p for p in (ports.moto, ports.app, ports.hooks, ports.emulator) if local_stack.port_open(p)
+        p for p in (ports.moto, ports.app, ports.hooks, ports.emulator) if services.port_open(p)
     ]
     assert still_open == [], f"services still listening after stop_services: {still_open}"
 

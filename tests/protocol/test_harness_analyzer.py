@@ -1,6 +1,6 @@
-"""Self-tests of the policy-pack driver (tests/harness/analyzer.py) over real gRPC.
+"""Self-tests of the policy-pack driver (devkit/offline/analyzer.py) over real gRPC.
 
-The toy pack (``tests/harness/toy/pack``) has one resource policy (``toy-owner-tag``, mandatory,
+The toy pack (``tests/fixtures/toy/pack``) has one resource policy (``toy-owner-tag``, mandatory,
 reads the provider's region) and one stack policy (``toy-stack-shape``, advisory, with a config
 schema; reads outputs, parents, dependencies and property dependencies). Resources come from the
 toy program's graph, in update and preview mode.
@@ -12,18 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import wire
-from tests.harness.analyzer import (
+from devkit.offline import wire
+from devkit.offline.analyzer import (
     PolicyConfigError,
     PolicyPack,
     parse_policy_config,
     reconcile_policy_config,
 )
-from tests.harness.program import evaluate_program, make_resource
+from devkit.offline.evaluate import evaluate_program
+from devkit.offline.synthetic import make_resource
 
 pytestmark = pytest.mark.protocol
 
-HERE = Path(__file__).resolve().parents[1] / "harness" / "toy"
+HERE = Path(__file__).resolve().parents[1] / "fixtures" / "toy"
 TOY, PACK = HERE / "program", HERE / "pack"
 OWNER, SHAPE = "toy-owner-tag", "toy-stack-shape"
 FILE_URN = "urn:pulumi:dev::toyproj::toyproj:site:Site$pulumi-python:dynamic/toy:File::site-file"

@@ -1,6 +1,6 @@
-"""Self-tests of the dynamic-provider driver (tests/harness/provider.py) over real gRPC.
+"""Self-tests of the dynamic-provider driver (devkit/offline/provider.py) over real gRPC.
 
-The toy provider (``tests/harness/toy/program/toyprov.py``) manages a text file; its serialized
+The toy provider (``tests/fixtures/toy/program/toyprov.py``) manages a text file; its serialized
 ``__provider`` is taken from the toy program's graph, exactly what the engine would send.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.harness import wire
-from tests.harness.program import evaluate_program
-from tests.harness.provider import DynamicProvider, ProviderError, make_urn, serialize_provider
+from devkit.offline import wire
+from devkit.offline.evaluate import evaluate_program
+from devkit.offline.provider import DynamicProvider, ProviderError, make_urn, serialize_provider
 
 pytestmark = pytest.mark.protocol
 
-TOY = Path(__file__).resolve().parents[1] / "harness" / "toy" / "program"
+TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy" / "program"
 FILE_TYPE = "pulumi-python:dynamic/toy:File"
 
 

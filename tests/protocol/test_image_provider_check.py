@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from tests.harness import wire
+from devkit.offline import wire
 from tests.protocol import test_image_provider_support as support
 from tests.protocol.test_image_provider_support import (
     program_inputs,

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from tests.harness import wire
-from tests.harness.program import evaluate_program
+from devkit.offline import wire
+from devkit.offline.evaluate import evaluate_program
 from tests.protocol.test_image_provider_support import SECRET_VALUE, start_rig
 
 pytestmark = pytest.mark.protocol

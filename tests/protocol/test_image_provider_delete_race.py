@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.harness.provider import ProviderError
+from devkit.offline.provider import ProviderError
 from tests.protocol.test_image_provider_support import start_rig
 
 pytestmark = pytest.mark.protocol

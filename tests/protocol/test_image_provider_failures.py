@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.provider import ProviderError
+from devkit.offline.provider import ProviderError
 from tests.protocol import test_image_provider_support as support
 from tests.protocol.test_image_provider_support import (
     SECRET_VALUE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.microvm_image import spec
-from tests.harness.provider import ProviderError
+from devkit.offline.provider import ProviderError
 from tests.protocol import test_image_provider_support as support
 from tests.protocol.test_image_provider_support import (
     PROVIDER,

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from components.microvm_image import spec
-from tests.harness.provider import ProviderError
+from devkit.offline.provider import ProviderError
 from tests.protocol import test_image_provider_support as support
 from tests.protocol.test_image_provider_support import program_inputs, start_rig
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.harness.provider import ProviderError
+from devkit.offline.provider import ProviderError
 from tests.protocol.test_image_provider_support import (
     assert_no_secret_in_logs,
     program_inputs,

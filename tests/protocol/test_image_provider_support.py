@@ -2,7 +2,7 @@
 ``test_image_provider_*`` modules; holds no tests of its own).
 
 Every lifecycle call goes through the SDK's dynamic-provider gRPC server (``python -m
-pulumi.dynamic`` in a subprocess, driven by ``tests.harness.provider.DynamicProvider``), which
+pulumi.dynamic`` in a subprocess, driven by ``devkit.offline.provider.DynamicProvider``), which
 talks boto3 over HTTP to the emulator started by the ``emulator`` fixture.
 """
 
@@ -18,9 +18,9 @@ import pytest
 from botocore.config import Config
 
 from components.microvm_image.provider import MicrovmImageProvider
+from devkit.offline.provider import DynamicProvider, make_urn, serialize_provider
 from microvms.emulator import EmulatorServer
 from tests.fixtures.emulator import FAST_OPTIONS
-from tests.harness.provider import DynamicProvider, make_urn, serialize_provider
 
 TYPE = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"
 ROLE = "arn:aws:iam::123456789012:role/lambda-microvms-build"

@@ -13,8 +13,8 @@ import json
 import pytest
 
 from components.microvm_image.provider import MicrovmImageProvider
-from tests.harness.program import evaluate_program
-from tests.harness.provider import DynamicProvider, serialize_provider
+from devkit.offline.evaluate import evaluate_program
+from devkit.offline.provider import DynamicProvider, serialize_provider
 
 IMAGE_TYPE = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"
 STACKS = ("dev", "prod", "local")
@@ -66,7 +66,7 @@ def test_provider_check_is_stable_and_no_op_diff_is_empty(provider, stack):
 
 _DUMP = """
 import json, sys
-from tests.harness.program import evaluate_program
+from devkit.offline.evaluate import evaluate_program
 g = evaluate_program(sys.argv[1], preview=sys.argv[2] == "preview")
 print(json.dumps({r.urn: r.inputs for r in g.resources}))
 """

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.harness.program import make_resource
+from devkit.offline.synthetic import make_resource
 from tests.protocol.test_policy_support import (
     MODES,
     PACK_DIR,

@@ -1,6 +1,6 @@
 """`make policy-check`: the program under mocks and the real pack over Analyzer gRPC, per stack.
 
-Runs the real command (`python -m scripts.policy_check`) as a subprocess, the way CI does.
+Runs the real command (`python -m devkit.policy_check`) as a subprocess, the way CI does.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ aws.iam.RolePolicy(
 
 def policy_check(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.policy_check", *args],
+        [sys.executable, "-m", "devkit.policy_check", *args],
         cwd=REPO, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
@@ -111,7 +111,7 @@ def test_bad_usage_exits_2_naming_the_problem(args, message):
 
 
 def test_terminal_report_prints_messages_literally(capsys):
-    from scripts.policy_check import Finding, render_rich
+    from devkit.policy_check import Finding, render_rich
 
     finding = Finding(
         "microvm-execution-role-read-only",

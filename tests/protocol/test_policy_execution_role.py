@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness.program import make_resource
+from devkit.offline.synthetic import make_resource
 from tests.protocol.test_policy_support import (
     ACCOUNT,
     MODES,
@@ -766,7 +766,7 @@ def _dataset():
     import importlib.util
     import sys
 
-    from tests.harness.program import REPO_ROOT
+    from devkit.offline.config import REPO_ROOT
 
     # Load iam_docs by path under a private name: the pack's module names must not leak into
     # sys.modules of the test process.

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from tests.harness.program import REPO_ROOT, make_resource
+from devkit.offline.config import REPO_ROOT
+from devkit.offline.synthetic import make_resource
 from tests.protocol import test_policy_execution_role as er_cases
 from tests.protocol import test_policy_regions as region_cases
 from tests.protocol import test_policy_trust as trust_cases
@@ -176,7 +177,7 @@ def test_exception_override_in_policy_config(pool):
 
 
 def test_malformed_exception_override_is_rejected_before_analyze():
-    from tests.harness.analyzer import PolicyConfigError, PolicyPack
+    from devkit.offline.analyzer import PolicyConfigError, PolicyPack
 
     with pytest.raises(PolicyConfigError) as err:
         PolicyPack(
@@ -365,7 +366,7 @@ def test_every_policy_has_severity_tags_remediation_and_a_docs_link(pool):
 
 
 def test_offline_gate_report_prints_severity_and_remediation():
-    from scripts.policy_check import Finding, render_plain
+    from devkit.policy_check import Finding, render_plain
 
     finding = Finding(
         POLICY,

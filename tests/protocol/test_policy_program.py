@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from tests.harness.analyzer import PolicyPack
-from tests.harness.program import ProgramError, evaluate_program
+from devkit.offline.analyzer import PolicyPack
+from devkit.offline.evaluate import ProgramError, evaluate_program
 from tests.protocol.test_policy_support import CORE, PACK_DIR, only
 
 pytestmark = pytest.mark.protocol

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.program import make_resource
+from devkit.offline.synthetic import make_resource
 from tests.protocol.test_policy_support import (
     MODES,
     SCOPES,
@@ -360,7 +360,7 @@ def test_environment_sources(pool, dry_run):
 
 
 def test_environment_cannot_be_determined(pool):
-    from tests.harness.analyzer import PolicyPack
+    from devkit.offline.analyzer import PolicyPack
     from tests.protocol.test_policy_support import PACK_DIR
 
     with PolicyPack(

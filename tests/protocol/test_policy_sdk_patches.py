@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.analyzer import PolicyPack
+from devkit.offline.analyzer import PolicyPack
 from tests.protocol import test_policy_advisory as advisory
 from tests.protocol import test_policy_execution_role as execution_role
 from tests.protocol import test_policy_regions as regions

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.analyzer import PolicyPack
+from devkit.offline.analyzer import PolicyPack
 from tests.protocol.test_policy_regions import POLICY, pair
 from tests.protocol.test_policy_support import PACK_DIR, only, policy_config
 

@@ -19,9 +19,10 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import pytest  # noqa: E402
 
-from tests.harness.analyzer import Diagnostic, PolicyConfigError, PolicyPack  # noqa: E402
-from tests.harness.program import REPO_ROOT, make_resource  # noqa: E402
-from tests.harness.wire import UNKNOWN, secret  # noqa: E402
+from devkit.offline.analyzer import Diagnostic, PolicyConfigError, PolicyPack  # noqa: E402
+from devkit.offline.config import REPO_ROOT  # noqa: E402
+from devkit.offline.synthetic import make_resource  # noqa: E402
+from devkit.offline.wire import UNKNOWN, secret  # noqa: E402
 
 pytestmark = pytest.mark.protocol
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from components.artifact import build_zip
-from tests.harness import wire
-from tests.harness.program import ProgramError, evaluate_program
+from devkit.offline import wire
+from devkit.offline.evaluate import ProgramError, evaluate_program
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,8 @@
-"""Self-tests of the program evaluator (tests/harness/program.py) on the toy program.
+"""Self-tests of the program evaluator (``devkit.offline.evaluate`` and the config, mocks, monitor,
+records and synthetic modules it uses) on the toy program.
 
-A break here is a break in the harness, not in the product: the toy program under
-``tests/harness/toy/program`` has a component, an ``aws.s3.Bucket``, an ``aws.iam.Role``, a dynamic
+A break here is a break in the offline engine, not in the product: the toy program under
+``tests/fixtures/toy/program`` has a component, an ``aws.s3.Bucket``, an ``aws.iam.Role``, a dynamic
 resource, an explicit second AWS provider, two invokes and a secret config value.
 """
 
@@ -15,23 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import wire
-from tests.harness.program import (
-    HarnessMocks,
-    ProgramError,
-    ProgramGraph,
-    SecretValue,
-    account_id_from_config,
-    aws_arn,
-    capturing_monitor_class,
-    evaluate_program,
-    load_config,
-    make_resource,
-)
+from devkit.offline import wire
+from devkit.offline.config import SecretValue, account_id_from_config, load_config
+from devkit.offline.evaluate import ProgramError, evaluate_program
+from devkit.offline.mocks import HarnessMocks, aws_arn
+from devkit.offline.monitor import capturing_monitor_class
+from devkit.offline.records import ProgramGraph
+from devkit.offline.synthetic import make_resource
 
 pytestmark = pytest.mark.unit
 
-TOY = Path(__file__).resolve().parents[1] / "harness" / "toy" / "program"
+TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy" / "program"
 STACK_URN = "urn:pulumi:dev::toyproj::pulumi:pulumi:Stack::toyproj-dev"
 SITE_URN = "urn:pulumi:dev::toyproj::toyproj:site:Site::site"
 BUCKET_URN = "urn:pulumi:dev::toyproj::toyproj:site:Site$aws:s3/bucket:Bucket::site-bucket"
@@ -348,7 +343,8 @@ def test_engine_remarshal_matches_the_engines_marshal_options():
 def test_importing_the_harness_is_light_and_side_effect_free():
     code = (
         "import os, sys; before = dict(os.environ); cwd = os.getcwd();"
-        "import tests.harness.program, tests.harness.provider, tests.harness.analyzer;"
+        "import devkit.offline.evaluate, devkit.offline.provider, devkit.offline.analyzer,"
+        " devkit.offline.synthetic;"
         "print(json.dumps(['pulumi' in sys.modules, dict(os.environ) == before, os.getcwd() == cwd]))"
     )
     out = subprocess.run(

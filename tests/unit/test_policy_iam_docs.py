@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.harness.program import REPO_ROOT
+from devkit.offline.config import REPO_ROOT
 
 PACK_MODULES = (
     "iam_docs",

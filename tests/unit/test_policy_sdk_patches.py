@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.harness.program import REPO_ROOT
+from devkit.offline.config import REPO_ROOT
 from tests.unit.test_policy_iam_docs import graph, image
 
 pytestmark = pytest.mark.unit

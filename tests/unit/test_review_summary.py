@@ -1,4 +1,4 @@
-"""scripts.review_summary on realistic `pulumi preview --json` / `--event-log` fixtures.
+"""devkit.review_summary on realistic `pulumi preview --json` / `--event-log` fixtures.
 
 The fixtures in tests/fixtures/preview/ follow the CLI's own serialisation (PreviewDigest /
 PreviewStep / apitype.ResourceV3 and apitype.EngineEvent); see docs/delivery.md for the source.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.review_summary import describe_statement, load_preview, render
+from devkit.review_summary import describe_statement, load_preview, render
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "preview"
@@ -249,7 +249,7 @@ def test_bad_input_exits_2_with_message(tmp_path, content, message):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.review_summary", str(bad)],
+        [sys.executable, "-m", "devkit.review_summary", str(bad)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -261,7 +261,7 @@ def test_cli_writes_out_file(tmp_path):
     out = tmp_path / "summary.md"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "scripts.review_summary", str(FIXTURES / "update.json"),
+            sys.executable, "-m", "devkit.review_summary", str(FIXTURES / "update.json"),
             "--events", str(FIXTURES / "policy_violations.events.jsonl"), "--out", str(out),
         ],
         cwd=REPO, capture_output=True, text=True, timeout=60,

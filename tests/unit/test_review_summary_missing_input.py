@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _summary(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.review_summary", *args],
+        [sys.executable, "-m", "devkit.review_summary", *args],
         cwd=cwd, capture_output=True, text=True, timeout=60,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip

@@ -14,8 +14,9 @@ import textwrap
 import pytest
 
 from components import runs
-from tests.harness import wire
-from tests.harness.program import HarnessMocks, evaluate_program
+from devkit.offline import wire
+from devkit.offline.evaluate import evaluate_program
+from devkit.offline.mocks import HarnessMocks
 
 pytestmark = pytest.mark.unit
 
@@ -77,7 +78,7 @@ def _evaluate(tmp_path, *, endpoints: bool):
     lines.append("  lambda-microvms:payload:\n    secure: c2VjcmV0")
     (tmp_path / "Pulumi.test.yaml").write_text("\n".join(lines) + "\n")
     (tmp_path / "__main__.py").write_text(PROGRAM)
-    from tests.harness.program import SecretValue
+    from devkit.offline.config import SecretValue
 
     return evaluate_program(
         "test",

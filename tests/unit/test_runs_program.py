@@ -12,8 +12,9 @@ import pytest
 from components import runs
 from components.microvm_image import spec
 from components.microvm_image.component import fingerprint_of
-from tests.harness import wire
-from tests.harness.program import REPO_ROOT, evaluate_program
+from devkit.offline import wire
+from devkit.offline.config import REPO_ROOT
+from devkit.offline.evaluate import evaluate_program
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit import sandbox
-from scripts import local_stack as ls
+from devkit import sandbox, services
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +29,7 @@ def _record(**ports) -> sandbox.Record:
 
 def test_default_ports_when_free():
     ports = sandbox.choose_ports({}, is_free=lambda port: True)
-    assert ports == ls.Ports(moto=4566, emulator=4567, app=18080, hooks=19000, shell=18022)
+    assert ports == services.Ports(moto=4566, emulator=4567, app=18080, hooks=19000, shell=18022)
 
 
 def test_preferred_ports_from_the_environment():

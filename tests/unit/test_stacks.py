@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from tests.harness.program import REPO_ROOT, ProgramError, evaluate_program, load_config
+from devkit.offline.config import REPO_ROOT, load_config
+from devkit.offline.evaluate import ProgramError, evaluate_program
 
 pytestmark = pytest.mark.unit
 

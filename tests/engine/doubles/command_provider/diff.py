@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from devkit.offline.wire import SIG
 from tests.engine.doubles.command_provider.inputs import REPLACE_ON_CHANGES, SUPPORTED
-from tests.harness.wire import SIG
 
 ADD, DELETE, UPDATE = "ADD", "DELETE", "UPDATE"
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_]+$")

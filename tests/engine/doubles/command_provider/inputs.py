@@ -15,8 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from devkit.offline import wire
 from tests.engine.doubles.command_provider import LOCAL_COMMAND, VERSION
-from tests.harness import wire
 
 GO_TYPE = "local.CommandInputs"
 

@@ -17,6 +17,7 @@ import grpc
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
+from devkit.offline import wire
 from tests.engine.doubles.command_provider import LOCAL_COMMAND, VERSION
 from tests.engine.doubles.command_provider.diff import diff_command
 from tests.engine.doubles.command_provider.engine_log import EngineLog
@@ -28,7 +29,6 @@ from tests.engine.doubles.command_provider.inputs import (
     unknown_config_keys,
 )
 from tests.engine.doubles.command_provider.runner import CommandFailed, Runner, RunSpec
-from tests.harness import wire
 
 _DOUBLE = "the pulumi-resource-command test double (tests/engine/doubles/command_provider)"
 _KINDS = {
