@@ -78,7 +78,7 @@ endef
 up: sync ## Deploy STACK (default local: starts the emulators, no AWS account needed)
 ifeq ($(STACK),local)
 	@command -v pulumi >/dev/null 2>&1 || $(RUN) python -m devkit.toolchain --if-possible
-	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m scripts.local_stack up
+	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m devkit.local_stack up
 else
 	$(call require_pulumi,up)
 	pulumi up --stack $(STACK) --diff --policy-pack policies --policy-pack-config $(POLICY_CONFIG)
@@ -87,7 +87,7 @@ endif
 .PHONY: down
 down: sync ## Destroy STACK (local: also stops the emulators and the sandbox; no CLI: only stops them)
 ifeq ($(STACK),local)
-	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m scripts.local_stack down
+	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m devkit.local_stack down
 else
 	$(call require_pulumi,down)
 	pulumi destroy --stack $(STACK)
@@ -97,7 +97,7 @@ endif
 preview: sync ## pulumi preview --diff with the policy pack and STACK's policy config
 ifeq ($(STACK),local)
 	@command -v pulumi >/dev/null 2>&1 || $(RUN) python -m devkit.toolchain --if-possible
-	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m scripts.local_stack preview
+	PATH="$(TOOLCHAIN_BIN):$$PATH" $(RUN) python -m devkit.local_stack preview
 else
 	$(call require_pulumi,preview)
 	pulumi preview --stack $(STACK) --diff --policy-pack policies --policy-pack-config $(POLICY_CONFIG)
@@ -105,7 +105,7 @@ endif
 
 .PHONY: emulators
 emulators: sync ## Start only the local emulators (moto, lambda-microvms emulator, image app)
-	$(RUN) python -m scripts.local_stack start-emulators
+	$(RUN) python -m devkit.local_stack start-emulators
 
 .PHONY: sandbox
 sandbox: sync ## Try it locally, no Pulumi: emulators + the real app + an image built from image/
@@ -117,11 +117,11 @@ sandbox-env: ## The export lines for the sandbox: eval "$(make -s sandbox-env)"
 
 .PHONY: policy-check
 policy-check: sync ## Offline policy gate: evaluate STACK's program and run the pack (no cloud, no CLI)
-	$(RUN) python -m scripts.policy_check --stack $(STACK) --config-file $(POLICY_CONFIG)
+	$(RUN) python -m devkit.policy_check --stack $(STACK) --config-file $(POLICY_CONFIG)
 
 .PHONY: review-summary
 review-summary: sync ## Markdown PR summary from `pulumi preview --json` (PREVIEW_JSON=, EVENTS=, OUT=)
-	$(RUN) python -m scripts.review_summary $(PREVIEW_JSON) $(if $(EVENTS),--events $(EVENTS)) $(if $(OUT),--out $(OUT))
+	$(RUN) python -m devkit.review_summary $(PREVIEW_JSON) $(if $(EVENTS),--events $(EVENTS)) $(if $(OUT),--out $(OUT))
 
 .PHONY: bench
 bench: sync ## Benchmarks: print figures and ratios (policy pack, image provider, smoke runs)
