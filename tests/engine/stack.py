@@ -22,8 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from devkit import toolchain
-from scripts import local_stack
+from devkit import local_stack, toolchain
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = "local"
@@ -84,6 +83,16 @@ class EngineStack:
                 cfg[key] = value
         self.config = {**self.config, "config": cfg}
         self.config_file.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def set_secret(self, path: str, value: str) -> None:
+        """``pulumi config set --secret --path`` (value on stdin, never argv), then reload the file."""
+        cmd = [str(toolchain.bin_dir() / "pulumi"), "config", "set", "--secret", "--path", path,
+               "--stack", STACK, "--config-file", str(self.config_file), "--non-interactive"]  # fmt: skip
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=self.env(), input=value, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        self.config = yaml.safe_load(self.config_file.read_text())
 
     def env(self) -> dict[str, str]:
         env = local_stack.pulumi_env(self.ports, state_dir=self.root, base=dict(os.environ))

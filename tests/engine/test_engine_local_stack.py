@@ -9,6 +9,7 @@ analyzer and config validation are the real ones.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -122,7 +123,15 @@ def test_mandatory_violation_fails_preview_and_advisory_is_shown(engine: EngineS
 # --------------------------------------------------------------------------- the whole life
 
 
+SECRET_VALUE = "s3cr3t-engine-tier-value"
+#: An endpoint token as the service (and the emulator) mints it: a compact JWE with an empty key part.
+JWE_TOKEN = re.compile(
+    r"[A-Za-z0-9_-]{20,}\.\.[A-Za-z0-9_-]{12,}\.[A-Za-z0-9_-]{200,}\.[A-Za-z0-9_-]{16,}"
+)
+
+
 def test_up_refresh_update_and_destroy(engine: EngineStack):
+    engine.set_secret("lambda-microvms:secretEnvironmentVariables.API_TOKEN", SECRET_VALUE)
     # 1. up creates everything, the smoke test runs through pulumi-command and passes.
     up = engine.up()
     assert up.returncode == 0, up.output[-8000:]
@@ -141,9 +150,14 @@ def test_up_refresh_update_and_destroy(engine: EngineStack):
     engine.ok("preview", "--expect-no-changes", *engine.POLICY)
     engine.ok("refresh", "--yes", "--expect-no-changes")
 
-    # 3. secrets: nothing secret in plaintext in the exported state.
+    # 3. secrets: the secret environment value is in state only as ciphertext, and no endpoint
+    # token (the emulator's tokens are minted by the smoke run) appears anywhere in it.
     state = json.dumps(engine.export())
+    assert SECRET_VALUE not in state
     assert "local-only-not-secret" not in state
+    assert "1b47061264138c4ac30d75fd1eb44270" in state  # Pulumi's secret signature: it is there
+    assert not JWE_TOKEN.search(state) and not JWE_TOKEN.search(up.output)
+    assert SECRET_VALUE not in up.output
 
     # 4. a memory change previews as an update of the image (a new version), and up applies it.
     engine.write_config(**{"lambda-microvms:memoryMiB": 2048})
