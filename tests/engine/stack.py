@@ -64,6 +64,8 @@ class EngineStack:
     ports: local_stack.Ports
     services_dir: Path
     config: dict = field(default_factory=dict)
+    #: Echo every command's output (pytest shows it for a failing test); benchmarks turn it off.
+    echo: bool = True
 
     @property
     def config_file(self) -> Path:
@@ -122,7 +124,10 @@ class EngineStack:
         )
         result = Result(cmd, proc.returncode, proc.stdout, proc.stderr)
         # Every command's output lands in the test log (shown for a failing test).
-        sys.stdout.write(f"$ {' '.join(args)}  → exit {proc.returncode}\n{result.output[-6000:]}\n")
+        if self.echo:
+            sys.stdout.write(
+                f"$ {' '.join(args)}  → exit {proc.returncode}\n{result.output[-6000:]}\n"
+            )
         return result
 
     def ok(self, *args: str, **kwargs) -> Result:
