@@ -161,7 +161,7 @@ def test_sandbox_up_run_probe_shell_smoke_down(state_dir):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "The sandbox is already running (image agent-sandbox-" in again.stdout
     assert {n: s.pid for n, s in _records(state_dir).items()} == {
-        n: s.pid for n, s in services.items()
+        n: s.pid for n, s in started.items()
     }
     assert [i["imageArn"] for i in client.list_microvm_images()["items"]] == [image_arn]
 
