@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
-from microvms import env, output, vms
+from microvms import env, output, vms, waiters
 from microvms.smoke import Interrupted
 
 app = typer.Typer(
@@ -200,7 +200,7 @@ def _errors():
         op = getattr(exc, "operation_name", "request")
         output.print_error(f"{op} failed ({err.get('Code', 'Error')})", err.get("Message") or "")
         raise CliExit(1) from None
-    except vms.WaitError as exc:
+    except waiters.WaitError as exc:
         output.print_error("wait failed", str(exc))
         raise CliExit(1) from None
     except BotoCoreError as exc:
@@ -486,15 +486,15 @@ def run(
         if wait:
             try:
                 with _progress(f"waiting for {vm['microvmId']} to be RUNNING") as progress:
-                    vm = vms.wait_for_state(
+                    vm = waiters.wait_for_microvm(
                         client, vm["microvmId"], ("RUNNING",), timeout=timeout, progress=progress
                     )
             except BaseException as exc:  # incl. Ctrl-C: the VM must not outlive a failed create
                 if not terminate_on_failure:
                     raise
                 note = _terminate_after_failed_wait(client, vm["microvmId"])
-                if isinstance(exc, vms.WaitError):
-                    raise vms.WaitError(f"{exc}; {note}", exc.microvm) from None
+                if isinstance(exc, waiters.WaitError):
+                    raise waiters.WaitError(f"{exc}; {note}", exc.microvm) from None
                 raise
             timings["runningAfterSeconds"] = round(time.monotonic() - started, 3)
         output.emit({**vms.summarize(vm), "timings": timings}, fmt)
@@ -527,7 +527,7 @@ def wait(
         client = _client(ctx)
         started = time.monotonic()
         with _progress(f"waiting for {microvm_id} to be {target}") as progress:
-            vm = vms.wait_for_state(
+            vm = waiters.wait_for_microvm(
                 client, microvm_id, (target,), timeout=timeout, progress=progress
             )
         output.emit(

@@ -56,7 +56,7 @@ class LiveLine:
 
 
 class WaitProgress:
-    """Adapter for ``vms.wait_for_state``: ``report(state, elapsed, next_delay)`` and ``sleep``.
+    """Adapter for ``waiters.wait_for_microvm``: ``report(state, elapsed, next_delay)`` and ``sleep``.
 
     ``sleep`` counts the next poll down on the line, so elapsed time moves while waiting.
     """

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from botocore.exceptions import BotoCoreError, ClientError
 
 from microvms import endpoint as _endpoint
-from microvms import tokens, vms
-from microvms.vms import RunSpec, WaitError
+from microvms import tokens, vms, waiters
+from microvms.vms import RunSpec
+from microvms.waiters import WaitError
 
 BACKSTOP_MARGIN_SECONDS = 120
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -212,7 +213,7 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
             raise _Failure(f"RunMicrovm failed: {exc}") from None
         say(f"smoke: started {vm_id} ({response.get('state')})")
 
-        vm = vms.wait_for_state(client, vm_id, ("RUNNING",), timeout=deadline - clock())
+        vm = waiters.wait_for_microvm(client, vm_id, ("RUNNING",), timeout=deadline - clock())
         result["timeToRunningSeconds"] = round(clock() - started, 3)
         result["endpoint"] = vm.get("endpoint") or result["endpoint"]
         say(f"smoke: {vm_id} RUNNING after {result['timeToRunningSeconds']}s")
@@ -289,7 +290,7 @@ def _cleanup(client, request, vm_id, run_outcome_unknown, result, options, say) 
             return
         client.terminate_microvm(microvmIdentifier=vm_id)
         if options.wait_terminated:
-            vm = vms.wait_for_state(
+            vm = waiters.wait_for_microvm(
                 client, vm_id, ("TERMINATED",), timeout=options.terminate_timeout
             )
         else:

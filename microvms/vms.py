@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from microvms.client import managed_connector_arn
-from microvms.waiters import Backoff, error_code
+from microvms.waiters import WaitError, error_code, wait_for_microvm
 
 STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING", "TERMINATED")
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED")
@@ -39,15 +39,6 @@ class InputError(ValueError):
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.message = message
-
-
-class WaitError(RuntimeError):
-    """A wait ended without reaching the target state (timeout or an unexpected terminal state)."""
-
-    def __init__(self, message: str, microvm: dict | None = None, *, timed_out: bool = False):
-        super().__init__(message)
-        self.microvm = microvm or {}
-        self.timed_out = timed_out
 
 
 class Secret:
@@ -317,75 +308,13 @@ def get(client, microvm_id: str) -> dict:
     return response
 
 
-def wait_for_state(
-    client,
-    microvm_id: str,
-    targets: Sequence[str] = ("RUNNING",),
-    *,
-    timeout: float = 300.0,
-    initial_delay: float = 0.05,
-    max_delay: float = 1.0,
-    factor: float = 1.3,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    not_found_grace: float = 5.0,
-    progress=None,
-) -> dict:
-    """Poll GetMicrovm with capped exponential backoff until the state is in ``targets``.
-
-    ``progress`` (e.g. ``microvms.progress.WaitProgress``) gets ``report(state, elapsed,
-    next_delay)`` before every pause and does the pausing with its ``sleep``.
-
-    Raises WaitError on timeout, or at once when the VM reaches TERMINATED (or TERMINATING)
-    while a live state was wanted, carrying ``stateReason``. ``PENDING`` during a resume is
-    normal (docs/service-facts.md §6.2) and simply polled through. GetMicrovm is eventually consistent, so a 404
-    right after RunMicrovm is retried for ``not_found_grace`` seconds.
-    """
-    targets = tuple(targets)
-    start = clock()
-    # Deterministic (no jitter): one VM, one caller, sub-second states.
-    delays = Backoff(first=initial_delay, factor=factor, cap=max_delay, jitter=0.0).delays()
-    while True:
-        try:
-            vm = get(client, microvm_id)
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException" or clock() - start > not_found_grace:
-                raise
-            vm = None
-        if vm is not None:
-            state = vm.get("state")
-            if state in targets:
-                return vm
-            if state in ("TERMINATING", "TERMINATED") and not set(targets) & {
-                "TERMINATING",
-                "TERMINATED",
-            }:
-                reason = vm.get("stateReason") or "no stateReason given"
-                raise WaitError(f"MicroVM {microvm_id} is {state} ({reason})", vm)
-        elapsed = clock() - start
-        if elapsed >= timeout:
-            seen = vm.get("state") if vm else "not visible"
-            raise WaitError(
-                f"timed out after {timeout:g}s waiting for {microvm_id} to be "
-                f"{'/'.join(targets)} (last state: {seen})",
-                vm,
-                timed_out=True,
-            )
-        pause = min(next(delays), max(0.0, timeout - elapsed))
-        if progress is not None:
-            progress.report(vm.get("state") if vm else None, elapsed, pause)
-            progress.sleep(pause)
-        else:
-            sleep(pause)
-
-
 def terminate(
     client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
 ) -> dict:
     """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, docs/service-facts.md §7)."""
     client.terminate_microvm(microvmIdentifier=microvm_id)
     if wait:
-        return wait_for_state(
+        return wait_for_microvm(
             client, microvm_id, ("TERMINATED",), timeout=timeout, progress=progress
         )
     return get(client, microvm_id)
@@ -396,7 +325,7 @@ def suspend(
 ) -> dict:
     client.suspend_microvm(microvmIdentifier=microvm_id)
     if wait:
-        return wait_for_state(
+        return wait_for_microvm(
             client, microvm_id, ("SUSPENDED",), timeout=timeout, progress=progress
         )
     return get(client, microvm_id)
@@ -407,7 +336,9 @@ def resume(
 ) -> dict:
     client.resume_microvm(microvmIdentifier=microvm_id)
     if wait:
-        return wait_for_state(client, microvm_id, ("RUNNING",), timeout=timeout, progress=progress)
+        return wait_for_microvm(
+            client, microvm_id, ("RUNNING",), timeout=timeout, progress=progress
+        )
     return get(client, microvm_id)
 
 
@@ -503,7 +434,7 @@ def gc(
                     progress = (
                         progress_for(f"gc {n}/{len(terminated)} {vm_id}") if progress_for else None
                     )
-                    vm = wait_for_state(
+                    vm = wait_for_microvm(
                         client, vm_id, ("TERMINATED",), progress=progress,
                         timeout=max(0.0, deadline - time.monotonic()),
                     )  # fmt: skip

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
@@ -64,6 +64,15 @@ DEFAULT_BACKOFF = Backoff()
 
 class WaitTimeout(TimeoutError):
     """The awaited resource did not settle within the timeout."""
+
+
+class WaitError(RuntimeError):
+    """A wait ended without reaching the target state (timeout or an unexpected terminal state)."""
+
+    def __init__(self, message: str, microvm: dict | None = None, *, timed_out: bool = False):
+        super().__init__(message)
+        self.microvm = microvm or {}
+        self.timed_out = timed_out
 
 
 class ImageGone(RuntimeError):
@@ -333,3 +342,66 @@ def wait_for_microvms_terminated(
         if elapsed >= timeout - DEADLINE_SLACK:
             raise WaitTimeout(f"MicroVMs {', '.join(pending)} not terminated after {elapsed:.0f} s")
         sleep(min(delay, max(0.0, timeout - elapsed)))
+
+
+def wait_for_microvm(
+    client,
+    microvm_id: str,
+    targets: Sequence[str] = ("RUNNING",),
+    *,
+    timeout: float = 300.0,
+    initial_delay: float = 0.05,
+    max_delay: float = 1.0,
+    factor: float = 1.3,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    not_found_grace: float = 5.0,
+    progress=None,
+) -> dict:
+    """Poll ``GetMicrovm`` with capped exponential backoff until the state is in ``targets``.
+
+    ``progress`` (e.g. ``microvms.progress.WaitProgress``) gets ``report(state, elapsed,
+    next_delay)`` before every pause and does the pausing with its ``sleep``.
+
+    Raises WaitError on timeout, or at once when the VM reaches TERMINATED (or TERMINATING)
+    while a live state was wanted, carrying ``stateReason``. ``PENDING`` during a resume is
+    normal (docs/service-facts.md §6.2) and simply polled through. GetMicrovm is eventually consistent, so a 404
+    right after RunMicrovm is retried for ``not_found_grace`` seconds.
+    """
+    targets = tuple(targets)
+    start = clock()
+    # Deterministic (no jitter): one VM, one caller, sub-second states.
+    delays = Backoff(first=initial_delay, factor=factor, cap=max_delay, jitter=0.0).delays()
+    while True:
+        try:
+            vm = client.get_microvm(microvmIdentifier=microvm_id)
+            vm.pop("ResponseMetadata", None)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException" or clock() - start > not_found_grace:
+                raise
+            vm = None
+        if vm is not None:
+            state = vm.get("state")
+            if state in targets:
+                return vm
+            if state in ("TERMINATING", "TERMINATED") and not set(targets) & {
+                "TERMINATING",
+                "TERMINATED",
+            }:
+                reason = vm.get("stateReason") or "no stateReason given"
+                raise WaitError(f"MicroVM {microvm_id} is {state} ({reason})", vm)
+        elapsed = clock() - start
+        if elapsed >= timeout:
+            seen = vm.get("state") if vm else "not visible"
+            raise WaitError(
+                f"timed out after {timeout:g}s waiting for {microvm_id} to be "
+                f"{'/'.join(targets)} (last state: {seen})",
+                vm,
+                timed_out=True,
+            )
+        pause = min(next(delays), max(0.0, timeout - elapsed))
+        if progress is not None:
+            progress.report(vm.get("state") if vm else None, elapsed, pause)
+            progress.sleep(pause)
+        else:
+            sleep(pause)

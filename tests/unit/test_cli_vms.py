@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from microvms import vms
+from microvms import vms, waiters
 from microvms.client import make_client
 
 IMAGE = "arn:aws:lambda:us-east-1:123456789012:microvm-image:demo"
@@ -172,7 +172,7 @@ def test_wait_polls_with_capped_exponential_backoff():
     with Stubber(client) as stub:
         for state in ("PENDING", "PENDING", "PENDING", "PENDING", "RUNNING"):
             stub.add_response("get_microvm", _vm(state), {"microvmIdentifier": "microvm-1"})
-        vm = vms.wait_for_state(
+        vm = waiters.wait_for_microvm(
             client, "microvm-1", timeout=60, initial_delay=0.1, max_delay=0.2,
             factor=2, clock=clock, sleep=clock.sleep,
         )  # fmt: skip
@@ -188,8 +188,8 @@ def test_wait_fails_fast_on_termination_with_state_reason():
         stub.add_response(
             "get_microvm", _vm("TERMINATED", stateReason="Run lifecycle hook failed.")
         )
-        with pytest.raises(vms.WaitError) as err:
-            vms.wait_for_state(client, "microvm-1", clock=clock, sleep=clock.sleep)
+        with pytest.raises(waiters.WaitError) as err:
+            waiters.wait_for_microvm(client, "microvm-1", clock=clock, sleep=clock.sleep)
     assert str(err.value) == "MicroVM microvm-1 is TERMINATED (Run lifecycle hook failed.)"
     assert not err.value.timed_out
 
@@ -200,8 +200,8 @@ def test_wait_times_out_naming_the_last_state():
     with Stubber(client) as stub:
         for _ in range(20):
             stub.add_response("get_microvm", _vm("PENDING"))
-        with pytest.raises(vms.WaitError) as err:
-            vms.wait_for_state(
+        with pytest.raises(waiters.WaitError) as err:
+            waiters.wait_for_microvm(
                 client, "microvm-1", timeout=1, initial_delay=0.3, clock=clock, sleep=clock.sleep
             )
     assert err.value.timed_out
@@ -218,16 +218,18 @@ def test_wait_tolerates_not_found_right_after_run_then_gives_up():
             "get_microvm", "ResourceNotFoundException", "MicroVM not found: x", 404
         )
         stub.add_response("get_microvm", _vm("RUNNING"))
-        assert vms.wait_for_state(client, "microvm-1", clock=clock, sleep=clock.sleep)["state"] == (
-            "RUNNING"
-        )
+        assert waiters.wait_for_microvm(client, "microvm-1", clock=clock, sleep=clock.sleep)[
+            "state"
+        ] == ("RUNNING")
     ticks = iter([0.0, 10.0])  # start, then well past the 5 s grace
     with Stubber(client) as stub:
         stub.add_client_error(
             "get_microvm", "ResourceNotFoundException", "MicroVM not found: x", 404
         )
         with pytest.raises(ClientError, match="MicroVM not found: x"):
-            vms.wait_for_state(client, "microvm-1", clock=lambda: next(ticks), sleep=clock.sleep)
+            waiters.wait_for_microvm(
+                client, "microvm-1", clock=lambda: next(ticks), sleep=clock.sleep
+            )
 
 
 def test_gc_refuses_without_selector_and_filters_live_old_vms():
