@@ -72,6 +72,7 @@ build_role = BuildRole(
         bucket_name=bucket.bucket_name,
         ecr_repository_arns=settings.ecr_repository_arns,
         kms_key_arn=settings.artifact_bucket.kms_key_arn,
+        log_group_name=log_group.log_group_name,
         tags=tags,
     ),
 )
@@ -84,6 +85,7 @@ execution_role = ExecutionRole(
         bedrock_model_arns=settings.bedrock_model_arns,
         extra_statements=settings.execution_role_extra_statements,
         attach_read_only_access=settings.attach_read_only_access,
+        log_group_name=log_group.log_group_name,
         tags=tags,
     ),
 )

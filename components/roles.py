@@ -18,11 +18,11 @@ import pulumi_aws as aws
 
 from components.artifact import artifact_prefix, validate_image_name
 from components.naming import partition_for_region, validate_account_id
+from microvms import images
 
 POLICY_VERSION = "2012-10-17"
 #: The MicroVM service assumes build and execution roles as the Lambda service principal (docs/service-facts.md §12.2).
 SERVICE_PRINCIPAL = "lambda.amazonaws.com"
-LOG_GROUP_PREFIX = "/aws/lambda-microvms/"
 ROLE_TAG = "lambda-microvms:role"
 LOG_GROUP_TAG = "lambda-microvms:log-group"
 #: The build role may create its log group (docs/service-facts.md §12.3: the documented build-role minimum).
@@ -45,11 +45,9 @@ READ_ONLY_ACCESS_LEVELS = frozenset({"Read", "List"})
 
 
 def log_group_name(image_name: str) -> str:
-    """The image's log group, ``/aws/lambda-microvms/<image-name>``.
-
-    This spelling (not ``/aws/lambda/microvms/…``) is where live build logs were read (docs/service-facts.md §12.3).
-    """
-    return LOG_GROUP_PREFIX + validate_image_name(image_name)
+    """The image's log group, ``/aws/lambda-microvms/<image-name>`` (``microvms.images``), for a
+    valid image name. ``ImageLogGroup`` derives it; the roles are handed its ``log_group_name``."""
+    return images.log_group_name(validate_image_name(image_name))
 
 
 def log_group_arn(region: str, account_id: str, name: str) -> str:
@@ -307,6 +305,8 @@ class BuildRoleArgs:
     """Private ECR repositories the Dockerfile pulls from (empty: no ECR permissions)."""
     kms_key_arn: pulumi.Input[str] | None = None
     """KMS key of an SSE-KMS artifact bucket (``kms:Decrypt`` via S3); None for SSE-S3."""
+    log_group_name: str | None = None
+    """The image's log group (``ImageLogGroup.log_group_name``); None derives the same name."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Common tags; ``lambda-microvms:role = build`` is added."""
 
@@ -327,6 +327,8 @@ class ExecutionRoleArgs:
     """Extra read-only statements (each checked: Allow, Read/List actions only)."""
     attach_read_only_access: bool = False
     """Attach the AWS-managed ``ReadOnlyAccess`` (broad: reads every object and item)."""
+    log_group_name: str | None = None
+    """The image's log group (``ImageLogGroup.log_group_name``); None derives the same name."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Common tags; ``lambda-microvms:role = execution`` and the log-group tag are added."""
 
@@ -368,6 +370,7 @@ class BuildRole(pulumi.ComponentResource):
     ) -> None:
         super().__init__("lambda-microvms:iam:BuildRole", name, None, opts)
         validate_image_name(args.image_name)
+        group = args.log_group_name or log_group_name(args.image_name)
 
         policy_json = pulumi.Output.all(
             account=args.account_id, bucket=args.bucket_name, kms=args.kms_key_arn
@@ -380,6 +383,7 @@ class BuildRole(pulumi.ComponentResource):
                     account_id=v["account"],
                     ecr_repository_arns=tuple(args.ecr_repository_arns),
                     kms_key_arn=v["kms"],
+                    log_group=group,
                 )
             )
         )
@@ -404,7 +408,8 @@ class ExecutionRole(pulumi.ComponentResource):
         self, name: str, args: ExecutionRoleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("lambda-microvms:iam:ExecutionRole", name, None, opts)
-        group = log_group_name(args.image_name)
+        validate_image_name(args.image_name)
+        group = args.log_group_name or log_group_name(args.image_name)
         # Validate the extra statements now, so bad config fails before any resource exists.
         try:
             extra = tuple(
@@ -422,6 +427,7 @@ class ExecutionRole(pulumi.ComponentResource):
                     account_id=acct,
                     bedrock_model_arns=tuple(args.bedrock_model_arns),
                     extra_statements=extra,
+                    log_group=group,
                 )
             )
         )

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from microvms.images import VERSION_GOING, version_key
+
 from .spec import (
     BUILD_KEYS,
     PROVIDER_SETTINGS,
@@ -194,9 +196,7 @@ def retention_plan(
     ``versions`` are ListMicrovmImageVersions items; ``protected`` holds the active version and
     every version a running MicroVM uses. Versions already deleting are skipped.
     """
-    from .spec import version_key
-
-    live = [v for v in versions if v.get("state") not in ("DELETING", "DELETED")]
+    live = [v for v in versions if v.get("state") not in VERSION_GOING]
     live.sort(key=lambda v: version_key(v.get("imageVersion", "0")), reverse=True)
     protected_norm = {normalise_version(p) for p in protected}
     doomed = []

@@ -48,16 +48,12 @@ import pulumi
 import pulumi.dynamic as dyn
 from botocore.exceptions import ClientError
 
-from microvms import waiters
+from microvms import images, vms, waiters
 from microvms.client import make_client
 
 from . import spec
 from .diff import plan_diff, retention_plan, stable_outputs, tag_delta
 from .validation import validate
-
-#: Retrying DeleteMicrovmImage while the service refuses it for now (a build or version delete
-#: still draining, a terminate still settling; docs/service-facts.md §4.3).
-DELETE_RETRY = waiters.Backoff(first=0.5, factor=1.6, cap=4.0, jitter=0.1)
 
 # Throttling is retried by botocore; 10 attempts make a 30 % throttle rate practically invisible
 # (0.3**10 ≈ 6e-6 per call) while 4xx errors still surface at once.
@@ -69,8 +65,8 @@ DELETE_TIMEOUT = 600.0
 #: How long, and how many terminate rounds, MicroVMs that start during a delete are fought.
 RACE_TIMEOUT = 60.0
 RACE_ROUNDS = 5
+#: MicroVM states in which the service refuses to delete their image.
 _VM_BLOCKING = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING")
-_IMAGE_GOING = ("DELETING", "DELETED", "DELETE_FAILED")
 
 
 class MicrovmImageError(Exception):
@@ -135,52 +131,7 @@ def _progress(name: str):
 
 
 def _running_microvms(client, image_arn: str) -> list[dict]:
-    items: list[dict] = []
-    kwargs: dict[str, Any] = {"imageIdentifier": image_arn, "maxResults": 50}
-    while True:
-        resp = client.list_microvms(**kwargs)
-        items += [vm for vm in resp.get("items", []) if vm.get("state") in _VM_BLOCKING]
-        token = resp.get("nextToken")
-        if not token:
-            return items
-        kwargs["nextToken"] = token
-
-
-def _list_versions(client, image_arn: str) -> list[dict]:
-    items: list[dict] = []
-    kwargs: dict[str, Any] = {"imageIdentifier": image_arn}
-    while True:
-        resp = client.list_microvm_image_versions(**kwargs)
-        items += resp.get("items", [])
-        token = resp.get("nextToken")
-        if not token:
-            return items
-        kwargs["nextToken"] = token
-
-
-def _find_image_by_name(client, name: str) -> dict | None:
-    kwargs: dict[str, Any] = {"nameFilter": name}
-    while True:
-        resp = client.list_microvm_images(**kwargs)
-        for item in resp.get("items", []):
-            if item.get("name") == name:
-                return item
-        token = resp.get("nextToken")
-        if not token:
-            return None
-        kwargs["nextToken"] = token
-
-
-def _list_images(client) -> list[dict]:
-    items: list[dict] = []
-    kwargs: dict[str, Any] = {"maxResults": 50}
-    while True:
-        resp = client.list_microvm_images(**kwargs)
-        items += resp.get("items", [])
-        token = resp.get("nextToken")
-        if not token:
-            return items
-        kwargs["nextToken"] = token
+    return vms.list_microvms(client, image_arn=image_arn, states=_VM_BLOCKING)
 
 
 def _created_at(image: dict) -> float:
@@ -197,9 +148,9 @@ def _undelivered_images(client, props: dict, owner: str) -> list[dict]:
     an explicit ``name`` every live image is (a leftover may carry an earlier, edited name).
     """
     found = []
-    for item in _list_images(client):
+    for item in images.list_images(client):
         name = item.get("name") or ""
-        if item.get("state") in _IMAGE_GOING:
+        if item.get("state") in images.IMAGE_GOING:
             continue
         if not (props.get("name") or spec.is_generated_by(name, owner)):
             continue
@@ -229,15 +180,6 @@ def _pick_adoptable(leftovers: list[dict], props: dict, owner: str) -> dict | No
         if not explicit and generated and spec.is_generated_by(name, owner):
             return image
     return None
-
-
-def _newest_version(client, image: dict) -> str | None:
-    version = image.get("latestActiveImageVersion")
-    if version:
-        return version
-    versions = _list_versions(client, image["imageArn"])
-    versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
-    return versions[0]["imageVersion"] if versions else None
 
 
 def _is_name_taken(exc: ClientError) -> bool:
@@ -405,9 +347,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
     def _name_taken_error(self, client, name, owner, scrub) -> MicrovmImageError:
         try:
-            item = _find_image_by_name(client, name)
+            item = images.find_image(client, name)
             image = None
-            if item is not None and item.get("state") not in _IMAGE_GOING:
+            if item is not None and item.get("state") not in images.IMAGE_GOING:
                 image = client.get_microvm_image(imageIdentifier=item["imageArn"])
         except ClientError as exc:
             return _api_error("GetMicrovmImage", exc, scrub)
@@ -437,7 +379,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         log_group = spec.log_group_for(props, name)
         timeout = float(props["buildTimeoutMinutes"]) * 60
         try:
-            version = _newest_version(client, image)
+            version = images.newest_version(client, image)
             if version is None:
                 self._retire_leftover(client, image, props, scrub, "it has no version")
                 return None
@@ -506,7 +448,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         )
         try:
             if image.get("state") in ("CREATING", "UPDATING"):
-                version = _newest_version(client, image)
+                version = images.newest_version(client, image)
                 if version:
                     with contextlib.suppress(waiters.BuildFailed, waiters.ImageGone):
                         waiters.wait_for_image_version(
@@ -529,21 +471,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
     def _discard_image(self, client, image_arn: str) -> str:
         """Delete an image this create made (a failed first build, a leftover); say what happened."""
-        deadline = time.monotonic() + 120
-        delays = DELETE_RETRY.delays()
-        while True:
-            try:
-                client.delete_microvm_image(imageIdentifier=image_arn)
-                break
-            except ClientError as exc:
-                if waiters.is_not_found(exc):
-                    return f"the image {image_arn} was deleted; nothing is left behind."
-                if time.monotonic() > deadline:
-                    return (
-                        f"could not delete the failed image {image_arn} "
-                        f"({waiters.error_message(exc)}); delete it by hand"
-                    )
-                time.sleep(next(delays))
+        try:
+            accepted = images.delete_image(client, image_arn, give_up_after=120)
+        except ClientError as exc:
+            return (
+                f"could not delete the failed image {image_arn} "
+                f"({waiters.error_message(exc)}); delete it by hand"
+            )
+        if not accepted:
+            return f"the image {image_arn} was deleted; nothing is left behind."
         try:
             waiters.wait_for_image_deleted(client, image_arn, timeout=120)
         except (waiters.WaitTimeout, RuntimeError, ClientError):
@@ -652,7 +588,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     return inflight
                 image = client.get_microvm_image(imageIdentifier=image_arn)
             latest = image.get("latestActiveImageVersion")
-            if not latest or spec.version_key(latest) <= spec.version_key(str(version or "0")):
+            if not latest or images.version_key(latest) <= images.version_key(version or "0"):
                 return None
             vobj = client.get_microvm_image_version(imageIdentifier=image_arn, imageVersion=latest)
         except ClientError as exc:
@@ -719,8 +655,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
     def _await_inflight(self, client, image_arn, news, name, scrub) -> dict | None:
         """Wait for the newest version to finish; return it if it has the desired config."""
         try:
-            versions = _list_versions(client, image_arn)
-            versions.sort(key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True)
+            versions = images.list_versions(client, image_arn)
             newest = versions[0]["imageVersion"] if versions else None
             if newest is None:
                 return None
@@ -759,7 +694,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
     # ---- retention + outputs ---------------------------------------------------------------
     def _apply_retention(self, client, image_arn: str, keep: int, active: str | None) -> list[str]:
         """Keep the newest ``keep`` versions; never the active one or one a MicroVM uses."""
-        versions = _list_versions(client, image_arn)
+        versions = images.list_versions(client, image_arn)
         protected = {v for v in (active,) if v}
         protected |= {vm.get("imageVersion") for vm in _running_microvms(client, image_arn)}
         protected.discard(None)
@@ -778,12 +713,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     f"microvm image {image_arn}: could not retire version {ver}: "
                     f"{waiters.error_code(exc)} (will retry on the next update)"
                 )
-        remaining = [
-            v.get("imageVersion")
-            for v in _list_versions(client, image_arn)
-            if v.get("state") not in ("DELETING", "DELETED")
-        ]
-        return sorted(remaining, key=spec.version_key, reverse=True)
+        return images.kept_versions(client, image_arn)
 
     def _outputs(
         self, client, props, name, image_arn, version_obj, scrub, retain=True, known_retained=None
@@ -804,19 +734,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             raise _api_error("GetMicrovmImage", exc, scrub) from None
         outs = {k: v for k, v in props.items() if k in spec.INPUT_KEYS}
         outs.update(
-            {
-                "name": name,
-                "imageArn": image_arn,
-                "imageVersion": version_obj["imageVersion"],
-                "versionState": version_obj.get("state"),
-                "latestActiveImageVersion": image.get("latestActiveImageVersion"),
-                "latestFailedImageVersion": image.get("latestFailedImageVersion"),
-                "state": image.get("state"),
-                "resolvedBaseImageVersion": version_obj.get("baseImageVersion"),
-                "retainedVersions": retained,
-                "builds": [b.as_output() for b in builds],
-                "logGroup": spec.log_group_for(props, name),
-            }
+            images.image_outputs(
+                name,
+                image_arn,
+                image,
+                version_obj,
+                kept=retained,
+                builds=builds,
+                log_group=spec.log_group_for(props, name),
+            )
         )
         return outs
 
@@ -850,20 +776,13 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         try:
             version = image.get("latestActiveImageVersion") or props.get("imageVersion")
             if not version:
-                versions = _list_versions(client, id_)
-                versions.sort(
-                    key=lambda v: spec.version_key(v.get("imageVersion", "0")), reverse=True
-                )
+                versions = images.list_versions(client, id_)
                 if not versions:
                     return dyn.ReadResult(None, {})
                 version = versions[0]["imageVersion"]
             vobj = client.get_microvm_image_version(imageIdentifier=id_, imageVersion=version)
             builds = waiters.list_builds(client, id_, version)
-            retained = [
-                v.get("imageVersion")
-                for v in _list_versions(client, id_)
-                if v.get("state") not in ("DELETING", "DELETED")
-            ]
+            retained = images.kept_versions(client, id_)
         except ClientError as exc:
             if waiters.is_not_found(exc):
                 return dyn.ReadResult(None, {})
@@ -883,19 +802,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             live_inputs["namePrefix"] = settings["namePrefix"]
         outs = dict(live_inputs)
         outs.update(
-            {
-                "name": name,
-                "imageArn": image.get("imageArn", id_),
-                "imageVersion": vobj.get("imageVersion"),
-                "versionState": vobj.get("state"),
-                "latestActiveImageVersion": image.get("latestActiveImageVersion"),
-                "latestFailedImageVersion": image.get("latestFailedImageVersion"),
-                "state": image.get("state"),
-                "resolvedBaseImageVersion": vobj.get("baseImageVersion"),
-                "retainedVersions": sorted(retained, key=spec.version_key, reverse=True),
-                "builds": [b.as_output() for b in builds],
-                "logGroup": spec.log_group_for(config, name),
-            }
+            images.image_outputs(
+                name,
+                image.get("imageArn", id_),
+                image,
+                vobj,
+                kept=retained,
+                builds=builds,
+                log_group=spec.log_group_for(config, name),
+            )
         )
         return dyn.ReadResult(id_, outs, live_inputs if importing else None)
 
@@ -910,7 +825,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         # an image with running MicroVMs). Every refusal re-lists and acts on what is running now;
         # racing MicroVMs are given RACE_TIMEOUT, a draining build or version DELETE_TIMEOUT.
         started = time.monotonic()
-        delays = DELETE_RETRY.delays()
+        delays = images.DELETE_RETRY.delays()
         rounds = 0
         while True:
             try:

@@ -15,7 +15,10 @@ from typing import Any
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN  # the wire form of a preview unknown
 
+from microvms.images import log_group_name
+
 DEFAULT_MEMORY = 2048
+DEFAULT_ARCHITECTURE = "ARM_64"  # the only one the service builds (microvms.client.ARCHITECTURES)
 DEFAULT_KEEP_VERSIONS = 3
 DEFAULT_BUILD_TIMEOUT_MINUTES = 30
 MAX_VERSIONS = 50  # L-F8BECE9C versions per image (docs/service-facts.md §14)
@@ -177,11 +180,6 @@ def normalise_version(value: Any) -> Any:
     return m.group(1) if m else text
 
 
-def version_key(version: str) -> tuple:
-    parts = re.findall(r"[0-9]+", str(version))
-    return tuple(int(p) for p in parts) or (0,)
-
-
 def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
     """Return a copy of ``news`` with every default filled in explicitly (so diffs are stable).
 
@@ -201,7 +199,7 @@ def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
             p["baseImageArn"] = Unknown()  # derived from an unknown region: unknown too
     p.setdefault("description", "")
     if p.get("cpuConfigurations") in (None, []):
-        p["cpuConfigurations"] = [{"architecture": "ARM_64"}]
+        p["cpuConfigurations"] = [{"architecture": DEFAULT_ARCHITECTURE}]
     if p.get("resources") in (None, []):
         p["resources"] = [{"minimumMemoryInMiB": DEFAULT_MEMORY}]
     if p.get("additionalOsCapabilities") is None:
@@ -313,7 +311,7 @@ def log_group_for(p: dict, name: str | None) -> str:
     cw = logging.get("cloudWatch") if isinstance(logging, dict) else None
     if isinstance(cw, dict) and cw.get("logGroup"):
         return cw["logGroup"]
-    return f"/aws/lambda-microvms/{name}"  # seen live (docs/service-facts.md §12.3)
+    return log_group_name(str(name))
 
 
 def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
@@ -330,7 +328,8 @@ def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
         "buildRoleArn": version.get("buildRoleArn"),
         "codeArtifact": {"uri": (version.get("codeArtifact") or {}).get("uri")},
         "description": version.get("description") or "",
-        "cpuConfigurations": version.get("cpuConfigurations") or [{"architecture": "ARM_64"}],
+        "cpuConfigurations": version.get("cpuConfigurations")
+        or [{"architecture": DEFAULT_ARCHITECTURE}],
         "resources": version.get("resources") or [{"minimumMemoryInMiB": DEFAULT_MEMORY}],
         "additionalOsCapabilities": version.get("additionalOsCapabilities") or [],
         "egressNetworkConnectors": version.get("egressNetworkConnectors") or [],
