@@ -20,6 +20,13 @@ from typing import Any
 
 import pulumi
 
+from components.microvm_image.spec import (
+    DEFAULT_ARCHITECTURE,
+    DEFAULT_BUILD_TIMEOUT_MINUTES,
+    DEFAULT_KEEP_VERSIONS,
+    DEFAULT_MEMORY,
+    MAX_VERSIONS,
+)
 from microvms.client import ARCHITECTURES, MANAGED_CONNECTOR_KINDS, MEMORY_SIZES, SUPPORTED_REGIONS
 from microvms.vms import MAX_DURATION_SECONDS, MAX_IDLE_SECONDS, MIN_IDLE_SECONDS, IdlePolicy
 
@@ -97,8 +104,8 @@ class Settings:
     region: str
     allowed_account_ids: tuple[str, ...]
     image_name: str = "agent-sandbox"
-    memory_mib: int = 2048
-    architecture: str = "ARM_64"
+    memory_mib: int = DEFAULT_MEMORY
+    architecture: str = DEFAULT_ARCHITECTURE
     base_image_version: str = "1"
     hooks: dict[str, Any] | None = None
     idle_policy: IdlePolicy | None = None
@@ -113,8 +120,8 @@ class Settings:
     execution_role_extra_statements: tuple[dict[str, Any], ...] = ()
     attach_read_only_access: bool = False
     ecr_repository_arns: tuple[str, ...] = ()
-    keep_versions: int = 3
-    build_timeout_minutes: int = 30
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+    build_timeout_minutes: int = DEFAULT_BUILD_TIMEOUT_MINUTES
     environment_variables: dict[str, str] = field(default_factory=dict)
     secret_environment_variable_names: tuple[str, ...] = ()
     terminate_microvms_on_delete: bool = False
@@ -476,14 +483,16 @@ def parse_settings(
             "pin the stack to its account(s) so it can never deploy into the wrong one"
         )
 
-    image_name = r.string("imageName", "agent-sandbox")
+    image_name = r.string("imageName", Settings.image_name)
     if not IMAGE_NAME_RE.match(image_name):
         raise ConfigError(
             f"'{_key('imageName')}' is {image_name!r}; it must be 1-40 characters of [a-zA-Z0-9-_]"
         )
-    memory = _one_of("memoryMiB", r.integer("memoryMiB", 2048), MEMORY_SIZES, " MiB")
-    architecture = _one_of("architecture", r.string("architecture", "ARM_64"), ARCHITECTURES)
-    base_version = r.string("baseImageVersion", "1")
+    memory = _one_of("memoryMiB", r.integer("memoryMiB", Settings.memory_mib), MEMORY_SIZES, " MiB")
+    architecture = _one_of(
+        "architecture", r.string("architecture", Settings.architecture), ARCHITECTURES
+    )
+    base_version = r.string("baseImageVersion", Settings.base_image_version)
     if not re.match(r"^\d+$", base_version):
         raise ConfigError(
             f"'{_key('baseImageVersion')}' is {base_version!r}; it must be a major version such as \"1\" "
@@ -494,7 +503,11 @@ def parse_settings(
     if not hooks:  # unset, or Pulumi.yaml's default {}: the image's own hooks.json
         hooks = load_hooks_file(hooks_file)
 
-    retention = _one_of("logRetentionDays", r.integer("logRetentionDays", 30), LOG_RETENTION_DAYS)
+    retention = _one_of(
+        "logRetentionDays",
+        r.integer("logRetentionDays", Settings.log_retention_days),
+        LOG_RETENTION_DAYS,
+    )
     env_vars = _string_map(r, "environmentVariables")
     secret_names: tuple[str, ...] = ()
     secret_raw = r.json("secretEnvironmentVariables", {}, dict)
@@ -533,7 +546,7 @@ def parse_settings(
         idle_policy=_idle_policy(r),
         maximum_duration_seconds=_in_range(
             "maximumDurationSeconds",
-            r.integer("maximumDurationSeconds", 900),
+            r.integer("maximumDurationSeconds", Settings.maximum_duration_seconds),
             1,
             MAX_DURATION_SECONDS,
         ),
@@ -550,17 +563,24 @@ def parse_settings(
             "a Bedrock model or inference-profile ARN",
         ),
         execution_role_extra_statements=_statements(r),
-        attach_read_only_access=r.boolean("attachReadOnlyAccess", False),
+        attach_read_only_access=r.boolean("attachReadOnlyAccess", Settings.attach_read_only_access),
         ecr_repository_arns=_string_list(
             r, "ecrRepositoryArns", re.compile(r"^arn:aws[a-z-]*:ecr:"), "an ECR repository ARN"
         ),
-        keep_versions=_in_range("keepVersions", r.integer("keepVersions", 3), 1, 50),
+        keep_versions=_in_range(
+            "keepVersions", r.integer("keepVersions", Settings.keep_versions), 1, MAX_VERSIONS
+        ),
         build_timeout_minutes=_in_range(
-            "buildTimeoutMinutes", r.integer("buildTimeoutMinutes", 30), 1, 120
+            "buildTimeoutMinutes",
+            r.integer("buildTimeoutMinutes", Settings.build_timeout_minutes),
+            1,
+            120,
         ),
         environment_variables=env_vars,
         secret_environment_variable_names=secret_names,
-        terminate_microvms_on_delete=r.boolean("terminateMicrovmsOnDelete", False),
+        terminate_microvms_on_delete=r.boolean(
+            "terminateMicrovmsOnDelete", Settings.terminate_microvms_on_delete
+        ),
         account_id=account_id,
         adopt=_adopt(r, region),
     )

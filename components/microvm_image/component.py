@@ -21,7 +21,8 @@ from .spec import BUILD_KEYS, plain_numbers
 
 @dataclass
 class MicrovmImageArgs:
-    """Inputs of a MicroVM image. Defaults match the service's own defaults."""
+    """Inputs of a MicroVM image. ``None`` leaves a setting to the provider's ``check``, which
+    fills in the defaults (``spec.fill_defaults``: the service's own where it has one)."""
 
     artifact_uri: pulumi.Input[str]
     """``s3://bucket/key.zip`` with a Dockerfile at the zip root; same region as the image."""
@@ -36,10 +37,10 @@ class MicrovmImageArgs:
     reserved forever, so generated names avoid collisions on replacement)."""
     name_prefix: str | None = None
     """Prefix of the generated name; defaults to the component name."""
-    memory_mib: pulumi.Input[int] = 2048
-    """Baseline memory: 512, 1024, 2048, 4096 or 8192 MiB."""
-    architecture: str = "ARM_64"
-    """CPU architecture; the service builds ARM_64 (Graviton) only."""
+    memory_mib: pulumi.Input[int] | None = None
+    """Baseline memory: 512, 1024, 2048 (the default), 4096 or 8192 MiB."""
+    architecture: str | None = None
+    """CPU architecture; the service builds ARM_64 (Graviton, the default) only."""
     base_image_arn: pulumi.Input[str] | None = None
     """Managed base image; defaults to ``arn:aws:lambda:<region>:aws:microvm-image:al2023-1``."""
     base_image_version: pulumi.Input[str] | None = None
@@ -54,12 +55,12 @@ class MicrovmImageArgs:
     """Tags; changing only tags never rebuilds."""
     endpoint_url: pulumi.Input[str] | None = None
     """API endpoint override (the local emulator); else ``AWS_ENDPOINT_URL_*`` apply."""
-    keep_versions: int = 3
-    """How many newest versions to keep; older ones are set INACTIVE and deleted."""
-    build_timeout_minutes: int = 30
-    """Give up waiting for a build after this long (the failed build is cleaned up)."""
-    terminate_microvms_on_delete: bool = False
-    """On delete, terminate MicroVMs still running this image instead of refusing."""
+    keep_versions: int | None = None
+    """How many newest versions to keep (default 3); older ones are set INACTIVE and deleted."""
+    build_timeout_minutes: int | None = None
+    """Give up waiting for a build after this long (default 30; the failed build is cleaned up)."""
+    terminate_microvms_on_delete: bool | None = None
+    """On delete, terminate MicroVMs still running this image instead of refusing (default no)."""
     description: pulumi.Input[str] | None = None
     """Free-text description."""
     logging: pulumi.Input[Mapping[str, Any]] | None = None
@@ -86,8 +87,10 @@ def image_props(name: str, args: MicrovmImageArgs) -> dict[str, Any]:
         "egressNetworkConnectors": list(args.egress_network_connectors)
         if args.egress_network_connectors
         else None,
-        "cpuConfigurations": [{"architecture": args.architecture}],
-        "resources": [{"minimumMemoryInMiB": args.memory_mib}],
+        "cpuConfigurations": [{"architecture": args.architecture}] if args.architecture else None,
+        "resources": [{"minimumMemoryInMiB": args.memory_mib}]
+        if args.memory_mib is not None
+        else None,
         "additionalOsCapabilities": list(args.additional_os_capabilities),
         "hooks": args.hooks,
         "environmentVariables": args.environment_variables or {},

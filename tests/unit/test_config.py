@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -209,3 +210,27 @@ def test_hooks_default_to_image_hooks_file(tmp_path):
         raw_for("dev", **{"lambda-microvms__hooks": {"port": 9100}}), stack="dev", hooks_file=f
     )
     assert s2.hooks == {"port": 9100}
+
+
+def test_pulumi_yaml_declares_the_settings_models_own_defaults():
+    """The Pulumi CLI wants a default for every optional key, so Pulumi.yaml repeats them; each
+    must mean exactly what config.py does when the key is absent (one default, two spellings)."""
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    declared = {
+        key: _s(spec["default"])
+        for key, spec in project["config"].items()
+        if isinstance(spec, dict) and "default" in spec
+    }
+    assert "lambda-microvms:memoryMiB" in declared
+    required = {
+        "lambda-microvms:environment": "dev",
+        "aws:region": "us-east-1",
+        "aws:allowedAccountIds": '["123456789012"]',
+    }
+    absent = dataclasses.asdict(parse_settings(required))
+    with_yaml = dataclasses.asdict(parse_settings({**required, **declared}))
+    drifted = {k: (absent[k], with_yaml[k]) for k in absent if absent[k] != with_yaml[k]}
+    assert drifted == {}, f"Pulumi.yaml's defaults differ from config.py's: {drifted}"
+    # and a declared default that drifted would be seen
+    moved = parse_settings({**required, **declared, "lambda-microvms:memoryMiB": "4096"})
+    assert dataclasses.asdict(moved)["memory_mib"] != absent["memory_mib"]

@@ -376,3 +376,35 @@ def test_stable_outputs_keep_the_version_known_when_no_build_is_planned():
     assert stable_outputs(DiffPlan(build=("resources",))) == ["imageArn"]
     assert stable_outputs(DiffPlan(unknown=("codeArtifact",))) == ["imageArn"]
     assert stable_outputs(DiffPlan(replaces=("region",))) == []
+
+
+def test_component_leaves_defaults_to_the_providers_check():
+    """The component sends no default of its own; ``check`` (fill_defaults) fills each one in."""
+    from components.microvm_image.component import MicrovmImageArgs, image_props
+
+    props = image_props(
+        "img",
+        MicrovmImageArgs(
+            artifact_uri="s3://b/images/app/a.zip",
+            build_role_arn="arn:aws:iam::123456789012:role/build",
+            region="us-east-1",
+        ),
+    )
+    for key in ("resources", "cpuConfigurations", "keepVersions", "buildTimeoutMinutes"):
+        assert key not in props
+    filled = spec.fill_defaults(props)
+    assert filled["resources"] == [{"minimumMemoryInMiB": spec.DEFAULT_MEMORY}]
+    assert filled["cpuConfigurations"] == [{"architecture": spec.DEFAULT_ARCHITECTURE}]
+    assert filled["keepVersions"] == spec.DEFAULT_KEEP_VERSIONS
+    assert filled["buildTimeoutMinutes"] == spec.DEFAULT_BUILD_TIMEOUT_MINUTES
+    assert filled["terminateMicrovmsOnDelete"] is False
+    explicit = image_props(
+        "img",
+        MicrovmImageArgs(
+            artifact_uri="s3://b/images/app/a.zip",
+            build_role_arn="arn:aws:iam::123456789012:role/build",
+            region="us-east-1",
+            memory_mib=4096,
+        ),
+    )
+    assert spec.fill_defaults(explicit)["resources"] == [{"minimumMemoryInMiB": 4096}]
