@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from execution_role import (
-    DEFAULT_LOG_GROUP_PREFIXES,
-    ExecRole,
-    Findings,
-    documents_for,
-    index_attachments,
-)
+from attachments import ExecRole, Findings, documents_for, index_attachments
 from graph import (
     BUCKET_TYPES,
+    DEFAULT_LOG_GROUP_PREFIXES,
     IMAGE_TYPES,
     LOG_GROUP,
     OBJECT_TYPES,
@@ -20,6 +15,7 @@ from graph import (
     ROLE_TAG,
     Graph,
     Res,
+    bucket_name_from_uri,
     config_of,
     find_roles,
     guarded,
@@ -35,7 +31,6 @@ from iam_docs import (
 )
 from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
-from regions import bucket_name_from_uri
 
 
 def artifact_location(graph: Graph, image: Res) -> tuple[str, str] | None:
@@ -234,7 +229,7 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
     for entry, images in roles.values():
         locations = [loc for img in images if (loc := artifact_location(graph, img))]
         groups = {group for img in images for group in image_log_groups(img, prefixes, graph)}
-        for where, document, urn in documents_for(entry, graph, out, index, judge_managed=False):
+        for where, document, urn in documents_for(entry, graph, out, index):
             for message in judge_build_document(
                 document, where, locations, groups, stack_buckets, prefixes
             ):

@@ -9,16 +9,18 @@ no ``UnknownValueError`` - can escape and silently downgrade a mandatory policy 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import sdk_patches  # noqa: F401  (installs the SDK patches once, before any policy runs)
 from iam_docs import is_unknown, parse_arn, plain
 from stack_context import stack_config, stack_name  # noqa: F401  (stack_config is re-exported)
 
 PROJECT_NAMESPACE = "lambda-microvms"
 ROLE_TAG = "lambda-microvms:role"
 LOG_GROUP_TAG = "lambda-microvms:log-group"
+#: Where the image's logs may be: the spelling seen live first (docs/service-facts.md §12.3).
+DEFAULT_LOG_GROUP_PREFIXES = ["/aws/lambda-microvms/", "/aws/lambda/microvms/"]
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -45,126 +47,6 @@ COMMAND = "command:local:Command"
 EXECUTION_ROLE_ENV = "MICROVMS_EXECUTION_ROLE_ARN"
 
 ReportViolation = Callable[..., None]
-
-
-# --------------------------------------------------------------------------------------------
-# Decoding each resource once, not once per policy
-# --------------------------------------------------------------------------------------------
-
-
-#: Per-request memo tables (cleared when the next request starts; see _install_decode_cache).
-REQUEST_CACHES: list[dict] = []
-
-#: Set to ``0``/``off``/``false`` to run on the unmodified SDK (the speed patches below are not
-#: installed). Verdicts are the same either way; only the time differs (tests prove both).
-SDK_PATCHES_ENV = "MICROVMS_POLICY_SDK_PATCHES"
-_SERVICER_METHODS = ("Analyze", "AnalyzeStack", "Remediate")
-_DECODE_CACHE_INSTALLED = False
-
-
-def sdk_patches_enabled() -> bool:
-    """False if :data:`SDK_PATCHES_ENV` turns the SDK speed patches off."""
-    value = os.environ.get(SDK_PATCHES_ENV, "1").strip().lower()
-    return value not in ("0", "off", "false", "no")
-
-
-def decode_cache_installed() -> bool:
-    """True once the per-request decode cache (and its per-request clearing) is in place."""
-    return _DECODE_CACHE_INSTALLED
-
-
-def _sdk_has_expected_shape(sdk: Any) -> bool:
-    """Everything the decode cache replaces or wraps exists and is callable (else patch nothing)."""
-    json_format = getattr(sdk, "json_format", None)
-    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
-    return (
-        callable(getattr(json_format, "MessageToDict", None))
-        and callable(getattr(sdk, "unknown_checking_proxy", None))
-        and servicer is not None
-        and all(callable(getattr(servicer, m, None)) for m in _SERVICER_METHODS)
-    )
-
-
-def _install_decode_cache(sdk: Any = None) -> bool:
-    """Let the SDK decode each protobuf property bag once per request instead of once per policy.
-
-    pulumi_policy's Analyze/AnalyzeStack call ``json_format.MessageToDict`` on every resource for
-    every policy; with ten policies that dominates the pack's cost. The messages of one request are
-    the same (immutable) objects for every policy, so the decoded dict is memoised by identity
-    (the cache keeps the message alive, so an id is never reused while cached). The SDK only reads
-    the dict - it builds new structures from it - so sharing it is safe.
-
-    All or nothing: unless the SDK has exactly the pieces this wraps (``json_format.MessageToDict``,
-    ``unknown_checking_proxy`` and the servicer's Analyze/AnalyzeStack/Remediate), nothing is
-    patched, so the memo tables can never outlive a request. Returns True if it patched ``sdk``.
-    """
-    global _DECODE_CACHE_INSTALLED
-    if not sdk_patches_enabled():
-        return False
-    if sdk is None:
-        try:
-            import pulumi_policy.policy as sdk
-        except ImportError:  # pragma: no cover
-            return False
-    if not _sdk_has_expected_shape(sdk):
-        return False
-    json_format = sdk.json_format
-    if getattr(json_format, "_decode_cache", None) is not None:
-        return False  # already installed (the pack's modules were loaded twice)
-    cache: dict[int, tuple[Any, Any]] = {}
-    proxies: dict[int, tuple[Any, Any]] = {}
-    REQUEST_CACHES.extend((cache, proxies))
-
-    class _CachingJsonFormat:
-        _decode_cache = cache
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(json_format, name)
-
-        def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
-            if args or kwargs:
-                return json_format.MessageToDict(message, *args, **kwargs)
-            hit = cache.get(id(message))
-            if hit is not None and hit[0] is message:
-                return hit[1]
-            value = json_format.MessageToDict(message)
-            cache[id(message)] = (message, value)
-            return value
-
-    # Likewise the read-only unknown-checking proxy built around each decoded bag: policies
-    # only read ``args.props``, so one proxy per decoded bag serves every policy.
-    make_proxy = sdk.unknown_checking_proxy
-
-    def unknown_checking_proxy(props: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs:
-            return make_proxy(props, *args, **kwargs)
-        hit = proxies.get(id(props))
-        if hit is not None and hit[0] is props:
-            return hit[1]
-        proxy = make_proxy(props)
-        proxies[id(props)] = (props, proxy)
-        return proxy
-
-    # The memos only pay off within one request (every policy reads the same resources), so each
-    # request starts with empty tables: nothing is kept alive between requests.
-    servicer = sdk._PolicyAnalyzerServicer
-    for method in _SERVICER_METHODS:
-        original = getattr(servicer, method)
-
-        def per_request(self, *args, _original=original, **kwargs):
-            for table in REQUEST_CACHES:
-                table.clear()
-            return _original(self, *args, **kwargs)
-
-        functools.update_wrapper(per_request, original)
-        setattr(servicer, method, per_request)
-    sdk.json_format = _CachingJsonFormat()
-    sdk.unknown_checking_proxy = unknown_checking_proxy
-    _DECODE_CACHE_INSTALLED = True
-    return True
-
-
-_install_decode_cache()
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,3 +352,53 @@ def resolve_environment(configured: Any) -> tuple[str | None, str]:
     if stack:
         return stack, "the stack name"
     return None, "nowhere"
+
+
+# --------------------------------------------------------------------------------------------
+# The image's artifact bucket (regions, storage and build-role policies)
+# --------------------------------------------------------------------------------------------
+
+
+def bucket_name_from_uri(uri: Any) -> str | None:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return None
+    name = uri[len("s3://") :].split("/", 1)[0]
+    return name or None
+
+
+def artifact_buckets(graph: Graph, image: Res) -> tuple[list[Res], str | None]:
+    """Buckets named by ``image.codeArtifact.uri``, or reached through its dependencies.
+
+    Returns (buckets, problem). Dependencies are followed through an S3 object to its bucket.
+    """
+    uri = image.get("codeArtifact", "uri")
+    name = bucket_name_from_uri(uri)
+    if name and not is_unknown(name):
+        found = graph.buckets_named(name)
+        if found:
+            return found, None
+        deps = _bucket_deps(graph, image)
+        if deps:
+            return deps, None
+        return (
+            [],
+            f"artifact bucket {name!r} (codeArtifact.uri) is not defined in this stack, so its region cannot be checked",
+        )
+    if uri is None:
+        return [], "it has no codeArtifact.uri"
+    if is_unknown(uri) or is_unknown(image.get("codeArtifact")):
+        deps = _bucket_deps(graph, image)
+        if deps:
+            return deps, None
+        return [], "unknown"
+    return [], f"codeArtifact.uri {uri!r} is not an s3://bucket/key URI"
+
+
+def _bucket_deps(graph: Graph, image: Res) -> list[Res]:
+    buckets = graph.deps_of_type(image, "codeArtifact", *BUCKET_TYPES)
+    for obj in graph.deps_of_type(image, "codeArtifact", *OBJECT_TYPES):
+        name = obj.get("bucket")
+        found = graph.buckets_named(name)
+        buckets.extend(found or graph.deps_of_type(obj, "bucket", *BUCKET_TYPES))
+    unique = {b.urn: b for b in buckets}
+    return list(unique.values())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import Any
 
@@ -10,116 +9,18 @@ from graph import (
     COMMAND,
     IMAGE_TYPES,
     MICROVM,
-    REQUEST_CACHES,
     Res,
-    decode_cache_installed,
     guarded,
     unverifiable,
 )
 from iam_docs import is_unknown
 from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
+from sdk_patches import is_secret
 
 MAX_DURATION_SECONDS = 28800  # L-B430C318 and the RunMicrovm model's maximum
 MIN_IDLE_SECONDS = 60  # IdlePolicy.maxIdleDurationSeconds minimum (model)
 MAX_IDLE_SECONDS = 28800  # AWS docs; the model has no maximum
-
-
-# --------------------------------------------------------------------------------------------
-# Keeping track of which values are Pulumi secrets
-# --------------------------------------------------------------------------------------------
-
-
-class SecretStr(str):
-    """A string that arrived wrapped as a Pulumi secret."""
-
-    _is_pulumi_secret = True
-
-
-_SIG = "4dabf18193072939515e22adb298388d"
-MARKED_PROPERTIES = ("environmentVariables",)
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-
-
-def _mark(value: Any) -> Any:
-    if isinstance(value, str):
-        return SecretStr(value)
-    if isinstance(value, list):
-        return [_mark(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _mark(v) for k, v in value.items()}
-    return value
-
-
-def _install_secret_marks(sdk: Any = None) -> bool:
-    """Keep "this was a secret" on strings the SDK hands to validations.
-
-    pulumi_policy's Analyze/AnalyzeStack unwrap secrets before a policy sees them, so a policy
-    cannot tell a Pulumi secret from plaintext. We wrap its deserializer so secret strings become
-    :class:`SecretStr` - a ``str`` subclass, invisible to every other policy. If the SDK's
-    internals differ (no callable ``deserialize_properties``, or it is called with arguments
-    other than ``(props[, proxy_secrets])``), the original runs untouched and every value counts
-    as plaintext (fails safe: image-env-plaintext-secrets over-reports, never under-reports).
-
-    This is a correctness patch, not a speed one, so ``MICROVMS_POLICY_SDK_PATCHES=0`` keeps it;
-    only its per-request memo (which relies on graph's decode cache) is a speed patch and is
-    used only while that cache is installed. Returns True if it patched ``sdk``.
-    """
-    if sdk is None:
-        try:
-            import pulumi_policy.policy as sdk
-        except ImportError:  # pragma: no cover
-            return False
-    original = getattr(sdk, "deserialize_properties", None)
-    if not callable(original) or getattr(original, "_marks_secrets", False):
-        return False
-
-    def restore(wire: Any, decoded: Any) -> Any:
-        if isinstance(wire, dict) and wire.get(_SIG) == _SECRET_SIG and "value" in wire:
-            return _mark(restore(wire["value"], decoded))
-        if isinstance(wire, dict) and isinstance(decoded, dict):
-            return {k: restore(wire.get(k), v) for k, v in decoded.items()}
-        if isinstance(wire, list) and isinstance(decoded, list) and len(wire) == len(decoded):
-            return [restore(w, d) for w, d in zip(wire, decoded, strict=True)]
-        return decoded
-
-    memo: dict[int, tuple[Any, Any]] = {}
-    REQUEST_CACHES.append(memo)  # cleared per request, like graph's decode cache
-
-    def deserialize_properties(props, *args, **kwargs):
-        proxy_secrets = args[0] if len(args) == 1 and not kwargs else False
-        if kwargs or len(args) > 1 or proxy_secrets or not isinstance(props, dict):
-            return original(props, *args, **kwargs)
-        # The decode cache (graph.py) hands every policy the same dict for one resource, so the
-        # decoded form is memoised by identity too (the memo keeps ``props`` alive). Without
-        # that cache nothing would clear the memo between requests, so it is not used then.
-        use_memo = decode_cache_installed()
-        hit = memo.get(id(props)) if use_memo else None
-        if hit is not None and hit[0] is props:
-            return hit[1]
-        decoded = original(props, *args)
-        if isinstance(decoded, dict):
-            # Only the properties a policy asks about are re-walked, to keep Analyze cheap.
-            for key in MARKED_PROPERTIES:
-                if key in props and key in decoded:
-                    # Never break decoding for the other policies.
-                    with contextlib.suppress(Exception):
-                        decoded[key] = restore(props[key], decoded[key])
-        if use_memo:
-            memo[id(props)] = (props, decoded)
-        return decoded
-
-    deserialize_properties._marks_secrets = True  # type: ignore[attr-defined]
-    sdk.deserialize_properties = deserialize_properties
-    return True
-
-
-_install_secret_marks()
-
-
-def is_secret(value: Any) -> bool:
-    # By marker, not class identity: the module may be loaded twice (e.g. by tests).
-    return getattr(value, "_is_pulumi_secret", False) is True
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from graph import (
-    BUCKET_TYPES,
     COMMAND,
     DYNAMIC_IMAGE,
     IMAGE_TYPES,
     MICROVM,
-    OBJECT_TYPES,
     Graph,
     Res,
+    artifact_buckets,
     config_of,
     guarded,
     resolve_environment,
@@ -48,51 +47,6 @@ def effective_region(res: Res) -> tuple[str | None, str]:
         if isinstance(region, str) and region:
             return region, f"its provider's 'region', {res.provider_type}"
     return None, "nowhere"
-
-
-def bucket_name_from_uri(uri: Any) -> str | None:
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        return None
-    name = uri[len("s3://") :].split("/", 1)[0]
-    return name or None
-
-
-def artifact_buckets(graph: Graph, image: Res) -> tuple[list[Res], str | None]:
-    """Buckets named by ``image.codeArtifact.uri``, or reached through its dependencies.
-
-    Returns (buckets, problem). Dependencies are followed through an S3 object to its bucket.
-    """
-    uri = image.get("codeArtifact", "uri")
-    name = bucket_name_from_uri(uri)
-    if name and not is_unknown(name):
-        found = graph.buckets_named(name)
-        if found:
-            return found, None
-        deps = _bucket_deps(graph, image)
-        if deps:
-            return deps, None
-        return (
-            [],
-            f"artifact bucket {name!r} (codeArtifact.uri) is not defined in this stack, so its region cannot be checked",
-        )
-    if uri is None:
-        return [], "it has no codeArtifact.uri"
-    if is_unknown(uri) or is_unknown(image.get("codeArtifact")):
-        deps = _bucket_deps(graph, image)
-        if deps:
-            return deps, None
-        return [], "unknown"
-    return [], f"codeArtifact.uri {uri!r} is not an s3://bucket/key URI"
-
-
-def _bucket_deps(graph: Graph, image: Res) -> list[Res]:
-    buckets = graph.deps_of_type(image, "codeArtifact", *BUCKET_TYPES)
-    for obj in graph.deps_of_type(image, "codeArtifact", *OBJECT_TYPES):
-        name = obj.get("bucket")
-        found = graph.buckets_named(name)
-        buckets.extend(found or graph.deps_of_type(obj, "bucket", *BUCKET_TYPES))
-    unique = {b.urn: b for b in buckets}
-    return list(unique.values())
 
 
 def evaluate(graph: Graph, config: dict[str, Any]) -> list[tuple[str, str | None]]:

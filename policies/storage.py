@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph import BUCKET_TYPES, IMAGE_TYPES, Graph, Res, config_of, get_path, guarded, unverifiable
+from graph import (
+    BUCKET_TYPES,
+    IMAGE_TYPES,
+    Graph,
+    Res,
+    artifact_buckets,
+    config_of,
+    get_path,
+    guarded,
+    unverifiable,
+)
 from iam_docs import (
     DocumentError,
     is_unknown,
@@ -14,7 +24,6 @@ from iam_docs import (
 )
 from policy_metadata import meta
 from pulumi_policy import EnforcementLevel, StackValidationPolicy
-from regions import artifact_buckets
 
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 ENCRYPTION_TYPES = (

@@ -19,7 +19,9 @@ PACK_MODULES = (
     "managed_policies",
     "policy_metadata",
     "stack_context",
+    "sdk_patches",
     "graph",
+    "attachments",
     "iam_trust",
     "execution_role",
     "build_role",
@@ -55,6 +57,7 @@ iam_trust = _PACK["iam_trust"]
 regions = _PACK["regions"]
 graph = _PACK["graph"]
 image = _PACK["image"]
+sdk_patches = _PACK["sdk_patches"]
 UNKNOWN = iam_docs.UNKNOWN
 DocumentError = iam_docs.DocumentError
 
@@ -338,7 +341,7 @@ def test_managed_table_verdicts():
     ],
 )
 def test_check_log_group_arn(arn, problem):
-    result = execution_role.check_log_group_arn(arn, execution_role.DEFAULT_LOG_GROUP_PREFIXES)
+    result = execution_role.check_log_group_arn(arn, graph.DEFAULT_LOG_GROUP_PREFIXES)
     assert (result is None) if problem is None else (problem in result)
 
 
@@ -346,8 +349,8 @@ def test_check_log_group_arn(arn, problem):
 
 
 def test_uri_and_prefix_helpers():
-    assert regions.bucket_name_from_uri("s3://b/k/x.zip") == "b"
-    assert regions.bucket_name_from_uri("https://b/k") is None
+    assert graph.bucket_name_from_uri("s3://b/k/x.zip") == "b"
+    assert graph.bucket_name_from_uri("https://b/k") is None
     assert build_role.key_prefix("images/img/x.zip") == "images/img/"
     assert build_role.key_prefix("x.zip") == "x.zip"
     assert build_role.s3_resource_ok("arn:aws:s3:::b/images/img/*", "b", "images/img/")
@@ -449,4 +452,4 @@ def test_sdk_sees_secret_marks_and_decodes_once():
     same = sdk.json_format.MessageToDict(request.properties) is sdk.json_format.MessageToDict(
         request.properties
     )
-    assert same is graph.decode_cache_installed() is graph.sdk_patches_enabled()
+    assert same is sdk_patches.decode_cache_installed() is sdk_patches.sdk_patches_enabled()

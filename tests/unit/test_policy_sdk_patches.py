@@ -1,4 +1,4 @@
-"""The pack's guarded adaptations of pulumi_policy internals (graph.py decode cache, image.py marks).
+"""The pack's guarded adaptations of pulumi_policy internals (sdk_patches.py: decode cache, secret marks).
 
 Each patch must be a no-op when the SDK does not have the shape it expects, and the speed patches
 must be switchable off with ``MICROVMS_POLICY_SDK_PATCHES=0`` (the protocol test
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from devkit.offline.config import REPO_ROOT
-from tests.unit.test_policy_iam_docs import graph, image
+from tests.unit.test_policy_iam_docs import image, sdk_patches
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +80,7 @@ def test_decode_cache_patches_nothing_if_the_sdk_differs(missing):
     servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
     before = dict(vars(sdk))
     servicer_before = dict(vars(servicer)) if servicer else {}
-    assert graph._install_decode_cache(sdk) is False
+    assert sdk_patches._install_decode_cache(sdk) is False
     assert dict(vars(sdk)) == before
     if servicer:
         assert dict(vars(servicer)) == servicer_before
@@ -89,13 +89,15 @@ def test_decode_cache_patches_nothing_if_the_sdk_differs(missing):
 def test_decode_cache_on_the_expected_shape_memoises_per_request_and_forwards_arguments(
     monkeypatch,
 ):
-    monkeypatch.setenv(graph.SDK_PATCHES_ENV, "1")
+    monkeypatch.setenv(sdk_patches.SDK_PATCHES_ENV, "1")
     # Installing on the fake must not change what the rest of the suite sees of the real SDK.
-    monkeypatch.setattr(graph, "_DECODE_CACHE_INSTALLED", graph.decode_cache_installed())
-    monkeypatch.setattr(graph, "REQUEST_CACHES", [])
+    monkeypatch.setattr(
+        sdk_patches, "_DECODE_CACHE_INSTALLED", sdk_patches.decode_cache_installed()
+    )
+    monkeypatch.setattr(sdk_patches, "REQUEST_CACHES", [])
     sdk = _fake_sdk()
-    assert graph._install_decode_cache(sdk) is True
-    assert graph._install_decode_cache(sdk) is False  # idempotent
+    assert sdk_patches._install_decode_cache(sdk) is True
+    assert sdk_patches._install_decode_cache(sdk) is False  # idempotent
     message = object()
     first = sdk.json_format.MessageToDict(message)
     assert sdk.json_format.MessageToDict(message) is first  # decoded once
@@ -111,27 +113,27 @@ def test_decode_cache_on_the_expected_shape_memoises_per_request_and_forwards_ar
     # Each request starts with empty tables, whatever the method's signature.
     servicer = sdk._PolicyAnalyzerServicer()
     assert servicer.Analyze("req", "ctx") == "analyzed"
-    assert all(not table for table in graph.REQUEST_CACHES)
+    assert all(not table for table in sdk_patches.REQUEST_CACHES)
     sdk.json_format.MessageToDict(message)
     assert len(sdk.decoded) == 3
     assert servicer.AnalyzeStack("req", "ctx", "extra", flag=True) == "stack"
     assert servicer.calls[-1] == ("AnalyzeStack", "req", "ctx", ("extra",), {"flag": True})
     assert servicer.Remediate("req", "ctx") == "remediated"
     assert sdk._PolicyAnalyzerServicer.Analyze.__name__ == "Analyze"
-    assert len(graph.REQUEST_CACHES) == 2 and graph.decode_cache_installed()
+    assert len(sdk_patches.REQUEST_CACHES) == 2 and sdk_patches.decode_cache_installed()
 
 
 def test_decode_cache_honours_the_off_switch(monkeypatch):
-    monkeypatch.setenv(graph.SDK_PATCHES_ENV, "0")
+    monkeypatch.setenv(sdk_patches.SDK_PATCHES_ENV, "0")
     sdk = _fake_sdk()
     before = dict(vars(sdk))
-    assert graph._install_decode_cache(sdk) is False
+    assert sdk_patches._install_decode_cache(sdk) is False
     assert dict(vars(sdk)) == before
     for off in ("off", "FALSE", " no "):
-        monkeypatch.setenv(graph.SDK_PATCHES_ENV, off)
-        assert not graph.sdk_patches_enabled()
-    monkeypatch.setenv(graph.SDK_PATCHES_ENV, "1")
-    assert graph.sdk_patches_enabled()
+        monkeypatch.setenv(sdk_patches.SDK_PATCHES_ENV, off)
+        assert not sdk_patches.sdk_patches_enabled()
+    monkeypatch.setenv(sdk_patches.SDK_PATCHES_ENV, "1")
+    assert sdk_patches.sdk_patches_enabled()
 
 
 @pytest.mark.parametrize("shape", ["missing", "not-callable"])
@@ -142,7 +144,7 @@ def test_secret_marks_patch_nothing_if_the_sdk_differs(shape):
     else:
         sdk.deserialize_properties = "not a function"
     before = dict(vars(sdk))
-    assert image._install_secret_marks(sdk) is False
+    assert sdk_patches._install_secret_marks(sdk) is False
     assert dict(vars(sdk)) == before
 
 
@@ -162,8 +164,8 @@ def test_secret_marks_mark_only_secrets_and_pass_other_calls_through():
         return out
 
     sdk = SimpleNamespace(deserialize_properties=original)
-    assert image._install_secret_marks(sdk) is True
-    assert image._install_secret_marks(sdk) is False  # idempotent
+    assert sdk_patches._install_secret_marks(sdk) is True
+    assert sdk_patches._install_secret_marks(sdk) is False  # idempotent
     wrapped = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
     props = {
         "environmentVariables": {"TOKEN": {**wrapped, "value": "s3cr3t"}, "PLAIN": "p"},
@@ -184,12 +186,12 @@ def test_secret_marks_mark_only_secrets_and_pass_other_calls_through():
 _PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import graph, image
+import graph, image, sdk_patches
 import pulumi_policy.policy as sdk
 from google.protobuf import json_format
 from pulumi_policy import proxy
 print(json.dumps({
-    "decode_cache": graph.decode_cache_installed(),
+    "decode_cache": sdk_patches.decode_cache_installed(),
     "json_format_is_original": sdk.json_format is json_format,
     "proxy_is_original": sdk.unknown_checking_proxy is proxy.unknown_checking_proxy,
     "servicer_wrapped": hasattr(sdk._PolicyAnalyzerServicer.Analyze, "__wrapped__"),
@@ -201,9 +203,9 @@ print(json.dumps({
 @pytest.mark.parametrize(("value", "patched"), [(None, True), ("1", True), ("0", False)])
 def test_the_pack_process_applies_the_switch(value, patched):
     """Import the pack's modules in a fresh interpreter, as the engine's policy host does."""
-    env = {k: v for k, v in os.environ.items() if k != graph.SDK_PATCHES_ENV}
+    env = {k: v for k, v in os.environ.items() if k != sdk_patches.SDK_PATCHES_ENV}
     if value is not None:
-        env[graph.SDK_PATCHES_ENV] = value
+        env[sdk_patches.SDK_PATCHES_ENV] = value
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE, str(REPO_ROOT / "policies")],
         capture_output=True, text=True, timeout=60, env=env, cwd=REPO_ROOT / "policies",
