@@ -614,13 +614,7 @@ def suspend(
     output_format: OutputOpt = None,
 ) -> None:  # fmt: skip
     """SuspendMicrovm; with --wait, wait until SUSPENDED."""
-    with _errors():
-        fmt = _fmt(ctx, output_format)
-        _id(microvm_id)
-        client = _client(ctx)
-        with _progress(f"waiting for {microvm_id} to be SUSPENDED") as progress:
-            vm = vms.suspend(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
-        output.emit(vms.summarize(vm), fmt)
+    _transition(ctx, vms.suspend, "SUSPENDED", microvm_id, wait, timeout, output_format)
 
 
 @app.command()
@@ -629,12 +623,17 @@ def resume(
     output_format: OutputOpt = None,
 ) -> None:  # fmt: skip
     """ResumeMicrovm; with --wait, wait until RUNNING."""
+    _transition(ctx, vms.resume, "RUNNING", microvm_id, wait, timeout, output_format)
+
+
+def _transition(ctx, act, target: str, microvm_id: str, wait, timeout, output_format) -> None:
+    """One MicroVM state change (``vms.suspend``/``vms.resume``), printed as its summary."""
     with _errors():
         fmt = _fmt(ctx, output_format)
         _id(microvm_id)
         client = _client(ctx)
-        with _progress(f"waiting for {microvm_id} to be RUNNING") as progress:
-            vm = vms.resume(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
+        with _progress(f"waiting for {microvm_id} to be {target}") as progress:
+            vm = act(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
         output.emit(vms.summarize(vm), fmt)
 
 

@@ -308,38 +308,33 @@ def get(client, microvm_id: str) -> dict:
     return response
 
 
+def _act(client, operation: str, microvm_id: str, target: str, wait, timeout, progress) -> dict:
+    """Call ``operation`` on a MicroVM, then wait for ``target`` (``wait``) or read it once."""
+    getattr(client, operation)(microvmIdentifier=microvm_id)
+    if wait:
+        return wait_for_microvm(client, microvm_id, (target,), timeout=timeout, progress=progress)
+    return get(client, microvm_id)
+
+
 def terminate(
     client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
 ) -> dict:
     """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, docs/service-facts.md §7)."""
-    client.terminate_microvm(microvmIdentifier=microvm_id)
-    if wait:
-        return wait_for_microvm(
-            client, microvm_id, ("TERMINATED",), timeout=timeout, progress=progress
-        )
-    return get(client, microvm_id)
+    return _act(client, "terminate_microvm", microvm_id, "TERMINATED", wait, timeout, progress)
 
 
 def suspend(
     client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
 ) -> dict:
-    client.suspend_microvm(microvmIdentifier=microvm_id)
-    if wait:
-        return wait_for_microvm(
-            client, microvm_id, ("SUSPENDED",), timeout=timeout, progress=progress
-        )
-    return get(client, microvm_id)
+    """SuspendMicrovm; with ``wait``, until SUSPENDED."""
+    return _act(client, "suspend_microvm", microvm_id, "SUSPENDED", wait, timeout, progress)
 
 
 def resume(
     client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
 ) -> dict:
-    client.resume_microvm(microvmIdentifier=microvm_id)
-    if wait:
-        return wait_for_microvm(
-            client, microvm_id, ("RUNNING",), timeout=timeout, progress=progress
-        )
-    return get(client, microvm_id)
+    """ResumeMicrovm; with ``wait``, until RUNNING."""
+    return _act(client, "resume_microvm", microvm_id, "RUNNING", wait, timeout, progress)
 
 
 def _age_seconds(item: dict, now: _dt.datetime) -> float | None:
