@@ -34,7 +34,7 @@ NAMESPACE = "lambda-microvms"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOOKS_FILE = REPO_ROOT / "image" / "hooks.json"
 
-ENVIRONMENTS = ("dev", "staging", "prod", "local")
+ENVIRONMENTS = ("dev", "prod", "local")  # the stacks that exist (no staging stack ships)
 # CloudWatch Logs accepts only these retention values.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,

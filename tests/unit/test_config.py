@@ -100,7 +100,7 @@ def test_common_tags():
         ),
         (
             {"lambda-microvms__environment": "qa"},
-            "'lambda-microvms:environment' is 'qa'; allowed values: dev, staging, prod, local",
+            "'lambda-microvms:environment' is 'qa'; allowed values: dev, prod, local",
         ),
         ({"aws__region": None}, "missing required configuration key 'aws:region'"),
         (
@@ -234,3 +234,14 @@ def test_pulumi_yaml_declares_the_settings_models_own_defaults():
     # and a declared default that drifted would be seen
     moved = parse_settings({**required, **declared, "lambda-microvms:memoryMiB": "4096"})
     assert dataclasses.asdict(moved)["memory_mib"] != absent["memory_mib"]
+
+
+def test_staging_is_not_an_environment_because_no_staging_stack_ships():
+    # Every accepted environment has a stack file and a policy config (local shares dev's).
+    from components.config import ENVIRONMENTS
+
+    for env in ENVIRONMENTS:
+        assert (REPO / f"Pulumi.{env}.yaml").exists(), env
+        assert (REPO / "policies" / "config" / f"{'dev' if env == 'local' else env}.json").exists()
+    with pytest.raises(ConfigError, match="allowed values: dev, prod, local"):
+        parse_settings({"lambda-microvms:environment": "staging", "aws:region": "us-east-1"})
