@@ -11,8 +11,16 @@ boto3 and s3transfer (about a third of a second of start-up the CLI does not nee
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from microvms import env
+
+if TYPE_CHECKING:
+    # Typed clients from the dev group's stubs (types-boto3-*); never imported at run time.
+    from types_boto3_lambda_microvms import LambdaMicroVMsClient as MicrovmsClient
+    from types_boto3_service_quotas import ServiceQuotasClient
+
+    __all__ = ["MicrovmsClient", "ServiceQuotasClient", "make_client"]
 
 SERVICE = "lambda-microvms"
 # Service facts shared by the CLI, the settings model and the image provider.
@@ -25,8 +33,36 @@ ARCHITECTURES = ("ARM_64",)
 INGRESS_CONNECTOR_KINDS = ("HTTP_INGRESS", "SHELL_INGRESS", "ALL_INGRESS", "NO_INGRESS")
 EGRESS_CONNECTOR_KINDS = ("INTERNET_EGRESS",)
 MANAGED_CONNECTOR_KINDS = INGRESS_CONNECTOR_KINDS + EGRESS_CONNECTOR_KINDS
+RetryMode = Literal["legacy", "standard", "adaptive"]
+RETRY_MODES: tuple[RetryMode, ...] = ("legacy", "standard", "adaptive")
 
 
+@overload
+def make_client(
+    service: Literal["lambda-microvms"] = ...,
+    *,
+    region: str | None = ...,
+    endpoint_url: str | None = ...,
+    profile: str | None = ...,
+    max_attempts: int = ...,
+    retry_mode: str = ...,
+    connect_timeout: float = ...,
+    read_timeout: float = ...,
+    credentials: tuple[str, str] | None = ...,
+) -> MicrovmsClient: ...
+@overload
+def make_client(
+    service: Literal["service-quotas"],
+    *,
+    region: str | None = ...,
+    endpoint_url: str | None = ...,
+    profile: str | None = ...,
+    max_attempts: int = ...,
+    retry_mode: str = ...,
+    connect_timeout: float = ...,
+    read_timeout: float = ...,
+    credentials: tuple[str, str] | None = ...,
+) -> ServiceQuotasClient: ...
 def make_client(
     service: str = SERVICE,
     *,
@@ -38,7 +74,7 @@ def make_client(
     connect_timeout: float = 10,
     read_timeout: float = 60,
     credentials: tuple[str, str] | None = None,
-):
+) -> Any:
     """Return a botocore client with explicit retry configuration.
 
     ``region`` falls back to the session's default region (``AWS_REGION``/``AWS_DEFAULT_REGION``).
@@ -50,12 +86,12 @@ def make_client(
 
     session = botocore.session.Session(profile=profile) if profile else botocore.session.Session()
     config = Config(
-        retries={"mode": retry_mode, "max_attempts": max_attempts},
+        retries={"mode": _retry_mode(retry_mode), "max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         user_agent_extra="lambda-microvms-pulumi",
     )
-    kwargs = {"config": config}
+    kwargs: dict[str, Any] = {"config": config}
     if region:
         kwargs["region_name"] = region
     if endpoint_url:
@@ -63,6 +99,14 @@ def make_client(
     if credentials:
         kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = credentials
     return session.create_client(service, **kwargs)
+
+
+def _retry_mode(value: str) -> RetryMode:
+    """``value`` as one of botocore's retry modes; anything else is refused naming them."""
+    for mode in RETRY_MODES:
+        if value == mode:
+            return mode
+    raise ValueError(f"retry mode {value!r}: use one of {', '.join(RETRY_MODES)}")
 
 
 def managed_connector_arn(kind_or_arn: str, region: str, direction: str | None = None) -> str:

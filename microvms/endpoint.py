@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from microvms import env
@@ -67,13 +68,13 @@ class ProbeResult:
             return 200 <= self.status < 400
         return self.status == self.expectedStatus
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["ok"] = self.ok
         return data
 
 
-def _connection(base_url: str, timeout: float):
+def _connection(base_url: str, timeout: float) -> http.client.HTTPConnection:
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     if parts.scheme == "https":

@@ -9,9 +9,13 @@ only a length) and the launch regions (``microvms.client.SUPPORTED_REGIONS``).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from microvms.client import SUPPORTED_REGIONS
 from microvms.vms import InputError
+
+if TYPE_CHECKING:
+    from botocore.model import ServiceModel
 
 # MicroVM ids look like ``microvm-<uuid>`` (docs/service-facts.md §3); the model bounds the identifier to 1..256.
 MICROVM_ID = re.compile(
@@ -50,10 +54,11 @@ def check_region(region: str | None, field_name: str = "--region") -> str:
     return region
 
 
-_RULES: dict[tuple[str, str], tuple[re.Pattern | None, int | None, int | None]] = {}
+_Rule = tuple[re.Pattern[str] | None, int | None, int | None]
+_RULES: dict[tuple[str, str], _Rule] = {}
 
 
-def _shape_rule(model, shape_name: str) -> tuple[re.Pattern | None, int | None, int | None]:
+def _shape_rule(model: ServiceModel, shape_name: str) -> _Rule:
     key = (model.metadata.get("uid", model.service_name), shape_name)
     if key not in _RULES:
         meta = model.shape_for(shape_name).metadata
@@ -66,7 +71,9 @@ def _shape_rule(model, shape_name: str) -> tuple[re.Pattern | None, int | None, 
     return _RULES[key]
 
 
-def check_shape(model, shape_name: str, value: str, field_name: str, what: str) -> str:
+def check_shape(
+    model: ServiceModel, shape_name: str, value: str, field_name: str, what: str
+) -> str:
     """``value`` must fully match the model shape's pattern and length bounds."""
     pattern, low, high = _shape_rule(model, shape_name)
     too_short = low is not None and len(value) < low
@@ -76,7 +83,9 @@ def check_shape(model, shape_name: str, value: str, field_name: str, what: str) 
     return value
 
 
-def check_image_arn(model, value: str, region: str | None, field_name: str = "--image-arn") -> str:
+def check_image_arn(
+    model: ServiceModel, value: str, region: str | None, field_name: str = "--image-arn"
+) -> str:
     """A MicroVM image ARN (model ``MicrovmImageArn``, name part ``ImageName``) in ``region``."""
     example = "arn:aws:lambda:<region>:<account>:microvm-image:<name>"
     what = f"a MicroVM image ARN ({example})"
@@ -102,7 +111,9 @@ def check_image_arn(model, value: str, region: str | None, field_name: str = "--
     return value
 
 
-def check_role_arn(model, value: str, field_name: str = "--execution-role-arn") -> str:
+def check_role_arn(
+    model: ServiceModel, value: str, field_name: str = "--execution-role-arn"
+) -> str:
     return check_shape(
         model, "RoleArn", value, field_name, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
     )

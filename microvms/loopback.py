@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from microvms import env
@@ -77,7 +78,7 @@ def api_endpoint(explicit: str | None) -> str | None:
     return None
 
 
-def _profile_config(profile: str | None) -> dict:
+def _profile_config(profile: str | None) -> dict[str, Any]:
     """The merged config + credentials file entries of the active profile ({} if none)."""
     import botocore.session
     from botocore.exceptions import ProfileNotFound

@@ -10,7 +10,10 @@ import datetime as _dt
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 FORMATS = ("json", "table")
 
@@ -55,7 +58,9 @@ def _cell(value: Any) -> str:
     return str(jsonable(value))
 
 
-def emit(value: Any, fmt: str, *, columns: Sequence[str] | None = None, title: str | None = None):
+def emit(
+    value: Any, fmt: str, *, columns: Sequence[str] | None = None, title: str | None = None
+) -> None:
     """Print ``value`` (a dict or a list of dicts) in ``fmt`` to stdout."""
     if fmt == "json":
         sys.stdout.write(to_json(value) + "\n")
@@ -70,7 +75,9 @@ def emit(value: Any, fmt: str, *, columns: Sequence[str] | None = None, title: s
         console.print(record_table(value, title=title))
 
 
-def rows_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None, *, title=None):
+def rows_table(
+    rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None, *, title: str | None = None
+) -> Table:
     from rich.table import Table
 
     rows = list(rows)
@@ -83,7 +90,7 @@ def rows_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None,
     return table
 
 
-def record_table(record: Mapping[str, Any], *, title=None):
+def record_table(record: Mapping[str, Any], *, title: str | None = None) -> Table:
     from rich.table import Table
 
     table = Table(title=title, show_header=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 ERASE = "\r\x1b[2K"
 TICK_SECONDS = 0.2
@@ -25,14 +26,16 @@ def on_terminal() -> bool:
 class LiveLine:
     """One redrawable line on stderr; a no-op unless ``enabled`` (default: both streams are ttys)."""
 
-    def __init__(self, label: str, *, enabled: bool | None = None, stream=None) -> None:
+    def __init__(
+        self, label: str, *, enabled: bool | None = None, stream: TextIO | None = None
+    ) -> None:
         self.label = label
         self.enabled = on_terminal() if enabled is None else enabled
         self._stream = stream
         self._shown = False
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return self._stream or sys.stderr
 
     def show(self, text: str) -> None:
@@ -51,7 +54,7 @@ class LiveLine:
     def __enter__(self) -> LiveLine:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.clear()
 
 
@@ -71,7 +74,7 @@ class WaitProgress:
         self.line = line
         self._clock = clock
         self._sleep = sleep
-        self._state = "…"
+        self._state: str | None = "…"
         self._started = clock()
 
     def text(self, state: str | None, elapsed: float, next_poll: float) -> str:

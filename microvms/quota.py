@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from microvms.ratelimit import RUN_MICROVM_RATE
+
+if TYPE_CHECKING:
+    from microvms.client import ServiceQuotasClient
 
 SERVICE_CODE = "lambda"
 RUN_MICROVM_RATE_QUOTA = "L-535CA9B6"
@@ -43,7 +47,7 @@ def service_quotas_endpoint() -> str | None:
     return None
 
 
-def _by_name(client) -> tuple[float, str] | None:
+def _by_name(client: ServiceQuotasClient) -> tuple[float, str] | None:
     """Find the RunMicrovm rate quota by name (skipping the burst quota)."""
     for page in client.get_paginator("list_service_quotas").paginate(ServiceCode=SERVICE_CODE):
         for quota in page.get("Quotas", []):
@@ -53,7 +57,7 @@ def _by_name(client) -> tuple[float, str] | None:
     return None
 
 
-def read_run_microvm_rate(client) -> RateChoice:
+def read_run_microvm_rate(client: ServiceQuotasClient) -> RateChoice:
     """The applied RunMicrovm rate through a ``service-quotas`` client, or the fallback."""
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -18,8 +18,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from microvms import env
+
+if TYPE_CHECKING:
+    from microvms.client import MicrovmsClient
 
 RUN_MICROVM_RATE = 5.0
 
@@ -41,7 +45,8 @@ class _LazyRate:
         if self._value is None:
             with self._lock:
                 if self._value is None:
-                    value = float(self._source())
+                    source = self._source
+                    value = float(source()) if callable(source) else float(source)
                     self._value = value if value > 0 else RUN_MICROVM_RATE
         return self._value
 
@@ -156,12 +161,15 @@ def default_limiter(rate: Rate | None = None) -> TokenBucket | FileSlotLimiter:
 
 
 def limit_run_microvm(
-    client, bucket: TokenBucket | FileSlotLimiter | None = None, *, rate: Rate | None = None
-):
+    client: MicrovmsClient,
+    bucket: TokenBucket | FileSlotLimiter | None = None,
+    *,
+    rate: Rate | None = None,
+) -> MicrovmsClient:
     """Throttle every RunMicrovm HTTP attempt of ``client`` through ``bucket``; return the client."""
     chosen = bucket or default_limiter(rate)
 
-    def _before_send(**_kwargs):
+    def _before_send(**_kwargs: Any) -> None:
         chosen.acquire()
         return None  # never short-circuit the request
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from microvms import vms
 from microvms.vms import Secret
+
+if TYPE_CHECKING:
+    from microvms.client import MicrovmsClient
 
 REFRESH_AT = 0.8
 
@@ -57,7 +61,7 @@ class TokenSource:
         self._token = None
 
 
-def auth_tokens(client, microvm_id: str, *, minutes: int, port: int) -> TokenSource:
+def auth_tokens(client: MicrovmsClient, microvm_id: str, *, minutes: int, port: int) -> TokenSource:
     """A source of CreateMicrovmAuthToken tokens for one guest port."""
     return TokenSource(
         lambda m: vms.create_auth_token(client, microvm_id, minutes=m, ports=[{"port": port}]),
@@ -65,6 +69,6 @@ def auth_tokens(client, microvm_id: str, *, minutes: int, port: int) -> TokenSou
     )
 
 
-def shell_tokens(client, microvm_id: str, *, minutes: int) -> TokenSource:
+def shell_tokens(client: MicrovmsClient, microvm_id: str, *, minutes: int) -> TokenSource:
     """A source of CreateMicrovmShellAuthToken tokens."""
     return TokenSource(lambda m: vms.create_shell_token(client, microvm_id, minutes=m), minutes)
