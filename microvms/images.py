@@ -91,6 +91,115 @@ def kept_versions(client, image_arn: str) -> list[str]:
     ]
 
 
+# ------------------------------------------------------------------------------------ activation
+#
+# Which version a MicroVM gets is the version *status*: RunMicrovm without ``imageVersion``
+# resolves to the newest ACTIVE version (docs/service-facts.md §4.3), and GetMicrovmImage's
+# ``latestActiveImageVersion`` names it. Marking an older version ACTIVE alone changes nothing, so
+# a rollback also marks every newer version INACTIVE; UpdateMicrovmImageVersion takes only
+# ``{"status": "ACTIVE"|"INACTIVE"}`` and rebuilds nothing.
+
+
+class NotRetained(LookupError):
+    """A version that cannot be made active: it does not exist, is going, or never built."""
+
+    def __init__(self, image_arn: str, version: str, retained: list[str]) -> None:
+        self.image_arn = image_arn
+        self.version = version
+        self.retained = retained
+        kept = ", ".join(retained) or "none"
+        super().__init__(
+            f"version {version} is not a retained, successfully built version of image "
+            f"{image_arn}; retained versions: {kept}"
+        )
+
+
+def normalise_version(version: Any) -> str:
+    """``"2"``, ``2`` and ``"2.0"`` all name version ``"2.0"`` (the service's spelling)."""
+    parts = version_key(version)
+    return f"{parts[0]}.{parts[1] if len(parts) > 1 else 0}"
+
+
+def activatable(versions: list[dict]) -> list[str]:
+    """The versions that can serve MicroVMs: built (SUCCESSFUL) and not going, newest first."""
+    return [
+        v["imageVersion"]
+        for v in sorted(versions, key=lambda v: version_key(v.get("imageVersion")), reverse=True)
+        if v.get("state") == "SUCCESSFUL" and v.get("imageVersion")
+    ]
+
+
+def _set_status(client, image_arn: str, version: str, status: str) -> None:
+    client.update_microvm_image_version(
+        imageIdentifier=image_arn, imageVersion=version, status=status
+    )
+
+
+def activate(
+    client, image_arn: str, version: str, *, versions: list[dict] | None = None
+) -> list[tuple[str, str]]:
+    """Make ``version`` the one RunMicrovm picks; return the ``(version, status)`` changes made.
+
+    ``version`` is marked ACTIVE first and then every newer ACTIVE version INACTIVE, newest
+    first, so at every moment some built version is ACTIVE and a MicroVM started meanwhile gets
+    ``version`` or one newer than it, never none. Older versions keep their status. Raises
+    :class:`NotRetained` (before any change) when ``version`` cannot serve.
+    """
+    versions = list_versions(client, image_arn) if versions is None else versions
+    target = normalise_version(version)
+    ready = activatable(versions)
+    if target not in ready:
+        raise NotRetained(image_arn, target, ready)
+    status = {v["imageVersion"]: v.get("status") for v in versions}
+    changes: list[tuple[str, str]] = []
+    if status.get(target) != "ACTIVE":
+        _set_status(client, image_arn, target, "ACTIVE")
+        changes.append((target, "ACTIVE"))
+    for newer in ready:
+        if version_key(newer) <= version_key(target):
+            break
+        if status.get(newer) != "INACTIVE":
+            _set_status(client, image_arn, newer, "INACTIVE")
+            changes.append((newer, "INACTIVE"))
+    return changes
+
+
+def activate_all(client, image_arn: str, *, versions: list[dict] | None = None) -> list[str]:
+    """Undo a rollback: every built version ACTIVE again, newest first, so the newest serves.
+
+    Returns the versions that were reactivated (empty when nothing was pinned).
+    """
+    versions = list_versions(client, image_arn) if versions is None else versions
+    status = {v["imageVersion"]: v.get("status") for v in versions}
+    changed = []
+    for ver in activatable(versions):
+        if status.get(ver) != "ACTIVE":
+            _set_status(client, image_arn, ver, "ACTIVE")
+            changed.append(ver)
+    return changed
+
+
+def version_rows(client, image_arn: str, *, with_builds: bool = True) -> list[dict[str, Any]]:
+    """Every version with its state, status, build results and whether RunMicrovm picks it."""
+    image = client.get_microvm_image(imageIdentifier=image_arn)
+    serving = image.get("latestActiveImageVersion")
+    rows = []
+    for v in list_versions(client, image_arn):
+        ver = v.get("imageVersion")
+        row = {
+            "imageVersion": ver,
+            "state": v.get("state"),
+            "status": v.get("status"),
+            "serving": ver == serving,
+            "stateReason": v.get("stateReason"),
+            "createdAt": v.get("createdAt"),
+        }
+        if with_builds and v.get("state") not in VERSION_GOING:
+            row["builds"] = [b.as_output() for b in waiters.list_builds(client, image_arn, ver)]
+        rows.append(row)
+    return rows
+
+
 # ------------------------------------------------------------------------------------ delete
 
 

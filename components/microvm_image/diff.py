@@ -7,6 +7,8 @@ Change classes, from cheapest to dearest:
                 ``terminateMicrovmsOnDelete``, ``endpointUrl``) or which env vars are secret;
                 applied without touching the build (retention may run);
 * ``tags``      tags changed: TagResource / UntagResource in place, no rebuild;
+* ``activate``  ``activeVersion`` changed (a rollback, or back to the newest): version statuses
+                set with UpdateMicrovmImageVersion in place, no rebuild;
 * ``version``   build configuration changed: UpdateMicrovmImage (a full PUT) mints a new version;
 * ``replace``   ``name`` or ``region`` changed: a new image, then the old one is deleted.
 
@@ -26,6 +28,7 @@ from microvms.images import VERSION_GOING, version_key
 from .spec import (
     BUILD_KEYS,
     PROVIDER_SETTINGS,
+    canonical_active_version,
     contains_unknown,
     merged_environment,
     normalise_version,
@@ -50,12 +53,15 @@ class DiffPlan:
     replaces: tuple[str, ...] = ()
     build: tuple[str, ...] = ()
     tags: bool = False
+    active: bool = False
     settings: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
 
     @property
     def changes(self) -> bool:
-        return bool(self.replaces or self.build or self.tags or self.settings or self.unknown)
+        return bool(
+            self.replaces or self.build or self.tags or self.active or self.settings or self.unknown
+        )
 
     @property
     def kind(self) -> str:
@@ -63,6 +69,8 @@ class DiffPlan:
             return "replace"
         if self.build:
             return "version"
+        if self.active:
+            return "activate"
         if self.tags:
             return "tags"
         if self.settings or self.unknown:
@@ -72,6 +80,7 @@ class DiffPlan:
     @property
     def changed_keys(self) -> tuple[str, ...]:
         keys = list(self.replaces) + list(self.build) + (["tags"] if self.tags else [])
+        keys += ["activeVersion"] if self.active else []
         keys += list(self.settings) + list(self.unknown)
         return tuple(dict.fromkeys(keys))
 
@@ -89,6 +98,10 @@ def _norm(key: str, value: Any) -> Any:
     if key in ("environmentVariables", "secretEnvironmentVariables") and value is None:
         return {}
     return value
+
+
+def _active(value: Any) -> str | None:
+    return None if value in (None, "") else str(canonical_active_version(plain_numbers(value)))
 
 
 def _same(key: str, old: Any, new: Any) -> bool:
@@ -160,6 +173,14 @@ def plan_diff(olds: dict, news: dict) -> DiffPlan:
     elif not _same("tags", olds.get("tags"), news.get("tags")):
         tags = True
 
+    # which version serves: "3", "3.0" and 3 are one version; unset means the newest
+    active = False
+    if contains_unknown(news.get("activeVersion")):
+        unknown.append("activeVersion")
+        active = True
+    elif _active(olds.get("activeVersion")) != _active(news.get("activeVersion")):
+        active = True
+
     for key in PROVIDER_SETTINGS:
         new = news.get(key)
         if contains_unknown(new):
@@ -172,6 +193,7 @@ def plan_diff(olds: dict, news: dict) -> DiffPlan:
         replaces=tuple(replaces),
         build=tuple(dict.fromkeys(build)),
         tags=tags,
+        active=active,
         settings=tuple(settings),
         unknown=tuple(dict.fromkeys(unknown)),
     )
@@ -214,7 +236,9 @@ def stable_outputs(plan: DiffPlan) -> list[str]:
     The engine cannot preview a Python dynamic provider's update, so every output not listed here
     is unknown in the preview, and whatever depends on it (the smoke test's triggers) previews as a
     replacement. An update never changes the ARN; one that builds no version (tags, retention,
-    timeouts) keeps the name and version too. With an unknown input the plan cannot tell.
+    timeouts, a rollback with ``activeVersion``) keeps the name and version too: ``imageVersion``
+    is the newest build, whose configuration the inputs describe, while the version that serves
+    after a rollback is ``latestActiveImageVersion``. With an unknown input the plan cannot tell.
     """
     if plan.replaces:
         return []

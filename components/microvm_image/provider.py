@@ -8,8 +8,22 @@ check  -> validate + fill defaults, no API call
 diff   -> local classification (diff.py), no API call
 create -> adopt an interrupted create's image, or CreateMicrovmImage under a fresh name; wait,
           clean up on failure
-update -> TagResource/UntagResource and/or a full UpdateMicrovmImage, wait, retention
-read   -> GetMicrovmImage + GetMicrovmImageVersion (refresh and import)
+update -> TagResource/UntagResource and/or a full UpdateMicrovmImage, wait, version statuses
+          (activeVersion), retention
+read   -> GetMicrovmImage + ListMicrovmImageVersions + GetMicrovmImageVersion (refresh and
+          import): the build configuration comes from the newest built *version*, since
+          GetMicrovmImage returns none of it (docs/service-facts.md §6, §18)
+
+Rollback: ``activeVersion``
+---------------------------
+RunMicrovm without ``imageVersion`` starts the newest ACTIVE version (docs/service-facts.md
+§4.3), so pinning ``activeVersion: "2.0"`` marks 2.0 ACTIVE and every newer version INACTIVE
+(``microvms.images.activate``); clearing it marks every built version ACTIVE again, so the newest
+serves. Either is an in-place update with UpdateMicrovmImageVersion, never a build. A build while
+pinned mints the new version (the service makes it ACTIVE) and then pins again, so the pinned
+version keeps serving. Retention never retires the pinned version. ``imageVersion`` stays the
+newest build (the inputs describe its configuration); ``latestActiveImageVersion`` is the one
+that serves.
 delete -> refuse (or terminate) running MicroVMs, DeleteMicrovmImage, wait until gone
 
 Create: adopt, never re-attach to a live image
@@ -196,6 +210,29 @@ def _vm_listing(vms: list[dict]) -> str:
     )
 
 
+def _serving_pin(serving: str | None, newest: str, props: dict) -> str | None:
+    """``activeVersion`` as the service has it: the version that serves when that is not the
+    newest build (a rollback, ours or a console one), else None (the newest serves).
+
+    A pin that names the newest build and still serves reads back as written, so it is no drift.
+    """
+    if not serving:
+        return None
+    pinned = props.get("activeVersion")
+    if pinned and images.normalise_version(pinned) == images.normalise_version(serving):
+        return pinned
+    if images.normalise_version(serving) == images.normalise_version(newest):
+        return None
+    return images.normalise_version(serving)
+
+
+def _pin_advice(exc: images.NotRetained) -> str:
+    return (
+        f"activeVersion: {exc}. Set activeVersion to one of the retained versions, or clear it "
+        "to serve the newest"
+    )
+
+
 class MicrovmImageProvider(dyn.ResourceProvider):
     """Dynamic provider for Lambda MicroVM images (see the module docstring)."""
 
@@ -275,6 +312,12 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         except ClientError as exc:
             raise _api_error("ListMicrovmImages", exc, scrub) from None
         keep = _pick_adoptable(leftovers, props, owner)
+        pin = props.get("activeVersion")
+        if pin and keep is None and pin != "1.0":
+            raise MicrovmImageError(
+                f"activeVersion: version {pin} does not exist; a new image has only version 1.0 "
+                "(clear activeVersion to serve the newest)"
+            )
         # whatever an interrupted run left and this create will not use goes first, so a failure
         # here leaves nothing new behind and the rerun starts from the same place
         for image in leftovers:
@@ -284,6 +327,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         if made is None:
             made = self._create_fresh(client, props, owner, scrub)
         name, image_arn, outs = made
+        if pin and keep is not None:  # a leftover may have more than one version
+            self._apply_active(client, image_arn, pin, name, scrub)
+            outs["latestActiveImageVersion"] = pin
         try:
             # the last call: from here on the image is the engine's, never a leftover to adopt
             client.tag_resource(Resource=image_arn, Tags={spec.OWNER_TAG: spec.delivered(owner)})
@@ -513,6 +559,10 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         plan = plan_diff(olds, news)
         client = _client(news)
         name = olds.get("name") or news.get("name")
+        pin = news.get("activeVersion")
+        if pin and (plan.active or plan.build):
+            # before anything changes: a pin the image cannot honour fails the update at once
+            self._check_pin(client, id_, pin, scrub)
 
         if plan.tags:
             to_set, to_remove = tag_delta(olds.get("tags"), news.get("tags"))
@@ -562,6 +612,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 final = client.get_microvm_image_version(imageIdentifier=id_, imageVersion=version)
             except ClientError as exc:
                 raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+        if plan.active or (pin and plan.build):
+            # a new build is ACTIVE, and newest, so a pin is applied again after it
+            self._apply_active(client, id_, pin, name, scrub)
         retain = bool(plan.build) or "keepVersions" in plan.settings
         outs = self._outputs(
             client,
@@ -691,11 +744,40 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             return f"Could not delete the failed version {version}: {waiters.error_message(exc)}."
         return f"The failed version {version} was deleted."
 
+    # ---- activeVersion ---------------------------------------------------------------------
+    def _check_pin(self, client, image_arn: str, pin: str, scrub) -> None:
+        try:
+            ready = images.activatable(images.list_versions(client, image_arn))
+        except ClientError as exc:
+            raise _api_error("ListMicrovmImageVersions", exc, scrub) from None
+        if images.normalise_version(pin) not in ready:
+            raise MicrovmImageError(
+                _pin_advice(images.NotRetained(image_arn, images.normalise_version(pin), ready))
+            )
+
+    def _apply_active(self, client, image_arn: str, pin: str | None, name, scrub) -> None:
+        """Pin ``pin`` (it serves, newer versions INACTIVE) or, with none, serve the newest."""
+        try:
+            if pin:
+                changes = images.activate(client, image_arn, pin)
+            else:
+                changes = [(v, "ACTIVE") for v in images.activate_all(client, image_arn)]
+        except images.NotRetained as exc:
+            raise MicrovmImageError(_pin_advice(exc)) from None
+        except ClientError as exc:
+            raise _api_error("UpdateMicrovmImageVersion", exc, scrub) from None
+        what = f"version {pin} serves (activeVersion)" if pin else "the newest version serves"
+        done = ", ".join(f"{v} {status}" for v, status in changes) or "no status changed"
+        _log(f"microvm image {name}: {what}, no rebuild ({done})")
+
     # ---- retention + outputs ---------------------------------------------------------------
-    def _apply_retention(self, client, image_arn: str, keep: int, active: str | None) -> list[str]:
-        """Keep the newest ``keep`` versions; never the active one or one a MicroVM uses."""
+    def _apply_retention(
+        self, client, image_arn: str, keep: int, active: str | None, pinned: str | None = None
+    ) -> list[str]:
+        """Keep the newest ``keep`` versions; never the active one, the pinned one
+        (``activeVersion``) or one a MicroVM uses."""
         versions = images.list_versions(client, image_arn)
-        protected = {v for v in (active,) if v}
+        protected = {v for v in (active, pinned) if v}
         protected |= {vm.get("imageVersion") for vm in _running_microvms(client, image_arn)}
         protected.discard(None)
         for ver in retention_plan(versions, keep=keep, protected=protected):
@@ -726,6 +808,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     image_arn,
                     int(props["keepVersions"]),
                     image.get("latestActiveImageVersion"),
+                    props.get("activeVersion"),
                 )
             else:  # a fresh image has exactly one version; a tags-only update changes none
                 retained = list(known_retained or [version_obj["imageVersion"]])
@@ -774,21 +857,34 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         if image.get("state") in ("DELETING", "DELETED"):
             return dyn.ReadResult(None, {})
         try:
-            version = image.get("latestActiveImageVersion") or props.get("imageVersion")
+            versions = images.list_versions(client, id_)
+            built = images.activatable(versions)
+            # the newest *built* version carries the configuration the inputs describe (a
+            # rollback serves an older one; a console rebuild makes a newer one, i.e. drift)
+            version = (
+                (built[0] if built else None)
+                or image.get("latestActiveImageVersion")
+                or props.get("imageVersion")
+                or (versions[0]["imageVersion"] if versions else None)
+            )
             if not version:
-                versions = images.list_versions(client, id_)
-                if not versions:
-                    return dyn.ReadResult(None, {})
-                version = versions[0]["imageVersion"]
+                return dyn.ReadResult(None, {})
             vobj = client.get_microvm_image_version(imageIdentifier=id_, imageVersion=version)
             builds = waiters.list_builds(client, id_, version)
-            retained = images.kept_versions(client, id_)
+            retained = [
+                v.get("imageVersion")
+                for v in versions
+                if v.get("state") not in images.VERSION_GOING
+            ]
         except ClientError as exc:
             if waiters.is_not_found(exc):
                 return dyn.ReadResult(None, {})
             raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
 
         config = spec.config_from_version(vobj, prior=props or None)
+        active = _serving_pin(image.get("latestActiveImageVersion"), version, props)
+        if active:
+            config["activeVersion"] = active
         name = image.get("name") or parsed["name"]
         live_inputs = {
             k: v for k, v in settings.items() if k in spec.PROVIDER_SETTINGS + spec.IDENTITY_KEYS

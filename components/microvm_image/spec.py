@@ -76,7 +76,14 @@ PROVIDER_SETTINGS = (
     "adoptArn",
 )
 IDENTITY_KEYS = ("nameSeed",)  # informational: where a generated name came from
-INPUT_KEYS = REPLACE_KEYS + BUILD_KEYS + TAG_KEYS + PROVIDER_SETTINGS + IDENTITY_KEYS
+#: Which retained version serves MicroVMs (a rollback without a rebuild); unset = the newest.
+#: Applied with UpdateMicrovmImageVersion, in place: never a new version, never a replacement.
+ACTIVATION_KEYS = ("activeVersion",)
+INPUT_KEYS = (
+    REPLACE_KEYS + BUILD_KEYS + TAG_KEYS + PROVIDER_SETTINGS + IDENTITY_KEYS + ACTIVATION_KEYS
+)
+#: ``activeVersion`` as written in config: ``"<n>.0"`` (``"<n>"`` and an integer are accepted).
+ACTIVE_VERSION_RE = re.compile(r"[1-9][0-9]{0,5}(?:\.0)?")
 
 
 def is_unknown(value: Any) -> bool:
@@ -180,6 +187,16 @@ def normalise_version(value: Any) -> Any:
     return m.group(1) if m else text
 
 
+def canonical_active_version(value: Any) -> Any:
+    """``"3"``, ``3`` and ``"3.0"`` → ``"3.0"``, the service's spelling; anything else as given
+    (validation names it)."""
+    if isinstance(value, bool) or is_unknown(value):
+        return value
+    if isinstance(value, int | str) and ACTIVE_VERSION_RE.fullmatch(str(value).strip()):
+        return f"{str(value).strip().split('.')[0]}.0"
+    return value
+
+
 def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
     """Return a copy of ``news`` with every default filled in explicitly (so diffs are stable).
 
@@ -231,6 +248,11 @@ def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
         p.pop("baseImageVersion", None)
     if p.get("endpointUrl") in (None, ""):
         p.pop("endpointUrl", None)
+    active = p.get("activeVersion")
+    if active in (None, ""):
+        p.pop("activeVersion", None)
+    else:
+        p["activeVersion"] = canonical_active_version(active)
     if p.get("name") in (None, ""):
         p.pop("name", None)
         if not p.get("namePrefix"):

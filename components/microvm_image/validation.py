@@ -21,6 +21,7 @@ from microvms.client import (
 from .model import check as check_shape
 from .model import request_members, shape_matches, show, show_key
 from .spec import (
+    ACTIVE_VERSION_RE,
     BUILD_KEYS,
     IMAGE_HOOKS,
     INPUT_KEYS,
@@ -183,8 +184,25 @@ def validate(p: dict) -> list[Failure]:
     _check_env(f, p.get("environmentVariables"), p.get("secretEnvironmentVariables"))
     _check_tags(f, p.get("tags"))
     _check_settings(f, p)
+    _check_active_version(f, p.get("activeVersion"))
     _check_model_shapes(f, p)
     return f
+
+
+def _check_active_version(f: list[Failure], value: Any) -> None:
+    """The shape only: whether the image still keeps that version is known at update, not here."""
+    if value is None or _skip(value):
+        return
+    if isinstance(value, bool) or not (
+        isinstance(value, int | str) and ACTIVE_VERSION_RE.fullmatch(str(value))
+    ):
+        f.append(
+            (
+                "activeVersion",
+                f'{show(value)} is not an image version; give "<n>.0" (e.g. "2.0") naming a '
+                "version the image still keeps, or leave it unset for the newest",
+            )
+        )
 
 
 #: Provider properties sent as CreateMicrovmImage members, by member name.
