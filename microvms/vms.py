@@ -11,14 +11,27 @@ import datetime as _dt
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from microvms.client import managed_connector_arn
-from microvms.waiters import WaitError, error_code, wait_for_microvm
+from microvms.waiters import (
+    WaitError,
+    WaitReporter,
+    error_code,
+    wait_for_microvm,
+    without_metadata,
+)
+
+if TYPE_CHECKING:
+    from botocore.model import ServiceModel
+    from types_boto3_lambda_microvms.type_defs import PortSpecificationTypeDef
+
+    from microvms.client import MicrovmsClient
+    from microvms.progress import WaitProgress
 
 STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED", "TERMINATING", "TERMINATED")
 LIVE_STATES = ("PENDING", "RUNNING", "SUSPENDING", "SUSPENDED")
@@ -72,7 +85,7 @@ class IdlePolicy:
     suspended_seconds: int
     auto_resume: bool
 
-    def to_api(self) -> dict:
+    def to_api(self) -> dict[str, int | bool]:
         return {
             "maxIdleDurationSeconds": self.max_idle_seconds,
             "suspendedDurationSeconds": self.suspended_seconds,
@@ -116,8 +129,8 @@ def idle_policy_from(
     }
     if all(v is None for v in given.values()):
         return None
-    missing = [k for k, v in given.items() if v is None]
-    if missing:
+    if max_idle is None or suspended is None or auto_resume is None:
+        missing = [k for k, v in given.items() if v is None]
         raise InputError(
             "idle policy",
             f"give all three of --max-idle-seconds, --suspended-seconds and "
@@ -130,7 +143,7 @@ def idle_policy_from(
     return IdlePolicy(int(max_idle), int(suspended), bool(auto_resume))
 
 
-def read_payload(source: str | None, stdin=None) -> Secret | None:
+def read_payload(source: str | None, stdin: IO[Any] | None = None) -> Secret | None:
     """Read the run-hook payload from a file path or ``-`` (stdin); never from argv.
 
     The limit is 4096 bytes (UTF-8), checked here so an oversized payload never reaches the API.
@@ -166,7 +179,9 @@ def _check_arn(field_name: str, value: str | None, kind: str) -> None:
         raise InputError(field_name, f"must be a full ARN (arn:aws:...:{kind}...), got {value!r}")
 
 
-def build_run_request(spec: RunSpec, region: str, model=None) -> dict:
+def build_run_request(
+    spec: RunSpec, region: str, model: ServiceModel | None = None
+) -> dict[str, Any]:
     """The RunMicrovm request for ``spec``; raises InputError before any API call.
 
     With the client's service ``model``, ARNs are also checked against the model's patterns and
@@ -235,10 +250,12 @@ def parse_duration(text: str | None, field_name: str = "--older-than") -> float 
     return float(match.group(1)) * unit
 
 
-def parse_ports(values: Sequence[str] | None, default: int = DEFAULT_PORT) -> list[dict]:
+def parse_ports(
+    values: Sequence[str] | None, default: int = DEFAULT_PORT
+) -> list[PortSpecificationTypeDef]:
     """``8080`` or ``8000-8100`` → CreateMicrovmAuthToken ``allowedPorts`` entries (explicit only)."""
     values = split_list(values) or (str(default),)
-    out: list[dict] = []
+    out: list[PortSpecificationTypeDef] = []
     for value in values:
         try:
             if "-" in value:
@@ -274,7 +291,7 @@ def check_state(value: str, field_name: str = "--state") -> str:
 # ---------------------------------------------------------------------------------------- calls
 
 
-def summarize(vm: dict) -> dict:
+def summarize(vm: Mapping[str, Any]) -> dict[str, Any]:
     """The fields people look at, in a stable order (boto3 drops nulls, so use .get)."""
     keys = (
         "microvmId",
@@ -294,21 +311,25 @@ def summarize(vm: dict) -> dict:
     return {k: vm.get(k) for k in keys if k in vm}
 
 
-def run(client, spec: RunSpec) -> dict:
+def run(client: MicrovmsClient, spec: RunSpec) -> dict[str, Any]:
     """RunMicrovm (rate-limited by the client's hook, see ``microvms.ratelimit``)."""
     request = build_run_request(spec, client.meta.region_name, client.meta.service_model)
-    response = client.run_microvm(**request)
-    response.pop("ResponseMetadata", None)
-    return response
+    return without_metadata(client.run_microvm(**request))
 
 
-def get(client, microvm_id: str) -> dict:
-    response = client.get_microvm(microvmIdentifier=microvm_id)
-    response.pop("ResponseMetadata", None)
-    return response
+def get(client: MicrovmsClient, microvm_id: str) -> dict[str, Any]:
+    return without_metadata(client.get_microvm(microvmIdentifier=microvm_id))
 
 
-def _act(client, operation: str, microvm_id: str, target: str, wait, timeout, progress) -> dict:
+def _act(
+    client: MicrovmsClient,
+    operation: str,
+    microvm_id: str,
+    target: str,
+    wait: bool,
+    timeout: float,
+    progress: WaitReporter | None,
+) -> dict[str, Any]:
     """Call ``operation`` on a MicroVM, then wait for ``target`` (``wait``) or read it once."""
     getattr(client, operation)(microvmIdentifier=microvm_id)
     if wait:
@@ -317,27 +338,42 @@ def _act(client, operation: str, microvm_id: str, target: str, wait, timeout, pr
 
 
 def terminate(
-    client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
-) -> dict:
+    client: MicrovmsClient,
+    microvm_id: str,
+    *,
+    wait: bool = False,
+    timeout: float = 120.0,
+    progress: WaitReporter | None = None,
+) -> dict[str, Any]:
     """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, docs/service-facts.md §7)."""
     return _act(client, "terminate_microvm", microvm_id, "TERMINATED", wait, timeout, progress)
 
 
 def suspend(
-    client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
-) -> dict:
+    client: MicrovmsClient,
+    microvm_id: str,
+    *,
+    wait: bool = False,
+    timeout: float = 120.0,
+    progress: WaitReporter | None = None,
+) -> dict[str, Any]:
     """SuspendMicrovm; with ``wait``, until SUSPENDED."""
     return _act(client, "suspend_microvm", microvm_id, "SUSPENDED", wait, timeout, progress)
 
 
 def resume(
-    client, microvm_id: str, *, wait: bool = False, timeout: float = 120.0, progress=None
-) -> dict:
+    client: MicrovmsClient,
+    microvm_id: str,
+    *,
+    wait: bool = False,
+    timeout: float = 120.0,
+    progress: WaitReporter | None = None,
+) -> dict[str, Any]:
     """ResumeMicrovm; with ``wait``, until RUNNING."""
     return _act(client, "resume_microvm", microvm_id, "RUNNING", wait, timeout, progress)
 
 
-def _age_seconds(item: dict, now: _dt.datetime) -> float | None:
+def _age_seconds(item: Mapping[str, Any], now: _dt.datetime) -> float | None:
     started = item.get("startedAt")
     if not isinstance(started, _dt.datetime):
         return None
@@ -347,7 +383,7 @@ def _age_seconds(item: dict, now: _dt.datetime) -> float | None:
 
 
 def list_microvms(
-    client,
+    client: MicrovmsClient,
     *,
     image_arn: str | None = None,
     image_version: str | None = None,
@@ -355,7 +391,7 @@ def list_microvms(
     older_than: float | None = None,
     now: _dt.datetime | None = None,
     page_size: int = 50,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """All MicroVMs (every page), filtered; each item gains ``ageSeconds``."""
     if image_version and not image_arn:
         raise InputError("--version", "needs --image (ListMicrovms filters versions per image)")
@@ -366,7 +402,7 @@ def list_microvms(
         params["imageVersion"] = image_version
     wanted = {check_state(s) for s in states} if states else None
     now = now or _dt.datetime.now(_dt.UTC)
-    out = []
+    out: list[dict[str, Any]] = []
     for page in client.get_paginator("list_microvms").paginate(**params):
         for item in page.get("items", []):
             if wanted and item.get("state") not in wanted:
@@ -379,7 +415,7 @@ def list_microvms(
 
 
 def gc(
-    client,
+    client: MicrovmsClient,
     *,
     image_arn: str | None = None,
     image_version: str | None = None,
@@ -387,8 +423,8 @@ def gc(
     dry_run: bool = False,
     wait: bool = False,
     timeout: float = 120.0,
-    progress_for: Callable[[str], Any] | None = None,
-) -> dict:
+    progress_for: Callable[[str], WaitProgress | None] | None = None,
+) -> dict[str, Any]:
     """Terminate live MicroVMs of an image and/or older than an age. One selector is required.
 
     Every candidate is terminated first, then (with ``wait``) each is polled to TERMINATED. Each
@@ -406,7 +442,9 @@ def gc(
         states=LIVE_STATES,
         older_than=older_than,
     )
-    terminated, failed, final = [], [], {}
+    terminated: list[str] = []
+    failed: list[dict[str, str]] = []
+    final: dict[str, str | None] = {}
 
     def _failed(vm_id: str, exc: Exception) -> None:
         if isinstance(exc, ClientError):
@@ -457,7 +495,13 @@ def gc(
     }
 
 
-def create_auth_token(client, microvm_id: str, *, minutes: int, ports: list[dict]) -> Secret:
+def create_auth_token(
+    client: MicrovmsClient,
+    microvm_id: str,
+    *,
+    minutes: int,
+    ports: Sequence[PortSpecificationTypeDef],
+) -> Secret:
     response = client.create_microvm_auth_token(
         microvmIdentifier=microvm_id,
         expirationInMinutes=check_minutes(minutes),
@@ -466,7 +510,7 @@ def create_auth_token(client, microvm_id: str, *, minutes: int, ports: list[dict
     return Secret(response["authToken"]["X-aws-proxy-auth"])
 
 
-def create_shell_token(client, microvm_id: str, *, minutes: int) -> Secret:
+def create_shell_token(client: MicrovmsClient, microvm_id: str, *, minutes: int) -> Secret:
     response = client.create_microvm_shell_auth_token(
         microvmIdentifier=microvm_id, expirationInMinutes=check_minutes(minutes)
     )

@@ -21,12 +21,30 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
+if TYPE_CHECKING:
+    from microvms.client import MicrovmsClient
+
 Progress = Callable[[float, str, str], None]
+
+
+class WaitReporter(Protocol):
+    """What ``wait_for_microvm`` drives between polls (``microvms.progress.WaitProgress``)."""
+
+    def report(self, state: str | None, elapsed: float, next_delay: float) -> None: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+def without_metadata(response: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain copy of an API response without botocore's ``ResponseMetadata``."""
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
 
 VERSION_DONE_OK = ("SUCCESSFUL",)
 VERSION_DONE_BAD = ("FAILED", "DELETING", "DELETED", "DELETE_FAILED")
@@ -69,7 +87,9 @@ class WaitTimeout(TimeoutError):
 class WaitError(RuntimeError):
     """A wait ended without reaching the target state (timeout or an unexpected terminal state)."""
 
-    def __init__(self, message: str, microvm: dict | None = None, *, timed_out: bool = False):
+    def __init__(
+        self, message: str, microvm: dict[str, Any] | None = None, *, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.microvm = microvm or {}
         self.timed_out = timed_out
@@ -90,7 +110,7 @@ class BuildResult:
     build_state: str | None
     state_reason: str | None
 
-    def as_output(self) -> dict:
+    def as_output(self) -> dict[str, str | None]:
         return {
             "buildId": self.build_id,
             "architecture": self.architecture,
@@ -174,8 +194,9 @@ def error_code(exc: ClientError) -> str:
 
 
 def error_message(exc: ClientError) -> str:
-    err = exc.response.get("Error", {})
-    return err.get("Message") or err.get("message") or str(exc)
+    # Read as a plain mapping: some services spell the key "message" (the stubs know only "Message").
+    err: Mapping[str, Any] = exc.response.get("Error", {})
+    return str(err.get("Message") or err.get("message") or exc)
 
 
 def is_not_found(exc: ClientError) -> bool:
@@ -193,7 +214,7 @@ def _report(progress: Progress | None, elapsed: float, state: str, detail: str) 
         progress(elapsed, state, detail)
 
 
-def list_builds(client, image_arn: str, image_version: str) -> list[BuildResult]:
+def list_builds(client: MicrovmsClient, image_arn: str, image_version: str) -> list[BuildResult]:
     """Every build of a version (both Graviton generations, docs/service-facts.md §3)."""
     pages = client.get_paginator("list_microvm_image_builds").paginate(
         imageIdentifier=image_arn, imageVersion=image_version
@@ -213,7 +234,7 @@ def list_builds(client, image_arn: str, image_version: str) -> list[BuildResult]
 
 
 def wait_for_image_version(
-    client,
+    client: MicrovmsClient,
     image_arn: str,
     image_version: str,
     *,
@@ -224,7 +245,7 @@ def wait_for_image_version(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     rng: Callable[[], float] = random.random,
-) -> dict:
+) -> dict[str, Any]:
     """Poll ``GetMicrovmImageVersion`` until the version is ``SUCCESSFUL``; return it.
 
     Raises :class:`BuildFailed` (with every build's reason) when it ends ``FAILED``,
@@ -258,7 +279,7 @@ def wait_for_image_version(
             _report(progress, elapsed, state, f"version {image_version}")
             last_state = state
         if state in VERSION_DONE_OK:
-            return version
+            return dict(version)
         if state in VERSION_DONE_BAD:
             builds = []
             with contextlib.suppress(ClientError):
@@ -274,7 +295,7 @@ def wait_for_image_version(
 
 
 def wait_for_image_deleted(
-    client,
+    client: MicrovmsClient,
     image_arn: str,
     *,
     timeout: float,
@@ -310,7 +331,7 @@ def wait_for_image_deleted(
 
 
 def wait_for_microvms_terminated(
-    client,
+    client: MicrovmsClient,
     microvm_ids: list[str],
     *,
     timeout: float,
@@ -345,7 +366,7 @@ def wait_for_microvms_terminated(
 
 
 def wait_for_microvm(
-    client,
+    client: MicrovmsClient,
     microvm_id: str,
     targets: Sequence[str] = ("RUNNING",),
     *,
@@ -356,8 +377,8 @@ def wait_for_microvm(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     not_found_grace: float = 5.0,
-    progress=None,
-) -> dict:
+    progress: WaitReporter | None = None,
+) -> dict[str, Any]:
     """Poll ``GetMicrovm`` with capped exponential backoff until the state is in ``targets``.
 
     ``progress`` (e.g. ``microvms.progress.WaitProgress``) gets ``report(state, elapsed,
@@ -374,8 +395,9 @@ def wait_for_microvm(
     delays = Backoff(first=initial_delay, factor=factor, cap=max_delay, jitter=0.0).delays()
     while True:
         try:
-            vm = client.get_microvm(microvmIdentifier=microvm_id)
-            vm.pop("ResponseMetadata", None)
+            vm: dict[str, Any] | None = without_metadata(
+                client.get_microvm(microvmIdentifier=microvm_id)
+            )
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException" or clock() - start > not_found_grace:
                 raise
