@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.protection import protection
 from components.roles import POLICY_VERSION, bucket_arn, to_json
 
 #: Requests below this TLS version are denied (S3 still accepts TLS 1.0/1.1 otherwise).
@@ -67,6 +68,8 @@ class ArtifactBucketArgs:
     """AWS partition, for the ARNs in the bucket policy."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags on the bucket (project, stack, environment, …)."""
+    protect: bool = False
+    """Protect the bucket (``pulumi destroy`` refuses) and retain it if it leaves the program."""
 
 
 class ArtifactBucket(pulumi.ComponentResource):
@@ -90,7 +93,7 @@ class ArtifactBucket(pulumi.ComponentResource):
             force_destroy=args.force_destroy,
             region=args.region,
             tags=dict(args.tags),
-            opts=self._child(),
+            opts=pulumi.ResourceOptions.merge(self._child(), protection(args.protect)),
         )
         self.versioning = self._create_versioning()
         self.encryption = self._create_encryption()

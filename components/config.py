@@ -11,6 +11,7 @@ engine hands the program (``PULUMI_CONFIG``), so it is tested without mocks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -94,6 +95,65 @@ class ArtifactBucketSettings:
     kms_key_arn: str | None = None
 
 
+DEFAULT_IMAGE_KEY = "default"
+#: The folder packaged for an image unless it says ``source`` (relative to the program).
+DEFAULT_IMAGE_SOURCE = "image"
+#: An image key: part of resource names (``<key>-image``) and of the ``images`` output.
+IMAGE_KEY_RE = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+#: ``activeVersion``: a version as the service spells it ("<n>.0").
+ACTIVE_VERSION_RE = re.compile(r"^[1-9][0-9]{0,5}\.0$")
+#: The members of one ``images`` entry: the stack-wide keys an image may override, plus its own.
+IMAGE_MEMBERS = (
+    "source", "imageName", "memoryMiB", "architecture", "baseImageVersion", "hooks",
+    "environmentVariables", "secretEnvironmentVariables", "smokeTest", "sessionRun",
+    "keepVersions", "buildTimeoutMinutes", "logRetentionDays", "terminateMicrovmsOnDelete",
+    "tags", "adopt", "activeVersion",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """One image of the stack (an ``images`` entry, or the single default image).
+
+    Every setting an entry leaves out is the stack-wide one; ``smokeTest`` and ``sessionRun``
+    merge member by member and ``tags`` add to the stack's; the rest replace the stack's value.
+    """
+
+    key: str
+    image_name: str
+    source: str = DEFAULT_IMAGE_SOURCE
+    memory_mib: int = DEFAULT_MEMORY
+    architecture: str = DEFAULT_ARCHITECTURE
+    base_image_version: str = "1"
+    hooks: dict[str, Any] | None = None
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    secret_environment_variable_names: tuple[str, ...] = ()
+    own_secret_environment_variables: bool = False
+    """True when the entry sets its own ``secretEnvironmentVariables`` (else the stack's apply)."""
+    smoke_test: SmokeTestSettings = field(default_factory=SmokeTestSettings)
+    session_run: SessionRunSettings = field(default_factory=SessionRunSettings)
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+    build_timeout_minutes: int = DEFAULT_BUILD_TIMEOUT_MINUTES
+    log_retention_days: int = 30
+    terminate_microvms_on_delete: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    """The user tags of the image's resources (the stack's ``tags`` plus the entry's own)."""
+    adopt: str | None = None
+    adopt_key: str = "adopt"
+    """The config key ``adopt`` came from (for messages)."""
+    active_version: str | None = None
+    """``activeVersion``: the retained version to make active ("<n>.0"); None = the newest."""
+
+    @property
+    def is_default(self) -> bool:
+        return self.key == DEFAULT_IMAGE_KEY
+
+    def logical_name(self, base: str) -> str:
+        """A resource name of this image: the default image keeps the single-image names
+        (``image``, ``logs``, …), so an existing stack sees no diff; others get ``<key>-<base>``."""
+        return base if self.is_default else f"{self.key}-{base}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a stack decides, validated. Field docs give the config key and default."""
@@ -128,23 +188,42 @@ class Settings:
     account_id: str | None = None
     adopt: str | None = None
     """An existing image (ARN or exact name) the stack takes over instead of creating one."""
+    images: tuple[ImageSettings, ...] = ()
+    """The stack's images (``images``; ``{}``: one image with the default key from the keys above)."""
+    images_declared: bool = False
+    """True when ``images`` lists the images (the stack then also exports the ``images`` map)."""
+    protect: bool = False
+    """``protect``: the bucket, the images and the log groups are protected and retained on delete."""
 
     @property
     def adopted_image_arn(self) -> str | None:
         """The ARN to import for ``adopt`` (a name resolves in the stack's region and account)."""
-        if not self.adopt:
-            return None
-        if self.adopt.startswith("arn:"):
-            return self.adopt
-        accounts = (self.account_id,) if self.account_id else self.allowed_account_ids
-        if len(accounts) != 1:
-            raise ConfigError(
-                f"'{_key('adopt')}' is the name {self.adopt!r}, but the stack's account is not "
-                "known before deployment (set 'accountId' or a single 'aws:allowedAccountIds' "
-                "entry), so give the image ARN instead"
-            )
-        partition = "aws-cn" if self.region.startswith("cn-") else "aws"
-        return f"arn:{partition}:lambda:{self.region}:{accounts[0]}:microvm-image:{self.adopt}"
+        return adopt_arn(
+            self.adopt,
+            key="adopt",
+            region=self.region,
+            account_id=self.account_id,
+            accounts=self.allowed_account_ids,
+        )
+
+    def adopted_arn_of(self, image: ImageSettings) -> str | None:
+        """The ARN ``image`` adopts (its own ``adopt``, or for the default image the stack's)."""
+        return adopt_arn(
+            image.adopt,
+            key=image.adopt_key,
+            region=self.region,
+            account_id=self.account_id,
+            accounts=self.allowed_account_ids,
+        )
+
+    def tags_for(self, image: ImageSettings) -> dict[str, str]:
+        """The common tags of one image's resources: project, stack, environment, its ``tags``."""
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "environment": self.environment,
+            **image.tags,
+        }
 
     @property
     def common_tags(self) -> dict[str, str]:
@@ -270,23 +349,42 @@ ADOPT_ARN_RE = re.compile(
 ADOPT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _adopt(r: _Reader, region: str) -> str | None:
-    value = r.string("adopt") or None
+def _adopt(r: _Reader, region: str, name: str = "adopt") -> str | None:
+    value = r.string(name) or None
     if value is None:
         return None
     arn = ADOPT_ARN_RE.match(value)
     if not arn and not ADOPT_NAME_RE.match(value):
         raise ConfigError(
-            f"'{_key('adopt')}' is {value[:80]!r}; it must be a MicroVM image ARN "
+            f"'{_key(name)}' is {value[:80]!r}; it must be a MicroVM image ARN "
             "(arn:aws:lambda:<region>:<account>:microvm-image:<name>) or an exact image name "
             "(1-64 characters of [A-Za-z0-9_-])"
         )
     if arn and arn.group("region") != region:
         raise ConfigError(
-            f"'{_key('adopt')}' names an image in {arn.group('region')}, but the stack deploys to "
+            f"'{_key(name)}' names an image in {arn.group('region')}, but the stack deploys to "
             f"{region}; adopt an image of the stack's region"
         )
     return value
+
+
+def adopt_arn(
+    value: str | None, *, key: str, region: str, account_id: str | None, accounts: tuple[str, ...]
+) -> str | None:
+    """The ARN an ``adopt`` value names (a name resolves in the stack's region and account)."""
+    if not value:
+        return None
+    if value.startswith("arn:"):
+        return value
+    known = (account_id,) if account_id else accounts
+    if len(known) != 1:
+        raise ConfigError(
+            f"'{_key(key)}' is the name {value!r}, but the stack's account is not "
+            "known before deployment (set 'accountId' or a single 'aws:allowedAccountIds' "
+            "entry), so give the image ARN instead"
+        )
+    partition = "aws-cn" if region.startswith("cn-") else "aws"
+    return f"arn:{partition}:lambda:{region}:{known[0]}:microvm-image:{value}"
 
 
 def _idle_policy(r: _Reader) -> IdlePolicy | None:
@@ -318,8 +416,11 @@ def _idle_policy(r: _Reader) -> IdlePolicy | None:
     return IdlePolicy(max_idle, suspended, resume)
 
 
-def _smoke_test(r: _Reader) -> SmokeTestSettings:
-    obj = r.json("smokeTest", {}, dict)
+def _smoke_test(
+    r: _Reader, name: str = "smokeTest", base: SmokeTestSettings | None = None
+) -> SmokeTestSettings:
+    """``smokeTest``; members it leaves out come from ``base`` (an image's: the stack-wide test)."""
+    obj = r.json(name, {}, dict)
     allowed = (
         "enabled",
         "path",
@@ -328,46 +429,44 @@ def _smoke_test(r: _Reader) -> SmokeTestSettings:
         "ingressConnectors",
         "egressConnectors",
     )
-    _members("smokeTest", obj, allowed)
-    d = SmokeTestSettings()
+    _members(name, obj, allowed)
+    d = base or SmokeTestSettings()
     enabled = obj.get("enabled", d.enabled)
     if not isinstance(enabled, bool):
-        raise ConfigError(f"'{_key('smokeTest')}.enabled' is {enabled!r}; it must be true or false")
+        raise ConfigError(f"'{_key(name)}.enabled' is {enabled!r}; it must be true or false")
     path = obj.get("path", d.path)
     if not isinstance(path, str) or not path.startswith("/"):
-        raise ConfigError(
-            f"'{_key('smokeTest')}.path' is {path!r}; it must be a path starting with '/'"
-        )
+        raise ConfigError(f"'{_key(name)}.path' is {path!r}; it must be a path starting with '/'")
     status = obj.get("expectedStatus", d.expected_status)
     if not isinstance(status, int) or not 100 <= status <= 599:
         raise ConfigError(
-            f"'{_key('smokeTest')}.expectedStatus' is {status!r}; it must be an HTTP status 100-599"
+            f"'{_key(name)}.expectedStatus' is {status!r}; it must be an HTTP status 100-599"
         )
     timeout = obj.get("timeoutSeconds", d.timeout_seconds)
     if not isinstance(timeout, int) or not 10 <= timeout <= 3600:
         raise ConfigError(
-            f"'{_key('smokeTest')}.timeoutSeconds' is {timeout!r}; it must be between 10 and 3600"
+            f"'{_key(name)}.timeoutSeconds' is {timeout!r}; it must be between 10 and 3600"
         )
     ingress = _connectors(
-        "smokeTest.ingressConnectors", obj.get("ingressConnectors", list(d.ingress_connectors))
+        f"{name}.ingressConnectors", obj.get("ingressConnectors", list(d.ingress_connectors))
     )
     egress = _connectors(
-        "smokeTest.egressConnectors", obj.get("egressConnectors", list(d.egress_connectors))
+        f"{name}.egressConnectors", obj.get("egressConnectors", list(d.egress_connectors))
     )
     return SmokeTestSettings(enabled, path, status, timeout, ingress, egress)
 
 
-def _session_run(r: _Reader) -> SessionRunSettings:
-    obj = r.json("sessionRun", {}, dict)
-    _members("sessionRun", obj, ("enabled", "ingressConnectors"))
-    d = SessionRunSettings()
+def _session_run(
+    r: _Reader, name: str = "sessionRun", base: SessionRunSettings | None = None
+) -> SessionRunSettings:
+    obj = r.json(name, {}, dict)
+    _members(name, obj, ("enabled", "ingressConnectors"))
+    d = base or SessionRunSettings()
     enabled = obj.get("enabled", d.enabled)
     if not isinstance(enabled, bool):
-        raise ConfigError(
-            f"'{_key('sessionRun')}.enabled' is {enabled!r}; it must be true or false"
-        )
+        raise ConfigError(f"'{_key(name)}.enabled' is {enabled!r}; it must be true or false")
     ingress = _connectors(
-        "sessionRun.ingressConnectors", obj.get("ingressConnectors", list(d.ingress_connectors))
+        f"{name}.ingressConnectors", obj.get("ingressConnectors", list(d.ingress_connectors))
     )
     return SessionRunSettings(enabled, ingress)
 
@@ -383,11 +482,12 @@ def _string_map(r: _Reader, name: str) -> dict[str, str]:
 MAX_USER_TAGS = 46  # 50 per resource, less project/stack/environment and the provider's own tag
 
 
-def _tags(r: _Reader) -> dict[str, str]:
-    tags = _string_map(r, "tags")
+def _tags(r: _Reader, name: str = "tags", base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``tags``; an image's own tags are added to (and override) the stack-wide ``base``."""
+    tags = {**(base or {}), **_string_map(r, name)}
     if len(tags) > MAX_USER_TAGS:
         raise ConfigError(
-            f"'{_key('tags')}' has {len(tags)} tags; at most {MAX_USER_TAGS} are allowed "
+            f"'{_key(name)}' has {len(tags)} tags; at most {MAX_USER_TAGS} are allowed "
             "(AWS allows 50 per resource; the stack adds project, stack, environment and one provider tag)"
         )
     return tags
@@ -463,6 +563,7 @@ def parse_settings(
     stack: str = "dev",
     secret_keys: tuple[str, ...] = (),
     hooks_file: Path = HOOKS_FILE,
+    program_dir: Path = REPO_ROOT,
 ) -> Settings:
     """Validate raw config strings (as in ``PULUMI_CONFIG``) into :class:`Settings`."""
     r = _Reader(raw)
@@ -499,9 +600,9 @@ def parse_settings(
             '(not the read-back form "1.0")'
         )
 
-    hooks = r.json("hooks", None, dict)
-    if not hooks:  # unset, or Pulumi.yaml's default {}: the image's own hooks.json
-        hooks = load_hooks_file(hooks_file)
+    stack_hooks = r.json("hooks", None, dict) or None
+    # unset, or Pulumi.yaml's default {}: the image's own hooks.json
+    hooks = stack_hooks or load_hooks_file(hooks_file)
 
     retention = _one_of(
         "logRetentionDays",
@@ -518,21 +619,9 @@ def parse_settings(
                 f"(`pulumi config set --secret --path '{_key('secretEnvironmentVariables')}.NAME' value`)"
             )
         secret_names = tuple(sorted(secret_raw))
-    overlap = sorted(set(env_vars) & set(secret_names))
-    if overlap:
-        raise ConfigError(
-            f"'{_key('environmentVariables')}' and '{_key('secretEnvironmentVariables')}' both define "
-            f"{', '.join(overlap)}; define each variable once"
-        )
-    # The stack adds AWS_REGION (the agent's Bedrock region) unless environmentVariables sets it.
-    total = len(set(env_vars) | {"AWS_REGION"}) + len(secret_names)
-    if total > 100:
-        raise ConfigError(
-            f"at most 100 environment variables are allowed, got {total} "
-            "(environmentVariables + secretEnvironmentVariables + the AWS_REGION the stack adds)"
-        )
+    _check_environment(env_vars, secret_names, "environmentVariables", "secretEnvironmentVariables")
 
-    return Settings(
+    stack_settings = Settings(
         project=project,
         stack=stack,
         environment=environment,
@@ -584,6 +673,214 @@ def parse_settings(
         account_id=account_id,
         adopt=_adopt(r, region),
     )
+    declared = r.json("images", {}, dict)
+    entries = declared or {DEFAULT_IMAGE_KEY: {}}
+    images = tuple(
+        _image(key, obj, stack_settings, stack_hooks=stack_hooks, secret_keys=secret_keys,
+               program_dir=program_dir)
+        for key, obj in entries.items()
+    )  # fmt: skip
+    _check_images_distinct(images)
+    if stack_settings.adopt and DEFAULT_IMAGE_KEY not in entries:
+        raise ConfigError(
+            f"'{_key('adopt')}' adopts the default image, but '{_key('images')}' has no "
+            f"{DEFAULT_IMAGE_KEY!r} entry; set '{_key('images')}.<key>.adopt' on the image instead"
+        )
+    return dataclasses.replace(
+        stack_settings,
+        images=images,
+        images_declared=bool(declared),
+        protect=r.boolean("protect", Settings.protect),
+    )
+
+
+def _check_environment(
+    env_vars: Mapping[str, str], secret_names: tuple[str, ...], env_key: str, secret_key: str
+) -> None:
+    overlap = sorted(set(env_vars) & set(secret_names))
+    if overlap:
+        raise ConfigError(
+            f"'{_key(env_key)}' and '{_key(secret_key)}' both define "
+            f"{', '.join(overlap)}; define each variable once"
+        )
+    # The stack adds AWS_REGION (the agent's Bedrock region) unless environmentVariables sets it.
+    total = len(set(env_vars) | {"AWS_REGION"}) + len(secret_names)
+    if total > 100:
+        raise ConfigError(
+            f"at most 100 environment variables are allowed, got {total} "
+            f"({env_key} + {secret_key} + the AWS_REGION the stack adds)"
+        )
+
+
+def _config_string(value: Any) -> str:
+    """A member of an ``images`` entry as the engine would hand a config value (a string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+def _source(key: str, value: str, program_dir: Path) -> str:
+    path = Path(value)
+    folder = program_dir / path
+    if path.is_absolute() or ".." in path.parts or not folder.is_dir():
+        raise ConfigError(
+            f"'{_key(key)}' is {value!r}; it must be a folder inside the project (relative to "
+            f"Pulumi.yaml), such as {DEFAULT_IMAGE_SOURCE!r}"
+        )
+    if not (folder / "Dockerfile").is_file():
+        raise ConfigError(
+            f"'{_key(key)}' is {value!r}, which has no Dockerfile at its root (the service "
+            "builds from a zip whose root holds the Dockerfile)"
+        )
+    return path.as_posix()
+
+
+def _image(
+    key: Any,
+    obj: Any,
+    stack: Settings,
+    *,
+    stack_hooks: dict[str, Any] | None,
+    secret_keys: tuple[str, ...],
+    program_dir: Path,
+) -> ImageSettings:
+    """One ``images`` entry, validated; what it leaves out comes from the stack-wide ``stack``."""
+    path = f"images.{key}"
+    if not isinstance(key, str) or not IMAGE_KEY_RE.match(key):
+        raise ConfigError(
+            f"'{_key('images')}' has the key {key!r}; an image key is 1-24 characters of "
+            "[a-z0-9-] starting with a letter (it names the image's resources and outputs)"
+        )
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict):
+        raise ConfigError(f"'{_key(path)}' must be an object of image settings, got {obj!r}")
+    _members(path, obj, IMAGE_MEMBERS)
+    r = _Reader({_key(f"{path}.{m}"): _config_string(v) for m, v in obj.items() if v is not None})
+
+    def k(member: str) -> str:
+        return f"{path}.{member}"
+
+    default = key == DEFAULT_IMAGE_KEY
+    derived = stack.image_name if default else f"{stack.image_name}-{key}"
+    image_name = r.string(k("imageName"), derived)
+    if not IMAGE_NAME_RE.match(image_name):
+        hint = "" if "imageName" in obj else f" (derived from '{_key('imageName')}' and the key)"
+        raise ConfigError(
+            f"'{_key(k('imageName'))}' is {image_name!r}{hint}; it must be 1-40 characters of "
+            "[a-zA-Z0-9-_]"
+        )
+    source = _source(k("source"), r.string(k("source"), DEFAULT_IMAGE_SOURCE), program_dir)
+    base_version = r.string(k("baseImageVersion"), stack.base_image_version)
+    if not re.match(r"^\d+$", base_version):
+        raise ConfigError(
+            f"'{_key(k('baseImageVersion'))}' is {base_version!r}; it must be a major version "
+            'such as "1" (not the read-back form "1.0")'
+        )
+    hooks = r.json(k("hooks"), None, dict) or stack_hooks
+    if not hooks:  # neither the entry nor the stack sets hooks: the image folder's hooks.json
+        hooks = (
+            stack.hooks
+            if source == DEFAULT_IMAGE_SOURCE
+            else load_hooks_file(program_dir / source / "hooks.json")
+        )
+
+    env_vars = (
+        _string_map(r, k("environmentVariables"))
+        if "environmentVariables" in obj
+        else dict(stack.environment_variables)
+    )
+    own_secrets = bool(obj.get("secretEnvironmentVariables"))
+    secret_names = stack.secret_environment_variable_names
+    if own_secrets:
+        r.json(k("secretEnvironmentVariables"), {}, dict)  # must be an object
+        if _key("images") not in secret_keys:
+            raise ConfigError(
+                f"'{_key(k('secretEnvironmentVariables'))}' must be set as a secret "
+                f"(`pulumi config set --secret --path '{_key(k('secretEnvironmentVariables'))}.NAME' value`)"
+            )
+        secret_names = tuple(sorted(obj["secretEnvironmentVariables"]))
+    _check_environment(
+        env_vars, secret_names, k("environmentVariables"), k("secretEnvironmentVariables")
+    )
+
+    adopt = _adopt(r, stack.region, k("adopt"))
+    adopt_key = k("adopt")
+    if adopt is None and default and stack.adopt:
+        adopt, adopt_key = stack.adopt, "adopt"
+    active = r.string(k("activeVersion"))
+    if active is not None and not ACTIVE_VERSION_RE.match(active):
+        raise ConfigError(
+            f"'{_key(k('activeVersion'))}' is {active!r}; it must be a retained version of the "
+            'image as the service spells it, "<n>.0" (such as "3.0"), or unset for the newest'
+        )
+
+    return ImageSettings(
+        key=key,
+        image_name=image_name,
+        source=source,
+        memory_mib=_one_of(
+            k("memoryMiB"), r.integer(k("memoryMiB"), stack.memory_mib), MEMORY_SIZES, " MiB"
+        ),
+        architecture=_one_of(
+            k("architecture"), r.string(k("architecture"), stack.architecture), ARCHITECTURES
+        ),
+        base_image_version=base_version,
+        hooks=hooks,
+        environment_variables=env_vars,
+        secret_environment_variable_names=secret_names,
+        own_secret_environment_variables=own_secrets,
+        smoke_test=_smoke_test(r, k("smokeTest"), stack.smoke_test),
+        session_run=_session_run(r, k("sessionRun"), stack.session_run),
+        keep_versions=_in_range(
+            k("keepVersions"), r.integer(k("keepVersions"), stack.keep_versions), 1, MAX_VERSIONS
+        ),
+        build_timeout_minutes=_in_range(
+            k("buildTimeoutMinutes"),
+            r.integer(k("buildTimeoutMinutes"), stack.build_timeout_minutes),
+            1,
+            120,
+        ),
+        log_retention_days=_one_of(
+            k("logRetentionDays"),
+            r.integer(k("logRetentionDays"), stack.log_retention_days),
+            LOG_RETENTION_DAYS,
+        ),
+        terminate_microvms_on_delete=r.boolean(
+            k("terminateMicrovmsOnDelete"), stack.terminate_microvms_on_delete
+        ),
+        tags=_tags(r, k("tags"), stack.tags),
+        adopt=adopt,
+        adopt_key=adopt_key,
+        active_version=active,
+    )
+
+
+def _check_images_distinct(images: tuple[ImageSettings, ...]) -> None:
+    """Two images never share a name (their artifact prefix and log group derive from it) nor
+    an adopted image."""
+    names: dict[str, str] = {}
+    adopted: dict[str, str] = {}
+    for image in images:
+        here = _key(f"images.{image.key}.imageName")
+        if image.image_name.lower() in names:
+            raise ConfigError(
+                f"'{names[image.image_name.lower()]}' and '{here}' are both "
+                f"{image.image_name!r}; each image needs its own name (its artifact prefix and "
+                "log group derive from it)"
+            )
+        names[image.image_name.lower()] = here
+        if image.adopt:
+            if image.adopt in adopted:
+                raise ConfigError(
+                    f"'{adopted[image.adopt]}' and '{_key(image.adopt_key)}' both adopt "
+                    f"{image.adopt!r}; an image is managed by one entry"
+                )
+            adopted[image.adopt] = _key(image.adopt_key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,3 +916,14 @@ def secret_environment_variables() -> pulumi.Output[dict[str, str]] | None:
     cfg = pulumi.Config(NAMESPACE)
     value = cfg.get_secret_object("secretEnvironmentVariables")
     return value
+
+
+def image_secret_environment_variables(
+    image: ImageSettings,
+) -> pulumi.Output[dict[str, str]] | None:
+    """One image's secret environment variables as a secret Output: the entry's own
+    (``images.<key>.secretEnvironmentVariables``) or else the stack-wide ones."""
+    if not image.own_secret_environment_variables:
+        return secret_environment_variables()
+    images = pulumi.Config(NAMESPACE).get_secret_object("images")
+    return images.apply(lambda entries: dict(entries[image.key]["secretEnvironmentVariables"]))

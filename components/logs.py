@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.protection import protection
 from components.roles import log_group_name
 
 
@@ -28,6 +29,8 @@ class ImageLogGroupArgs:
     """Region of the group (the image's); None = the provider's."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags on the log group."""
+    protect: bool = False
+    """Protect the log group (``pulumi destroy`` refuses) and retain it if it leaves the program."""
 
 
 class ImageLogGroup(pulumi.ComponentResource):
@@ -46,7 +49,9 @@ class ImageLogGroup(pulumi.ComponentResource):
             retention_in_days=args.retention_days,
             region=args.region,
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self), protection(args.protect)
+            ),
         )
         self.group_name: pulumi.Output[str] = self.log_group.name
         self.arn: pulumi.Output[str] = self.log_group.arn

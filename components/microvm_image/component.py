@@ -69,6 +69,12 @@ class MicrovmImageArgs:
     """At most one egress connector ARN (or ``INTERNET_EGRESS``, the default)."""
     additional_os_capabilities: Sequence[str] = field(default_factory=list)
     """``["ALL"]`` or empty."""
+    active_version: str | None = None
+    """A retained version (``"<n>.0"``) to make the active one (a rollback without a rebuild);
+    None = the newest version is active."""
+    protect: bool = False
+    """Protect the image (``pulumi destroy`` refuses) and retain it if it leaves the program
+    (the stack's ``protect``). Not a provider property: resource options of the child."""
 
 
 def image_props(name: str, args: MicrovmImageArgs) -> dict[str, Any]:
@@ -102,6 +108,7 @@ def image_props(name: str, args: MicrovmImageArgs) -> dict[str, Any]:
         "keepVersions": args.keep_versions,
         "buildTimeoutMinutes": args.build_timeout_minutes,
         "terminateMicrovmsOnDelete": args.terminate_microvms_on_delete,
+        "activeVersion": args.active_version,
     }
     return {k: v for k, v in props.items() if v is not None}
 
@@ -142,9 +149,12 @@ class MicrovmImage(pulumi.ComponentResource):
         props = image_props(name, args)
         if args.adopt_arn:
             props["adoptArn"] = args.adopt_arn
-        self.resource = MicrovmImageResource(
-            f"{name}-image", props, pulumi.ResourceOptions(parent=self)
-        )
+        child = pulumi.ResourceOptions(parent=self)
+        if args.protect:
+            child = pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(protect=True, retain_on_delete=True)
+            )
+        self.resource = MicrovmImageResource(f"{name}-image", props, child)
         # The id is the ARN, and unlike the outputs it stays known in a preview of an update.
         self.image_arn = self.resource.id
         self.build_fingerprint = build_fingerprint(props)
