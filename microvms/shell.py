@@ -20,10 +20,13 @@ import select
 import socket
 import sys
 import threading
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from microvms.client import proxy_target
 from microvms.endpoint import REFUSED_STATUS, resolve_or_explain
@@ -34,11 +37,11 @@ ESCAPE = b"\x1d"  # Ctrl-]
 SHELL_PATH = "/shell"
 
 
-def subprotocols(token: Secret, port: int = SHELL_PORT) -> list[str]:
+def subprotocols(token: Secret, port: int = SHELL_PORT) -> list[Subprotocol]:
     return [
-        f"lambda-microvms.authentication.{token.reveal()}",
-        "lambda-microvms",
-        f"lambda-microvms.port.{port}",
+        Subprotocol(f"lambda-microvms.authentication.{token.reveal()}"),
+        Subprotocol("lambda-microvms"),
+        Subprotocol(f"lambda-microvms.port.{port}"),
     ]
 
 
@@ -49,7 +52,7 @@ def open_connection(
     port: int = SHELL_PORT,
     timeout: float = 10,
     proxy_url: str | None = None,
-):
+) -> ClientConnection:
     """Open the shell WebSocket; locally through the proxy URL with ``Host: <endpoint>``.
 
     Raises ``microvms.endpoint.EndpointUnresolvable`` at once when the host does not resolve.
@@ -64,17 +67,16 @@ def open_connection(
     # the Host header is the endpoint (that is how the proxy tells VMs apart).
     sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
     scheme = "wss" if parts.scheme == "https" else "ws"
-    kwargs = {"server_hostname": parts.hostname} if scheme == "wss" else {}
     return connect(
         f"{scheme}://{host_header}{SHELL_PATH}",
         sock=sock,
+        server_hostname=parts.hostname if scheme == "wss" else None,
         subprotocols=protos,
         open_timeout=timeout,
-        **kwargs,
     )
 
 
-def open_with_tokens(endpoint: str, tokens: TokenSource, **kwargs):
+def open_with_tokens(endpoint: str, tokens: TokenSource, **kwargs: Any) -> ClientConnection:
     """Open the shell with a fresh token; after a 403 (expired or refused) mint one more and retry."""
     try:
         return open_connection(endpoint, tokens.get(), **kwargs)
@@ -85,7 +87,7 @@ def open_with_tokens(endpoint: str, tokens: TokenSource, **kwargs):
 
 
 @contextlib.contextmanager
-def _raw_tty(fd: int):
+def _raw_tty(fd: int) -> Iterator[bool]:
     if not os.isatty(fd):
         yield False
         return
@@ -100,13 +102,19 @@ def _raw_tty(fd: int):
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def interact(ws, *, stdin_fd: int | None = None, stdout=None, linger: float = 2.0) -> int:
+def interact(
+    ws: ClientConnection,
+    *,
+    stdin_fd: int | None = None,
+    stdout: BinaryIO | None = None,
+    linger: float = 2.0,
+) -> int:
     """Pump stdin → VM and VM → stdout until either side closes. Returns an exit status."""
     stdin_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     out = stdout or sys.stdout.buffer
     closed = threading.Event()
 
-    def _reader():
+    def _reader() -> None:
         try:
             for message in ws:
                 data = message.encode() if isinstance(message, str) else message

@@ -14,8 +14,10 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,6 +25,12 @@ from microvms import endpoint as _endpoint
 from microvms import tokens, vms, waiters
 from microvms.vms import RunSpec
 from microvms.waiters import WaitError
+
+if TYPE_CHECKING:
+    from microvms.client import MicrovmsClient
+
+# What ``signal.signal`` takes and gives back.
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 BACKSTOP_MARGIN_SECONDS = 120
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -55,7 +63,7 @@ class SignalGuard:
         self._shielded = 0
         self.pending: int | None = None
         self.received: int | None = None
-        self._old: dict[int, object] = {}
+        self._old: dict[signal.Signals, _Handler] = {}
 
     def __enter__(self) -> SignalGuard:
         if threading.current_thread() is threading.main_thread():
@@ -63,12 +71,12 @@ class SignalGuard:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
 
-    def _handle(self, signum, _frame) -> None:
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         first = self.received is None
         self.received = self.received or signum
         if not first:
@@ -79,7 +87,7 @@ class SignalGuard:
         raise Interrupted(signum)
 
     @contextlib.contextmanager
-    def critical(self):
+    def critical(self) -> Iterator[None]:
         """Defer signals during the block; re-raise the first one when it ends."""
         self._depth += 1
         try:
@@ -91,7 +99,7 @@ class SignalGuard:
             raise Interrupted(signum)
 
     @contextlib.contextmanager
-    def shield(self):
+    def shield(self) -> Iterator[None]:
         """Defer and swallow signals during cleanup; the caller is exiting anyway."""
         self._shielded += 1
         try:
@@ -139,14 +147,22 @@ def _client_error(op: str, exc: ClientError) -> str:
     return f"{op} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
 
 
+@dataclass
+class _RunState:
+    """What cleanup must know about the RunMicrovm call: the VM's id, or that the outcome is unknown."""
+
+    vm_id: str | None = None
+    unknown: bool = False
+
+
 def run_smoke(
-    client,
+    client: MicrovmsClient,
     options: SmokeOptions,
     *,
     guard: SignalGuard | None = None,
     log: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> dict:
+) -> dict[str, Any]:
     """Run the smoke test and return the result document (``ok`` tells pass/fail).
 
     Raises ``vms.InputError`` before any API call for bad input; never raises once a VM exists.
@@ -158,7 +174,7 @@ def run_smoke(
     request = vms.build_run_request(spec, client.meta.region_name, client.meta.service_model)
     started = clock()
     deadline = started + options.timeout
-    result: dict = {
+    result: dict[str, Any] = {
         "ok": False,
         "microvmId": None,
         "imageArn": spec.image_arn,
@@ -177,7 +193,7 @@ def run_smoke(
         "maximumDurationInSeconds": request.get("maximumDurationInSeconds"),
         "error": None,
     }
-    state = {"vm_id": None, "unknown": False}
+    state = _RunState()
     try:
         _body(client, options, guard, request, spec, result, state, started, deadline, say, clock)
     except Interrupted as exc:  # a signal during an except clause; cleanup has already run
@@ -192,14 +208,26 @@ def run_smoke(
     return result
 
 
-def _body(client, options, guard, request, spec, result, state, started, deadline, say, clock):
+def _body(
+    client: MicrovmsClient,
+    options: SmokeOptions,
+    guard: SignalGuard,
+    request: dict[str, Any],
+    spec: RunSpec,
+    result: dict[str, Any],
+    state: _RunState,
+    started: float,
+    deadline: float,
+    say: Callable[[str], None],
+    clock: Callable[[], float],
+) -> None:
     try:
         try:
             with guard.critical():
                 response = client.run_microvm(**request)
                 # Record the id before the block ends: a signal deferred during the call is
                 # raised right at its end, and cleanup must know which VM to terminate.
-                vm_id = state["vm_id"] = response["microvmId"]
+                vm_id = state.vm_id = response["microvmId"]
                 result.update(
                     microvmId=vm_id,
                     endpoint=response.get("endpoint"),
@@ -209,7 +237,7 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
         except ClientError as exc:
             raise _Failure(_client_error("RunMicrovm", exc)) from None
         except BotoCoreError as exc:
-            state["unknown"] = True  # the request may have landed; cleanup replays the token
+            state.unknown = True  # the request may have landed; cleanup replays the token
             raise _Failure(f"RunMicrovm failed: {exc}") from None
         say(f"smoke: started {vm_id} ({response.get('state')})")
 
@@ -272,14 +300,22 @@ def _body(client, options, guard, request, spec, result, state, started, deadlin
         result["error"] = f"unexpected error: {type(exc).__name__}: {exc}"
     finally:
         with guard.shield():
-            _cleanup(client, request, state["vm_id"], state["unknown"], result, options, say)
+            _cleanup(client, request, state.vm_id, state.unknown, result, options, say)
 
 
 class _Failure(Exception):
     pass
 
 
-def _cleanup(client, request, vm_id, run_outcome_unknown, result, options, say) -> None:
+def _cleanup(
+    client: MicrovmsClient,
+    request: dict[str, Any],
+    vm_id: str | None,
+    run_outcome_unknown: bool,
+    result: dict[str, Any],
+    options: SmokeOptions,
+    say: Callable[[str], None],
+) -> None:
     """Terminate the VM (always) and record its final state; never raises."""
     try:
         if vm_id is None and run_outcome_unknown:
