@@ -952,6 +952,116 @@ def _gc_progress(label: str):
     return WaitProgress(line) if line.enabled else None
 
 
+# ------------------------------------------------------------------------------------ versions
+
+ImageRefArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="IMAGE",
+        help="Image ARN or exact image name.",
+        envvar=env.IMAGE_ARN,
+        show_default=False,
+    ),
+]
+
+
+def _resolved_image(client, value: str) -> str:
+    from microvms import image_versions
+
+    try:
+        return image_versions.resolve(client, value)
+    except image_versions.ImageNotFound as exc:
+        output.print_error("IMAGE", str(exc))
+        raise CliExit(1) from None
+
+
+@app.command()
+def versions(
+    ctx: typer.Context,
+    image: ImageRefArg,
+    builds: Annotated[
+        bool,
+        typer.Option("--builds/--no-builds", help="Read each version's build results."),
+    ] = True,
+    output_format: OutputOpt = None,
+) -> None:
+    """List an image's versions: state, status (ACTIVE/INACTIVE), which one serves, builds.
+
+    The one that serves is what RunMicrovm starts when no --image-version is given: the newest
+    ACTIVE version (GetMicrovmImage's latestActiveImageVersion).
+    """
+    from microvms import image_versions, images
+
+    with _errors():
+        fmt = _fmt(ctx, output_format)
+        client = _client(ctx)
+        image_versions.check_image(client.meta.service_model, image, client.meta.region_name)
+        arn = _resolved_image(client, image)
+        rows = images.version_rows(client, arn, with_builds=builds)
+        if fmt == "json":
+            output.emit(rows, fmt)
+        else:
+            output.emit(
+                image_versions.table_rows(rows), fmt,
+                columns=image_versions.TABLE_COLUMNS, title=_image_name(arn),
+            )  # fmt: skip
+
+
+@app.command()
+def activate(
+    ctx: typer.Context,
+    image: ImageRefArg,
+    version: Annotated[
+        str,
+        typer.Argument(
+            metavar="VERSION",
+            help='The version to serve, "<n>.0" (e.g. "2.0").',
+            envvar=env.IMAGE_VERSION,
+            show_default=False,
+        ),
+    ],
+    wait: Annotated[
+        bool,
+        typer.Option("--wait/--no-wait", help="Wait until the image reports it as serving."),
+    ] = True,
+    timeout: TimeoutOpt = 60.0,
+    output_format: OutputOpt = None,
+) -> None:
+    """Make VERSION the one that serves, without a rebuild (a rollback, or forward again).
+
+    VERSION is marked ACTIVE, then every newer version INACTIVE (RunMicrovm without a version
+    starts the newest ACTIVE one). A stack that manages the image pins it with activeVersion
+    instead; a change made here shows as drift on its next refresh.
+    """
+    from microvms import image_versions, images
+
+    with _errors():
+        fmt = _fmt(ctx, output_format)
+        target = image_versions.check_version(version)
+        client = _client(ctx)
+        image_versions.check_image(client.meta.service_model, image, client.meta.region_name)
+        arn = _resolved_image(client, image)
+        started = time.monotonic()
+        try:
+            changes = images.activate(client, arn, target)
+        except images.NotRetained as exc:
+            output.print_error("VERSION", str(exc))
+            raise CliExit(1) from None
+        result: dict[str, Any] = {
+            "imageArn": arn,
+            "imageVersion": target,
+            "changes": [{"imageVersion": v, "status": st} for v, st in changes],
+        }
+        if wait:
+            with _progress(f"waiting for version {target} to serve") as progress:
+                live = images.wait_until_serving(
+                    client, arn, target, timeout=timeout, progress=progress
+                )
+            result["serving"] = live.get("latestActiveImageVersion")
+            result["waitedSeconds"] = round(time.monotonic() - started, 3)
+        output.emit(result, fmt)
+
+
 @app.command()
 def shell(
     ctx: typer.Context,

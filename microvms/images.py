@@ -179,6 +179,41 @@ def activate_all(client, image_arn: str, *, versions: list[dict] | None = None) 
     return changed
 
 
+def wait_until_serving(
+    client,
+    image_arn: str,
+    version: str,
+    *,
+    timeout: float = 60.0,
+    progress: waiters.WaitReporter | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
+    """Poll GetMicrovmImage until ``latestActiveImageVersion`` is ``version`` (a status change
+    is one call, but reads may lag it); return the image. Raises :class:`waiters.WaitError`."""
+    target = normalise_version(version)
+    started = clock()
+    delays = waiters.Backoff(first=0.2, factor=1.5, cap=2.0, jitter=0.0).delays()
+    while True:
+        image = waiters.without_metadata(client.get_microvm_image(imageIdentifier=image_arn))
+        serving = image.get("latestActiveImageVersion")
+        if serving and normalise_version(serving) == target:
+            return image
+        elapsed = clock() - started
+        if elapsed >= timeout:
+            raise waiters.WaitError(
+                f"timed out after {timeout:g}s waiting for version {target} of {image_arn} to "
+                f"serve (serving: {serving or 'none'})",
+                timed_out=True,
+            )
+        pause = min(next(delays), max(0.0, timeout - elapsed))
+        if progress is not None:
+            progress.report(f"serving {serving or 'none'}", elapsed, pause)
+            progress.sleep(pause)
+        else:
+            sleep(pause)
+
+
 def version_rows(client, image_arn: str, *, with_builds: bool = True) -> list[dict[str, Any]]:
     """Every version with its state, status, build results and whether RunMicrovm picks it."""
     image = client.get_microvm_image(imageIdentifier=image_arn)
