@@ -15,9 +15,10 @@ import json
 import os
 import threading
 import zipfile
+from typing import Any
 from urllib.parse import unquote
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -27,7 +28,7 @@ _CONFIG = Config(
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
 
-_clients: dict = {}
+_clients: dict[tuple[str, str, str, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -37,7 +38,7 @@ _clients_lock = threading.Lock()
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-def _credentials() -> dict:
+def _credentials() -> dict[str, str | None]:
     """Explicit keys from the environment if both are set, else :data:`LOCAL_CREDENTIALS`."""
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:
@@ -50,15 +51,24 @@ def _credentials() -> dict:
     return dict(LOCAL_CREDENTIALS)
 
 
-def _client(service: str, endpoint: str, region: str):
-    """Cached clients (creating one costs far more than a build check; clients are thread-safe)."""
+def _client(service: str, endpoint: str, region: str) -> Any:
+    """Cached clients (creating one costs far more than a build check; clients are thread-safe).
+
+    Plain botocore clients, typed ``Any``: the dev group carries no S3 or IAM stubs.
+    """
     credentials = _credentials()
     key = (service, endpoint, region, credentials["aws_access_key_id"])
     with _clients_lock:
         if key not in _clients:
             # Explicit keys: no credential-chain (shared files, instance metadata) lookups.
-            _clients[key] = boto3.session.Session().client(
-                service, endpoint_url=endpoint, region_name=region, config=_CONFIG, **credentials
+            _clients[key] = botocore.session.Session().create_client(
+                service,
+                endpoint_url=endpoint,
+                region_name=region,
+                config=_CONFIG,
+                aws_access_key_id=credentials["aws_access_key_id"],
+                aws_secret_access_key=credentials["aws_secret_access_key"],
+                aws_session_token=credentials.get("aws_session_token"),
             )
         return _clients[key]
 

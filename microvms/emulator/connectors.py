@@ -9,6 +9,7 @@ Bodies are PascalCase and omit absent members; the states go ``PENDING → ACTIV
 
 from __future__ import annotations
 
+import builtins
 import copy
 import uuid
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ class ConnectorBackend:
         items = sorted(self.connectors.values(), key=lambda c: c.created_at)
         return [c.summary() for c in items if state is None or c.state == state]
 
-    def versions(self, identifier: str) -> list[dict]:
+    def versions(self, identifier: str) -> builtins.list[dict]:  # ``list`` is the method above
         connector = self.find(identifier)
         return [
             {

@@ -36,6 +36,8 @@ def post_hook(base_url: str, hook: str, body: dict, timeout: float) -> HookResul
     conn_cls = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
+    if not parts.hostname:
+        raise ValueError(f"hook URL {base_url!r} names no host")
     conn = conn_cls(parts.hostname, parts.port, timeout=max(timeout, 0.05))
     payload = json.dumps(body).encode()
     path = (parts.path.rstrip("/") or "") + HOOK_PATH.format(hook=hook)

@@ -18,6 +18,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from . import hooks as hook_calls
 from .clock import Clock
@@ -34,7 +35,7 @@ from .lifecycle import Lifecycle
 MANAGED_ACCOUNT = "aws"
 MANAGED_IMAGE_NAME = "al2023-1"
 # Recorded catalogue of the managed base image (docs/service-facts.md §4.1, §5): versions "1" and "0", newest first.
-MANAGED_VERSIONS = (
+MANAGED_VERSIONS: tuple[dict[str, Any], ...] = (
     {"imageVersion": "1", "createdAt": 1784165751.854, "updatedAt": 1784165751.854},
     {"imageVersion": "0", "createdAt": 1782086400.0, "updatedAt": 1782086400.0},
 )

@@ -158,6 +158,8 @@ class EndpointProxy:
         conn_cls = (
             http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
         )
+        if not target.hostname:
+            raise ValueError(f"upstream URL {upstream!r} names no host")
         conn = conn_cls(target.hostname, target.port, timeout=300)
         raw = environ.get("RAW_URI") or request.full_path
         path = (target.path.rstrip("/") or "") + raw

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from . import wire
 from .exceptions import InvalidParameterValueException, ValidationException
@@ -189,7 +190,7 @@ class MicrovmsResponses:
         )
         size = params.get("MaxItems") or DEFAULT_PAGE_SIZE
         following = start + size
-        page = {key: items[start:following]}
+        page: dict[str, Any] = {key: items[start:following]}
         if following < len(items):
             page["NextMarker"] = _encode_token(following, operation)  # absent on the last page
         return page

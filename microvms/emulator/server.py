@@ -226,7 +226,6 @@ class EmulatorServer:
         self.app = EmulatorApp(self.state)
         handler = WSGIRequestHandler if log_requests else _QuietHandler
         self._server = make_server(host, port, self.app, threaded=True, request_handler=handler)
-        self._server.daemon_threads = True
         self.host = host
         self.port = self._server.server_port
         self._threads: list[threading.Thread] = []

@@ -23,6 +23,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import ModuleType
 from urllib.parse import unquote
 
 import botocore.loaders
@@ -43,6 +44,7 @@ CORE_OPERATIONS = (
     "ListNetworkConnectorVersions",
 )
 
+_regex_module: ModuleType | None
 try:  # the ``regex`` module understands \p{L}; fall back to a translation when it is absent
     import regex as _regex_module
 except ImportError:  # pragma: no cover - depends on the environment
@@ -249,7 +251,7 @@ def parse_request(
             values = query.get(wire_name)
             if not values:
                 continue
-            if member.type_name == "list":
+            if isinstance(member, botocore.model.ListShape):
                 params[name] = [_convert_scalar(member.member, v, name) for v in values]
             else:
                 params[name] = _convert_scalar(member, values[0], name)
@@ -366,7 +368,7 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list, camel
     """
     kind = shape.type_name
     sensitive = _is_sensitive(shape)
-    if kind == "structure":
+    if isinstance(shape, botocore.model.StructureShape):
         if not isinstance(value, dict):
             _type_error(path, "unit" if not shape.members else "an object", value)
         members = shape.members
@@ -389,7 +391,7 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list, camel
                 errors.append(_error(_join(path, required, camel), None, "Member must not be null"))
         errors.extend(member_errors)
         return cleaned
-    if kind == "list":
+    if isinstance(shape, botocore.model.ListShape):
         if not isinstance(value, list):
             _type_error(path, "a list", value)
         errors.extend(_length_errors(path, value, len(value), shape, sensitive))
@@ -399,7 +401,7 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list, camel
             else _validate(shape.member, item, f"{path}.{index}.member", errors, camel)
             for index, item in enumerate(value, start=1)
         ]
-    if kind == "map":
+    if isinstance(shape, botocore.model.MapShape):
         if not isinstance(value, dict):
             _type_error(path, "a map", value)
         errors.extend(_length_errors(path, value, len(value), shape, sensitive))
@@ -434,7 +436,7 @@ def _validate(shape: botocore.model.Shape, value, path: str, errors: list, camel
                 )
             )
         return cleaned
-    if kind == "string":
+    if isinstance(shape, botocore.model.StringShape):
         if not isinstance(value, str):
             _type_error(path, "a string", value)
         errors.extend(_length_errors(path, value, len(value), shape, sensitive))
@@ -563,7 +565,7 @@ def _serialize(shape: botocore.model.Shape | None, value):
     if value is None or shape is None:
         return value
     kind = shape.type_name
-    if kind == "structure":
+    if isinstance(shape, botocore.model.StructureShape):
         out = {}
         members = shape.members
         for key, item in value.items():
@@ -572,9 +574,9 @@ def _serialize(shape: botocore.model.Shape | None, value):
                 continue
             out[key] = _serialize(member, item) if member is not None else item
         return out
-    if kind == "list":
+    if isinstance(shape, botocore.model.ListShape):
         return [_serialize(shape.member, item) for item in value]
-    if kind == "map":
+    if isinstance(shape, botocore.model.MapShape):
         return {key: _serialize(shape.value, item) for key, item in value.items()}
     if kind == "timestamp":
         if isinstance(value, datetime):
