@@ -21,7 +21,7 @@ import json as _json
 
 aws.iam.RolePolicy(
     "execution-extra-write",
-    role=execution_role.role_name,
+    role=images[0].execution_role.role_name,
     policy=_json.dumps({{"Version": "2012-10-17", "Statement": [{BAD_STATEMENT!r}]}}),
 )
 """
