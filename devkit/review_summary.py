@@ -17,7 +17,8 @@ Inputs (both formats are the Pulumi CLI's own, read from pulumi/pulumi's source,
   ``PolicyViolationEvent`` when it builds it), so policy violations come from ``policyEvent`` lines.
 
 The summary has: counts by operation, a replacements table with the properties forcing each one,
-IAM trust/permission changes as readable before/after statements, new MicroVM image versions with
+IAM trust/permission changes as readable before/after statements, adopted images ("adopt <arn>": a
+create whose inputs carry ``adoptArn``), new MicroVM image versions with
 the expected build time, policy violations grouped by enforcement level, and errors/warnings.
 """
 
@@ -423,6 +424,18 @@ def _replace_props(step: Step) -> list[str]:
     return props
 
 
+def adopted_arn(step: Step) -> str | None:
+    """The image a MicroVM image create adopts (its ``adoptArn`` input), else None.
+
+    Adoption is a create whose inputs carry ``adoptArn``: the provider's Create takes the existing
+    image over, because the engine cannot import a Python dynamic resource.
+    """
+    if step.type != IMAGE_TYPE or step.op != "create":
+        return None
+    arn = (step.new_inputs or {}).get("adoptArn")
+    return arn if isinstance(arn, str) and arn and arn != UNKNOWN else None
+
+
 def _counts(preview: Preview) -> dict[str, int]:
     if preview.change_summary:
         return dict(preview.change_summary)
@@ -459,7 +472,8 @@ def render(preview: Preview, *, stack: str | None = None) -> str:
         out += ["| op | resource | type | properties |", "|---|---|---|---|"]
         for s in changed:
             props = ", ".join(f"`{p}`" for p in (s.diff_reasons or list(s.detailed_diff)))
-            out.append(f"| {s.op} | `{_cell(s.name)}` | `{_cell(s.type)}` | {_cell(props)} |")
+            op = f"adopt `{_cell(adopted_arn(s))}`" if adopted_arn(s) else s.op
+            out.append(f"| {op} | `{_cell(s.name)}` | `{_cell(s.type)}` | {_cell(props)} |")
         out += ["", "</details>", ""]
 
     replacements = [s for s in preview.steps if s.op in ("replace", "create-replacement")]
@@ -493,10 +507,25 @@ def render(preview: Preview, *, stack: str | None = None) -> str:
             out.append("```")
             out.append("")
 
+    adoptions = [s for s in preview.steps if adopted_arn(s)]
+    if adoptions:
+        out.append(f"### Adopted MicroVM images ({len(adoptions)})")
+        out.append("")
+        for s in adoptions:
+            out.append(
+                f"- `{s.name}`: adopt `{adopted_arn(s)}` — the stack takes the existing image "
+                "over (shown as a create: the engine cannot import a dynamic resource); it "
+                "builds a new version only if the image's build configuration differs from the "
+                "stack's."
+            )
+        out.append("")
+
     images = [
         s
         for s in preview.steps
-        if s.type == IMAGE_TYPE and s.op in CHANGING_OPS - {"delete", "delete-replaced"}
+        if s.type == IMAGE_TYPE
+        and s.op in CHANGING_OPS - {"delete", "delete-replaced"}
+        and not adopted_arn(s)
     ]
     out.append(f"### New MicroVM image versions ({len(images)})")
     out.append("")
