@@ -14,6 +14,7 @@ from graph import (
     ROLE,
     ROLE_TAG,
     Graph,
+    ReportViolation,
     Res,
     bucket_name_from_uri,
     config_of,
@@ -22,6 +23,7 @@ from graph import (
     unverifiable,
 )
 from iam_docs import (
+    Action,
     DocumentError,
     contains_unknown,
     expand_action,
@@ -30,7 +32,12 @@ from iam_docs import (
     parse_document,
 )
 from policy_metadata import meta
-from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 
 def artifact_location(graph: Graph, image: Res) -> tuple[str, str] | None:
@@ -173,7 +180,7 @@ def judge_build_document(
         if (s3 or logs) and not resources:
             problems.append("no Resource")
 
-        def scoped(resource: str, s3: list = s3, logs: list = logs) -> bool:
+        def scoped(resource: str, s3: list[Action] = s3, logs: list[Action] = logs) -> bool:
             if locations:
                 in_artifact = any(s3_resource_ok(resource, b, key_prefix(k)) for b, k in locations)
             else:
@@ -226,10 +233,10 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
     stack_buckets = {
         b.get("bucket") for b in graph.of_type(*BUCKET_TYPES) if isinstance(b.get("bucket"), str)
     }
-    for entry, images in roles.values():
+    for exec_role, images in roles.values():
         locations = [loc for img in images if (loc := artifact_location(graph, img))]
         groups = {group for img in images for group in image_log_groups(img, prefixes, graph)}
-        for where, document, urn in documents_for(entry, graph, out, index):
+        for where, document, urn in documents_for(exec_role, graph, out, index):
             for message in judge_build_document(
                 document, where, locations, groups, stack_buckets, prefixes
             ):
@@ -238,7 +245,7 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> Findings:
 
 
 @guarded("build-role-scope")
-def _validate(args, report_violation) -> None:
+def _validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     for message, urn in evaluate(Graph.from_args(args), config_of(args)).violations:
         if urn:
             report_violation(message, urn)

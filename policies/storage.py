@@ -8,6 +8,7 @@ from graph import (
     BUCKET_TYPES,
     IMAGE_TYPES,
     Graph,
+    ReportViolation,
     Res,
     artifact_buckets,
     config_of,
@@ -23,7 +24,7 @@ from iam_docs import (
     statement_grants,
 )
 from policy_metadata import meta
-from pulumi_policy import EnforcementLevel, StackValidationPolicy
+from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
 
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 ENCRYPTION_TYPES = (
@@ -156,7 +157,7 @@ def evaluate(graph: Graph) -> list[tuple[str, str | None]]:
 
 
 @guarded("artifact-bucket-hardening")
-def _validate(args, report_violation) -> None:
+def _validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     config_of(args)
     for message, urn in evaluate(Graph.from_args(args)):
         if urn:
