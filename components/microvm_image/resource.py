@@ -41,8 +41,8 @@ class MicrovmImageResource(dyn.Resource, module="lambda-microvms", name="Microvm
     latestFailedImageVersion: pulumi.Output[str]
     state: pulumi.Output[str]
     resolvedBaseImageVersion: pulumi.Output[str]
-    retainedVersions: pulumi.Output[list]
-    builds: pulumi.Output[list]
+    retainedVersions: pulumi.Output[list[str]]
+    builds: pulumi.Output[list[dict[str, Any]]]
     logGroup: pulumi.Output[str]
 
     def __init__(
