@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_command as command
+from pulumi_command import local
 
 from components.config import SessionRunSettings, SmokeTestSettings
 from microvms import env
@@ -74,9 +74,12 @@ def parse_result(stdout: str | None) -> dict[str, Any] | None:
     if not stdout:
         return None
     try:
-        return json.loads(stdout)
+        document = json.loads(stdout)
     except ValueError:
+        document = None
+    if not isinstance(document, dict):
         return {"error": "the command did not print a JSON document", "raw": stdout[-500:]}
+    return document
 
 
 # ------------------------------------------------------------------------------------ SmokeTest
@@ -151,7 +154,7 @@ class SmokeTest(pulumi.ComponentResource):
     """Proves each new image version works: run, probe, always terminate. Fails ``pulumi up``."""
 
     result: pulumi.Output[Any]
-    command: command.local.Command | None
+    command: local.Command | None
 
     def __init__(self, name: str, args: SmokeTestArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(SMOKE_TEST_TYPE, name, None, opts)
@@ -163,8 +166,8 @@ class SmokeTest(pulumi.ComponentResource):
         )
         self.register_outputs({"result": self.result})
 
-    def _create_command(self, name: str, args: SmokeTestArgs) -> command.local.Command:
-        return command.local.Command(
+    def _create_command(self, name: str, args: SmokeTestArgs) -> local.Command:
+        return local.Command(
             f"{name}-smoke",
             create=cli_command(args.interpreter, "smoke"),
             environment=smoke_environment(args),
@@ -181,7 +184,9 @@ class SmokeTest(pulumi.ComponentResource):
         )
 
 
-def _rerun_key(rerun_on: pulumi.Input[str] | None, image_version: pulumi.Input[str] | None):
+def _rerun_key(
+    rerun_on: pulumi.Input[str] | None, image_version: pulumi.Input[str] | None
+) -> pulumi.Input[str] | None:
     return rerun_on if rerun_on is not None else image_version
 
 
@@ -248,7 +253,7 @@ class SessionRun(pulumi.ComponentResource):
             if args.run_hook_payload is not None
             else None
         )
-        self.command = command.local.Command(
+        self.command = local.Command(
             f"{name}-run",
             # A failed wait terminates the VM: a failed create leaves no state to delete from.
             create=cli_command(args.interpreter, "run", "--wait", "--terminate-on-failure"),
