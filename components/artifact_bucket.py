@@ -121,6 +121,7 @@ class ArtifactBucket(pulumi.ComponentResource):
         )
 
     def _create_encryption(self) -> aws.s3.BucketServerSideEncryptionConfiguration:
+        default: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict
         if self._args.kms_key_arn is not None:
             default = {"sse_algorithm": "aws:kms", "kms_master_key_id": self._args.kms_key_arn}
             # S3 Bucket Keys cut KMS requests (and cost) by caching a bucket-level data key.
