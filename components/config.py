@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import pulumi
 
@@ -254,6 +254,12 @@ class _Reader:
         value = self.raw.get(_key(name))
         return None if value is None else str(value)
 
+    @overload
+    def string(self, name: str, default: str, *, required: bool = ...) -> str: ...
+    @overload
+    def string(self, name: str, default: None = ..., *, required: Literal[True]) -> str: ...
+    @overload
+    def string(self, name: str, default: None = ..., *, required: bool = ...) -> str | None: ...
     def string(
         self, name: str, default: str | None = None, *, required: bool = False
     ) -> str | None:
@@ -309,7 +315,7 @@ class _Reader:
         return parsed
 
 
-def _one_of(key: str, value: Any, allowed: tuple, unit: str = "") -> Any:
+def _one_of(key: str, value: Any, allowed: tuple[Any, ...], unit: str = "") -> Any:
     if value not in allowed:
         shown = ", ".join(str(a) for a in allowed)
         raise ConfigError(f"'{_key(key)}' is {value!r}{unit}; allowed values: {shown}")
@@ -323,7 +329,7 @@ def _in_range(key: str, value: int, low: int, high: int | None = None) -> int:
     return value
 
 
-def _members(key: str, obj: dict, allowed: tuple[str, ...]) -> None:
+def _members(key: str, obj: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(obj) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -540,7 +546,7 @@ def _statements(r: _Reader) -> tuple[dict[str, Any], ...]:
 
 
 def _string_list(
-    r: _Reader, name: str, pattern: re.Pattern | None = None, what: str = ""
+    r: _Reader, name: str, pattern: re.Pattern[str] | None = None, what: str = ""
 ) -> tuple[str, ...]:
     items = r.json(name, [], list)
     for i, v in enumerate(items):
@@ -553,7 +559,10 @@ def load_hooks_file(path: Path = HOOKS_FILE) -> dict[str, Any] | None:
     """The image's hook configuration (``image/hooks.json``), or None if the image has none."""
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    hooks = json.loads(path.read_text())
+    if not isinstance(hooks, dict):
+        raise ConfigError(f"{path} must hold a JSON object, got {type(hooks).__name__}")
+    return hooks
 
 
 def parse_settings(
@@ -926,4 +935,6 @@ def image_secret_environment_variables(
     if not image.own_secret_environment_variables:
         return secret_environment_variables()
     images = pulumi.Config(NAMESPACE).get_secret_object("images")
+    if images is None:
+        raise ConfigError(f"'{_key('images')}' is not set")
     return images.apply(lambda entries: dict(entries[image.key]["secretEnvironmentVariables"]))
