@@ -52,12 +52,16 @@ def show_key(key: Any) -> str:
 
 
 @functools.cache
-def shapes() -> dict[str, dict]:
-    return Loader().load_service_model(SERVICE, "service-2")["shapes"]
+def shapes() -> dict[str, dict[str, Any]]:
+    """The service model's shapes (botocore's JSON, as loaded)."""
+    model: dict[str, Any] = Loader().load_service_model(SERVICE, "service-2")
+    by_name: dict[str, dict[str, Any]] = model["shapes"]
+    return by_name
 
 
-def request_members() -> dict[str, dict]:
-    return shapes()[REQUEST_SHAPE]["members"]
+def request_members() -> dict[str, dict[str, Any]]:
+    members: dict[str, dict[str, Any]] = shapes()[REQUEST_SHAPE]["members"]
+    return members
 
 
 _CATEGORY_CLASS = re.compile(r"\\p\{([LZNP])\}")
@@ -141,7 +145,7 @@ def check(value: Any, shape_name: str, path: str) -> Iterator[Failure]:
         yield path, f"must be true or false, got {type(value).__name__}"
 
 
-def _check_structure(value: Any, shape: dict, path: str) -> Iterator[Failure]:
+def _check_structure(value: Any, shape: dict[str, Any], path: str) -> Iterator[Failure]:
     members = shape["members"]
     allowed = ", ".join(members) or "none (an empty object {})"
     if not isinstance(value, dict):
@@ -164,13 +168,13 @@ def _check_structure(value: Any, shape: dict, path: str) -> Iterator[Failure]:
             yield from check(item, members[key]["shape"], f"{path}.{key}")
 
 
-def _check_size(size: int, shape: dict, path: str, what: str) -> Iterator[Failure]:
+def _check_size(size: int, shape: dict[str, Any], path: str, what: str) -> Iterator[Failure]:
     lo, hi = shape.get("min", 0), shape.get("max")
     if size < lo or (hi is not None and size > hi):
         yield path, f"{size} {what}; allowed {lo}-{hi if hi is not None else 'any'}"
 
 
-def _check_string(value: str, shape: dict, path: str) -> Iterator[Failure]:
+def _check_string(value: str, shape: dict[str, Any], path: str) -> Iterator[Failure]:
     if shape.get("enum") and value not in shape["enum"]:
         yield path, f"{show(value)}; allowed: {', '.join(shape['enum'])}"
         return
