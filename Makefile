@@ -56,9 +56,11 @@ test-protocol: sync ## Protocol tier: dynamic provider and policy pack over the 
 	$(RUN) pytest tests/protocol $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: sync ## ruff check + ruff format --check
+lint: sync ## ruff check + ruff format --check + mypy (strict: program, components, microvms; then the policy pack)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy
+	$(RUN) mypy --cache-dir .mypy_cache/policies policies
 
 .PHONY: format
 format: sync ## Apply ruff fixes and formatting
