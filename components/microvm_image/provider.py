@@ -917,7 +917,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         client = _client(props)
         name = props.get("name") or id_
         terminate = bool(props.get("terminateMicrovmsOnDelete"))
-        # A MicroVM may start between the listing and the delete (facts §4.3: the service refuses
+        # A MicroVM may start between the listing and the delete (docs/service-facts.md §4.3: the service refuses
         # an image with running MicroVMs). Every refusal re-lists and acts on what is running now;
         # racing MicroVMs are given RACE_TIMEOUT, a draining build or version DELETE_TIMEOUT.
         started = time.monotonic()
@@ -960,7 +960,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     if elapsed > RACE_TIMEOUT:
                         raise _api_error("DeleteMicrovmImage", exc, scrub) from None
                 elif "current state" not in msg or elapsed > DELETE_TIMEOUT:
-                    # not a build or version delete still draining (facts §4.3)
+                    # not a build or version delete still draining (docs/service-facts.md §4.3)
                     raise _api_error("DeleteMicrovmImage", exc, scrub) from None
                 time.sleep(next(delays))
         _log(f"microvm image {name}: DeleteMicrovmImage accepted, waiting until it is gone")

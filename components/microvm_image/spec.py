@@ -35,7 +35,7 @@ IMAGE_HOOKS = ("ready", "validate")
 RUNTIME_HOOKS = ("run", "resume", "suspend", "terminate")
 
 # The tag the provider puts on every image it creates (stripped from the ``tags`` property; no
-# read API returns the clientToken, facts §8). Its value says which resource made the image (a
+# read API returns the clientToken, docs/service-facts.md §8). Its value says which resource made the image (a
 # digest of its name seed and region), so a rerun after a crash finds what the crashed create
 # left. Create's last call rewrites it to ``<owner>/delivered``, just before the image is handed
 # to the engine: an owned image still without the suffix never reached state (a crashed create);

@@ -779,8 +779,21 @@ def _dataset():
 
     services = ["s3", "dynamodb", "ec2", "logs", "sqs", "lambda", "ecr", "kms", "sns", "cloudwatch"]
     actions = [a for s in services for a in iam_docs.service_actions(s)]
+    # Actions the pack's reviewed exception table decides (e.g. cloudwatch:CreateOneTimeDeepLinkCode,
+    # read-equivalent) are not plain writes: keep them out of the write sample.
+    exceptions_spec = importlib.util.spec_from_file_location(
+        "_policy_action_exceptions", REPO_ROOT / "policies" / "action_exceptions.py"
+    )
+    exceptions = importlib.util.module_from_spec(exceptions_spec)
+    sys.modules[exceptions_spec.name] = exceptions
+    sys.modules["iam_docs"] = iam_docs  # its one sibling import, only while it loads
+    try:
+        exceptions_spec.loader.exec_module(exceptions)
+    finally:
+        del sys.modules["iam_docs"]
+    decided = set(exceptions.ACTION_EXCEPTIONS)
     read = sorted(a.name for a in actions if a.read_only)
-    write = sorted(a.name for a in actions if "Write" in a.levels)
+    write = sorted(a.name for a in actions if "Write" in a.levels and a.name not in decided)
     return read, write
 
 
