@@ -917,8 +917,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         client = _client(props)
         name = props.get("name") or id_
         terminate = bool(props.get("terminateMicrovmsOnDelete"))
-        # A MicroVM may start between the listing and the delete (docs/service-facts.md §4.3: the service refuses
-        # an image with running MicroVMs). Every refusal re-lists and acts on what is running now;
+        # A MicroVM may start between the listing and the delete (docs/service-facts.md §4.3: the
+        # service refuses an image with running MicroVMs). Every refusal re-lists and acts on what
+        # is running now;
         # racing MicroVMs are given RACE_TIMEOUT, a draining build or version DELETE_TIMEOUT.
         started = time.monotonic()
         delays = images.DELETE_RETRY.delays()
