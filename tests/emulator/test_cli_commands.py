@@ -1,5 +1,7 @@
-"""Every ``microvms`` subcommand through the real entry point (``python -m microvms``) in a
-subprocess, against the emulator over HTTP, with JSON output parsed and asserted.
+"""Every ``microvms`` subcommand through the real entry point (``microvms.cli.main``) against the
+emulator over HTTP, with JSON output parsed and asserted: in-process under typer's runner, and as a
+``python -m microvms`` subprocess where the process boundary is the point (no payload or token in
+argv, a shell on a pseudo-terminal).
 
 The endpoint proxy forwards guest port 8080 to a tiny loopback HTTP app, hooks (port 9000) to the
 same app, and the shell port 8022 to a loopback WebSocket echo server.
@@ -21,6 +23,7 @@ import pytest
 from websockets.sync.server import serve
 
 from microvms.client import make_client
+from tests.fixtures.cli import CliResult, run_cli
 from tests.fixtures.emulator import built_image
 
 pytestmark = pytest.mark.emulator
@@ -144,32 +147,12 @@ def no_leaked_vms(env):
 # ------------------------------------------------------------------------------------ helpers
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self):
-        return json.loads(self.stdout)
+def cli(*args: str, stdin: str | None = None, extra_env: dict | None = None) -> CliResult:
+    """``microvms <args>`` in-process (the subprocess-only checks below use ``python -m``)."""
+    return run_cli(*args, stdin=stdin, extra_env=extra_env)
 
 
-def cli(*args: str, stdin: str | None = None, extra_env: dict | None = None, timeout=90) -> Result:
-    environ = {**os.environ, **(extra_env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "microvms", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=environ,
-        timeout=timeout,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def ok(*args: str, **kwargs) -> Result:
+def ok(*args: str, **kwargs) -> CliResult:
     result = cli(*args, **kwargs)
     assert result.code == 0, (result.code, result.stdout, result.stderr)
     return result
@@ -386,7 +369,12 @@ def test_service_errors_are_one_line_with_the_service_message(env):
     }
 
 
-def test_table_output_and_throttling_is_retried(env):
+def test_table_output_and_throttling_is_retried(env, monkeypatch):
+    # botocore's throttling backoff is rand(0, 1) * 1 s * 2**attempt (up to 20 s); the CLI runs
+    # in-process here, so scale it down: which calls are retried, and how often, stays botocore's.
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setitem(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.02)
     vm_id = _run_vm(env)["microvmId"]
     table = ok("--output", "table", "ls", "--image", env.image, extra_env={"COLUMNS": "200"})
     header = table.stdout.splitlines()[1]

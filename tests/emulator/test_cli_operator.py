@@ -1,4 +1,5 @@
-"""Operator rules of ``microvms`` as real processes against the emulator: loopback defaults, live
+"""Operator rules of ``microvms`` against the emulator (in-process under typer's runner; on a
+pseudo-terminal and for the modules smoke loads, as real processes): loopback defaults, live
 progress on a terminal (and silence off it), tokens minted again after expiry, an unresolvable
 endpoint failing at once, gc reporting final states, and which RunMicrovm rate ``--verbose`` used.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from microvms.client import make_client
+from tests.fixtures.cli import run_cli
 from tests.fixtures.emulator import built_image, running_vm
 
 pytestmark = pytest.mark.emulator
@@ -61,7 +63,9 @@ def env(emulator_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     emu = emulator_factory(
-        upstreams={8080: f"http://127.0.0.1:{server.server_address[1]}"}, run_seconds=0.8
+        upstreams={8080: f"http://127.0.0.1:{server.server_address[1]}"},
+        run_seconds=0.8,
+        transition_seconds=0.5,  # a resume outlasts the first poll even on a loaded machine
     )
     App.emulator_url = emu.url
     client = make_client(region="us-east-1", max_attempts=1)
@@ -76,12 +80,10 @@ def env(emulator_factory):
     assert live == [], f"leaked MicroVMs: {live}"
 
 
-def cli(*args, env=None, timeout=90):
-    proc = subprocess.run(
-        [sys.executable, "-m", "microvms", *args],
-        capture_output=True, text=True, cwd=REPO, env=env or dict(os.environ), timeout=timeout,
-    )  # fmt: skip
-    return proc.returncode, proc.stdout, proc.stderr
+def cli(*args, env=None):
+    """``microvms <args>`` in-process; ``env`` replaces the environment for the call."""
+    result = run_cli(*args, env=env)
+    return result.code, result.stdout, result.stderr
 
 
 def calls(emu) -> dict:
