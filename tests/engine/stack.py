@@ -103,7 +103,6 @@ class EngineStack:
                 "PATH": f"{toolchain.bin_dir()}{os.pathsep}{env.get('PATH', '')}",
                 "PULUMI_HOME": str(self.home),
                 "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-                "PULUMI_SKIP_CONFIRMATIONS": "true",
                 "NO_COLOR": "1",
                 # --event-log is registered only with debug commands on (pkg/cmd/pulumi/operations).
                 "PULUMI_DEBUG_COMMANDS": "true",
