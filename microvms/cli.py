@@ -17,13 +17,22 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
 from microvms import env, output, vms, waiters
 from microvms.smoke import Interrupted
+
+if TYPE_CHECKING:
+    from microvms.client import MicrovmsClient
+    from microvms.endpoint import ProbeResult
+    from microvms.endpoint import Progress as ProbeProgress
+    from microvms.loopback import Setup
+    from microvms.progress import WaitProgress
+    from microvms.quota import RateChoice
 
 app = typer.Typer(
     name="microvms",
@@ -47,9 +56,9 @@ class Globals:
     output: str | None = None
     proxy_url: str | None = None
     verbose: bool = False
-    client: Any = None
-    setup: Any = None
-    rate_choice: Any = None
+    client: MicrovmsClient | None = None
+    setup: Setup | None = None
+    rate_choice: RateChoice | None = None
 
 
 class CliExit(Exception):
@@ -86,7 +95,7 @@ def _note(message: str) -> None:
     sys.stderr.flush()
 
 
-def _client(ctx: typer.Context, *, runs: bool = False):
+def _client(ctx: typer.Context, *, runs: bool = False) -> MicrovmsClient:
     """The process's one lambda-microvms client (built on first use, no API call).
 
     Loopback endpoints without credentials/region get placeholders (``microvms.loopback``, said
@@ -127,10 +136,10 @@ def _client(ctx: typer.Context, *, runs: bool = False):
     return g.client
 
 
-def _say_once_before_send(client, message: str) -> None:
-    said = []
+def _say_once_before_send(client: MicrovmsClient, message: str) -> None:
+    said: list[bool] = []
 
-    def _before_send(**_kwargs):
+    def _before_send(**_kwargs: Any) -> None:
         if not said:
             said.append(True)
             _note(message)
@@ -138,7 +147,7 @@ def _say_once_before_send(client, message: str) -> None:
     client.meta.events.register("before-send.lambda-microvms", _before_send)
 
 
-def _run_rate(g: Globals):
+def _run_rate(g: Globals) -> RateChoice:
     """The RunMicrovm rate choice for this process (one Service Quotas lookup at most)."""
     if g.rate_choice is not None:
         return g.rate_choice
@@ -154,6 +163,8 @@ def _run_rate(g: Globals):
         choice = quota.fallback("local endpoints; Service Quotas not queried")
     else:
         try:
+            if g.client is None:  # asked for only once _client has made it
+                raise RuntimeError("no lambda-microvms client yet")
             sq = make_client(
                 "service-quotas",
                 region=g.client.meta.region_name,
@@ -184,7 +195,7 @@ def _int_env(name: str, default: int) -> int:
 
 
 @contextlib.contextmanager
-def _errors():
+def _errors() -> Iterator[None]:
     """Turn every expected failure into one readable line on stderr and a non-zero exit."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -229,7 +240,7 @@ def _id(value: str) -> str:
     return check_microvm_id(value)
 
 
-def _image(client, arn: str | None, field_name: str) -> str | None:
+def _image(client: MicrovmsClient, arn: str | None, field_name: str) -> str | None:
     """Check an image ARN against the model and the client's region (no API call)."""
     if not arn:
         return arn
@@ -239,7 +250,7 @@ def _image(client, arn: str | None, field_name: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _progress(label: str):
+def _progress(label: str) -> Iterator[WaitProgress | None]:
     """A live wait line on a terminal (``microvms.progress``); None when not on a terminal."""
     from microvms.progress import LiveLine, WaitProgress
 
@@ -319,17 +330,17 @@ def _main(
 
 
 def _run_spec(
-    image_arn,
-    image_version,
-    execution_role_arn,
-    ingress,
-    egress,
-    max_idle_seconds,
-    suspended_seconds,
-    auto_resume,
-    max_duration,
-    payload_file,
-    client_token,
+    image_arn: str | None,
+    image_version: str | None,
+    execution_role_arn: str | None,
+    ingress: list[str] | None,
+    egress: list[str] | None,
+    max_idle_seconds: int | None,
+    suspended_seconds: int | None,
+    auto_resume: bool | None,
+    max_duration: int | None,
+    payload_file: str | None,
+    client_token: str | None,
 ) -> vms.RunSpec:
     return vms.RunSpec(
         image_arn=image_arn or "",
@@ -500,7 +511,7 @@ def run(
         output.emit({**vms.summarize(vm), "timings": timings}, fmt)
 
 
-def _terminate_after_failed_wait(client, microvm_id: str) -> str:
+def _terminate_after_failed_wait(client: MicrovmsClient, microvm_id: str) -> str:
     """Best effort (the wait's own error is what gets reported); returns a note for it."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -626,7 +637,29 @@ def resume(
     _transition(ctx, vms.resume, "RUNNING", microvm_id, wait, timeout, output_format)
 
 
-def _transition(ctx, act, target: str, microvm_id: str, wait, timeout, output_format) -> None:
+class _Transition(Protocol):
+    """``vms.suspend`` / ``vms.resume``: one state change, optionally waited for."""
+
+    def __call__(
+        self,
+        client: MicrovmsClient,
+        microvm_id: str,
+        *,
+        wait: bool = ...,
+        timeout: float = ...,
+        progress: waiters.WaitReporter | None = ...,
+    ) -> dict[str, Any]: ...
+
+
+def _transition(
+    ctx: typer.Context,
+    act: _Transition,
+    target: str,
+    microvm_id: str,
+    wait: bool,
+    timeout: float,
+    output_format: str | None,
+) -> None:
     """One MicroVM state change (``vms.suspend``/``vms.resume``), printed as its summary."""
     with _errors():
         fmt = _fmt(ctx, output_format)
@@ -671,7 +704,9 @@ def terminate(
         output.emit(results[0] if len(results) == 1 else results, fmt)
 
 
-def _terminate_one(client, microvm_id: str, wait: bool, timeout: float, missing_ok: bool) -> dict:
+def _terminate_one(
+    client: MicrovmsClient, microvm_id: str, wait: bool, timeout: float, missing_ok: bool
+) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     try:
@@ -679,7 +714,7 @@ def _terminate_one(client, microvm_id: str, wait: bool, timeout: float, missing_
             vm = vms.terminate(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
         return vms.summarize(vm)
     except ClientError as exc:
-        if missing_ok and vms.error_code(exc) == "ResourceNotFoundException":
+        if missing_ok and waiters.error_code(exc) == "ResourceNotFoundException":
             return {"microvmId": microvm_id, "state": "NOT_FOUND"}
         raise
 
@@ -725,7 +760,7 @@ def token(
         vms.check_minutes(minutes)
         ports = None if shell else vms.parse_ports(port)
         client = _client(ctx)
-        if shell:
+        if ports is None:  # --shell
             secret = vms.create_shell_token(client, microvm_id, minutes=minutes)
         else:
             secret = vms.create_auth_token(client, microvm_id, minutes=minutes, ports=ports)
@@ -803,11 +838,11 @@ def probe(
             raise CliExit(1)
 
 
-def _probe_progress(progress):
+def _probe_progress(progress: WaitProgress | None) -> ProbeProgress | None:
     if progress is None:
         return None
 
-    def report(last, elapsed: float, next_delay: float) -> None:
+    def report(last: ProbeResult, elapsed: float, next_delay: float) -> None:
         seen = last.status if last.status is not None else (last.error or "no answer")
         progress.line.show(
             f"attempt {last.attempts}: {seen} · {elapsed:.1f}s elapsed · next try in "
@@ -945,7 +980,7 @@ def gc(
             raise CliExit(1)
 
 
-def _gc_progress(label: str):
+def _gc_progress(label: str) -> WaitProgress | None:
     from microvms.progress import LiveLine, WaitProgress
 
     line = LiveLine(label)
@@ -965,7 +1000,7 @@ ImageRefArg = Annotated[
 ]
 
 
-def _resolved_image(client, value: str) -> str:
+def _resolved_image(client: MicrovmsClient, value: str) -> str:
     from microvms import image_versions
 
     try:

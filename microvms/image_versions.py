@@ -8,11 +8,17 @@ calls themselves (listing, activation, the wait until a version serves) live in
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from microvms import images
 from microvms.inputs import check_image_arn, check_shape, shown
 from microvms.vms import InputError
+
+if TYPE_CHECKING:
+    from botocore.model import ServiceModel
+
+    from microvms.client import MicrovmsClient
 
 #: ``"<n>.0"``, or ``"<n>"`` for short; the service spells every image version ``"<n>.0"``.
 VERSION = re.compile(r"[1-9][0-9]{0,5}(?:\.0)?", re.ASCII)
@@ -27,7 +33,9 @@ def check_version(value: str, field_name: str = "VERSION") -> str:
     return images.normalise_version(value.strip())
 
 
-def check_image(model, value: str, region: str | None, field_name: str = "IMAGE") -> str:
+def check_image(
+    model: ServiceModel, value: str, region: str | None, field_name: str = "IMAGE"
+) -> str:
     """An image ARN in ``region`` or an exact image name (model ``ImageName``); no API call."""
     if (value or "").startswith("arn:"):
         return check_image_arn(model, value, region, field_name)
@@ -45,7 +53,7 @@ class ImageNotFound(LookupError):
     pass
 
 
-def resolve(client, value: str) -> str:
+def resolve(client: MicrovmsClient, value: str) -> str:
     """The ARN of the image ``value`` names (an ARN is returned as it is)."""
     if value.startswith("arn:"):
         return value
@@ -55,7 +63,7 @@ def resolve(client, value: str) -> str:
     return found["imageArn"]
 
 
-def builds_cell(builds: list[dict] | None) -> str:
+def builds_cell(builds: Sequence[Mapping[str, Any]] | None) -> str:
     """One line per build (one per Graviton generation): ``gen 3 SUCCESSFUL``; or ``-``."""
     if not builds:
         return "-"

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from botocore.exceptions import ClientError
 
 from microvms import waiters
+
+if TYPE_CHECKING:
+    from types_boto3_lambda_microvms.type_defs import (
+        MicrovmImageSummaryTypeDef,
+        MicrovmImageVersionSummaryTypeDef,
+    )
+
+    from microvms.client import MicrovmsClient
 
 #: Version states after which a version no longer counts as kept.
 VERSION_GOING = ("DELETING", "DELETED")
@@ -38,18 +46,32 @@ def log_group_name(image_name: str) -> str:
 # ------------------------------------------------------------------------------------ listings
 
 
-def items(client, operation: str, **params: Any) -> Iterator[dict]:
+#: The List operations whose items this module reads.
+ImageListing = Literal["list_microvm_images", "list_microvm_image_versions"]
+
+
+@overload
+def items(
+    client: MicrovmsClient, operation: Literal["list_microvm_images"], **params: Any
+) -> Iterator[MicrovmImageSummaryTypeDef]: ...
+@overload
+def items(
+    client: MicrovmsClient, operation: Literal["list_microvm_image_versions"], **params: Any
+) -> Iterator[MicrovmImageVersionSummaryTypeDef]: ...
+def items(
+    client: MicrovmsClient, operation: ImageListing, **params: Any
+) -> Iterator[MicrovmImageSummaryTypeDef | MicrovmImageVersionSummaryTypeDef]:
     """Every item of a List operation (``list_microvm_images`` …), page after page."""
     for page in client.get_paginator(operation).paginate(**params):
         yield from page.get("items", [])
 
 
-def list_images(client) -> list[dict]:
+def list_images(client: MicrovmsClient) -> list[MicrovmImageSummaryTypeDef]:
     """Every image of the account and region (ListMicrovmImages)."""
     return list(items(client, "list_microvm_images", PaginationConfig={"PageSize": 50}))
 
 
-def find_image(client, name: str) -> dict | None:
+def find_image(client: MicrovmsClient, name: str) -> MicrovmImageSummaryTypeDef | None:
     """The listed image named exactly ``name`` (``nameFilter`` also matches other names)."""
     return next(
         (i for i in items(client, "list_microvm_images", nameFilter=name) if i.get("name") == name),
@@ -68,21 +90,24 @@ def newest_first(versions: list[str]) -> list[str]:
     return sorted(versions, key=version_key, reverse=True)
 
 
-def list_versions(client, image_arn: str) -> list[dict]:
+def list_versions(
+    client: MicrovmsClient, image_arn: str
+) -> list[MicrovmImageVersionSummaryTypeDef]:
     """Every version of an image (ListMicrovmImageVersions), newest first."""
     found = list(items(client, "list_microvm_image_versions", imageIdentifier=image_arn))
     return sorted(found, key=lambda v: version_key(v.get("imageVersion", "0")), reverse=True)
 
 
-def newest_version(client, image: dict) -> str | None:
+def newest_version(client: MicrovmsClient, image: Mapping[str, Any]) -> str | None:
     """The image's active version, else its newest listed one (None: it has no version)."""
-    if image.get("latestActiveImageVersion"):
-        return image["latestActiveImageVersion"]
+    active: str | None = image.get("latestActiveImageVersion")
+    if active:
+        return active
     versions = list_versions(client, image["imageArn"])
     return versions[0]["imageVersion"] if versions else None
 
 
-def kept_versions(client, image_arn: str) -> list[str]:
+def kept_versions(client: MicrovmsClient, image_arn: str) -> list[str]:
     """The version numbers still kept (not being deleted), newest first."""
     return [
         v.get("imageVersion")
@@ -120,7 +145,7 @@ def normalise_version(version: Any) -> str:
     return f"{parts[0]}.{parts[1] if len(parts) > 1 else 0}"
 
 
-def activatable(versions: list[dict]) -> list[str]:
+def activatable(versions: Sequence[Mapping[str, Any]]) -> list[str]:
     """The versions that can serve MicroVMs: built (SUCCESSFUL) and not going, newest first."""
     return [
         v["imageVersion"]
@@ -129,14 +154,20 @@ def activatable(versions: list[dict]) -> list[str]:
     ]
 
 
-def _set_status(client, image_arn: str, version: str, status: str) -> None:
+def _set_status(
+    client: MicrovmsClient, image_arn: str, version: str, status: Literal["ACTIVE", "INACTIVE"]
+) -> None:
     client.update_microvm_image_version(
         imageIdentifier=image_arn, imageVersion=version, status=status
     )
 
 
 def activate(
-    client, image_arn: str, version: str, *, versions: list[dict] | None = None
+    client: MicrovmsClient,
+    image_arn: str,
+    version: str,
+    *,
+    versions: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[tuple[str, str]]:
     """Make ``version`` the one RunMicrovm picks; return the ``(version, status)`` changes made.
 
@@ -164,14 +195,16 @@ def activate(
     return changes
 
 
-def activate_all(client, image_arn: str, *, versions: list[dict] | None = None) -> list[str]:
+def activate_all(
+    client: MicrovmsClient, image_arn: str, *, versions: Sequence[Mapping[str, Any]] | None = None
+) -> list[str]:
     """Undo a rollback: every built version ACTIVE again, newest first, so the newest serves.
 
     Returns the versions that were reactivated (empty when nothing was pinned).
     """
     versions = list_versions(client, image_arn) if versions is None else versions
     status = {v["imageVersion"]: v.get("status") for v in versions}
-    changed = []
+    changed: list[str] = []
     for ver in activatable(versions):
         if status.get(ver) != "ACTIVE":
             _set_status(client, image_arn, ver, "ACTIVE")
@@ -180,7 +213,7 @@ def activate_all(client, image_arn: str, *, versions: list[dict] | None = None) 
 
 
 def wait_until_serving(
-    client,
+    client: MicrovmsClient,
     image_arn: str,
     version: str,
     *,
@@ -188,7 +221,7 @@ def wait_until_serving(
     progress: waiters.WaitReporter | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict:
+) -> dict[str, Any]:
     """Poll GetMicrovmImage until ``latestActiveImageVersion`` is ``version`` (a status change
     is one call, but reads may lag it); return the image. Raises :class:`waiters.WaitError`."""
     target = normalise_version(version)
@@ -214,14 +247,16 @@ def wait_until_serving(
             sleep(pause)
 
 
-def version_rows(client, image_arn: str, *, with_builds: bool = True) -> list[dict[str, Any]]:
+def version_rows(
+    client: MicrovmsClient, image_arn: str, *, with_builds: bool = True
+) -> list[dict[str, Any]]:
     """Every version with its state, status, build results and whether RunMicrovm picks it."""
     image = client.get_microvm_image(imageIdentifier=image_arn)
     serving = image.get("latestActiveImageVersion")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for v in list_versions(client, image_arn):
         ver = v.get("imageVersion")
-        row = {
+        row: dict[str, Any] = {
             "imageVersion": ver,
             "state": v.get("state"),
             "status": v.get("status"),
@@ -239,7 +274,7 @@ def version_rows(client, image_arn: str, *, with_builds: bool = True) -> list[di
 
 
 def delete_image(
-    client,
+    client: MicrovmsClient,
     image_arn: str,
     *,
     give_up_after: float,
@@ -273,10 +308,10 @@ def delete_image(
 
 
 def image_outputs(
-    name: str,
+    name: str | None,
     image_arn: str,
-    image: dict,
-    version: dict,
+    image: Mapping[str, Any],
+    version: Mapping[str, Any],
     *,
     kept: list[str],
     builds: list[waiters.BuildResult],

@@ -20,8 +20,9 @@ is a possible replacement.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvms.images import VERSION_GOING, version_key
 
@@ -35,6 +36,9 @@ from .spec import (
     plain_numbers,
     user_tags,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_lambda_microvms.type_defs import MicrovmImageVersionSummaryTypeDef
 
 _EMPTY_DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -105,10 +109,10 @@ def _active(value: Any) -> str | None:
 
 
 def _same(key: str, old: Any, new: Any) -> bool:
-    return _norm(key, old) == _norm(key, new)
+    return bool(_norm(key, old) == _norm(key, new))
 
 
-def plan_diff(olds: dict, news: dict) -> DiffPlan:
+def plan_diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffPlan:
     """Classify the change from ``olds`` (state outputs) to ``news`` (checked inputs)."""
     replaces: list[str] = []
     build: list[str] = []
@@ -199,7 +203,9 @@ def plan_diff(olds: dict, news: dict) -> DiffPlan:
     )
 
 
-def tag_delta(old: dict | None, new: dict | None) -> tuple[dict, list[str]]:
+def tag_delta(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], list[str]]:
     """(tags to set, keys to remove) to go from ``old`` to ``new`` user tags."""
     old_u, new_u = user_tags(old), user_tags(new)
     to_set = {k: v for k, v in new_u.items() if old_u.get(k) != v}
@@ -208,7 +214,7 @@ def tag_delta(old: dict | None, new: dict | None) -> tuple[dict, list[str]]:
 
 
 def retention_plan(
-    versions: list[dict],
+    versions: Sequence[MicrovmImageVersionSummaryTypeDef],
     *,
     keep: int,
     protected: set[str],
@@ -221,7 +227,7 @@ def retention_plan(
     live = [v for v in versions if v.get("state") not in VERSION_GOING]
     live.sort(key=lambda v: version_key(v.get("imageVersion", "0")), reverse=True)
     protected_norm = {normalise_version(p) for p in protected}
-    doomed = []
+    doomed: list[str] = []
     for v in live[keep:]:
         ver = v.get("imageVersion")
         if normalise_version(ver) in protected_norm:

@@ -56,7 +56,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi.dynamic as dyn
@@ -68,6 +69,11 @@ from microvms.client import make_client
 from . import spec
 from .diff import plan_diff, retention_plan, stable_outputs, tag_delta
 from .validation import validate
+
+if TYPE_CHECKING:
+    from types_boto3_lambda_microvms.type_defs import GetMicrovmImageOutputTypeDef
+
+    from microvms.client import MicrovmsClient
 
 # Throttling is retried by botocore; 10 attempts make a 30 % throttle rate practically invisible
 # (0.3**10 ≈ 6e-6 per call) while 4xx errors still surface at once.
@@ -96,7 +102,7 @@ def _log(message: str) -> None:
 class _Scrubber:
     """Removes secret values from any text before it reaches an error or a log line."""
 
-    def __init__(self, *props: dict):
+    def __init__(self, *props: Mapping[str, Any] | None) -> None:
         # every secret value known to this call: on an update both the old and the new ones (a
         # message about the previous version may quote a value that the program has since changed)
         values = {
@@ -113,7 +119,7 @@ class _Scrubber:
         return text
 
 
-def _client(props: dict):
+def _client(props: Mapping[str, Any]) -> MicrovmsClient:
     return make_client(
         region=props.get("region") or None,
         endpoint_url=props.get("endpointUrl") or None,
@@ -127,7 +133,7 @@ def _api_error(op: str, exc: ClientError, scrub: _Scrubber) -> MicrovmImageError
     return MicrovmImageError(scrub(f"{op} failed: {code}: {msg}"))
 
 
-def _timeout_advice(exc: Exception, props: dict, log_group: str) -> str:
+def _timeout_advice(exc: Exception, props: Mapping[str, Any], log_group: str) -> str:
     """The "what to do" line for a build that outlived ``buildTimeoutMinutes`` (else "")."""
     if not isinstance(exc, waiters.WaitTimeout):
         return ""
@@ -137,23 +143,25 @@ def _timeout_advice(exc: Exception, props: dict, log_group: str) -> str:
     )
 
 
-def _progress(name: str):
+def _progress(name: str | None) -> waiters.Progress:
     def report(elapsed: float, state: str, detail: str) -> None:
         _log(f"microvm image {name}: {detail} {state} after {elapsed:.0f}s")
 
     return report
 
 
-def _running_microvms(client, image_arn: str) -> list[dict]:
+def _running_microvms(client: MicrovmsClient, image_arn: str) -> list[dict[str, Any]]:
     return vms.list_microvms(client, image_arn=image_arn, states=_VM_BLOCKING)
 
 
-def _created_at(image: dict) -> float:
-    when = image.get("createdAt")
-    return when.timestamp() if hasattr(when, "timestamp") else 0.0
+def _created_at(image: Mapping[str, Any]) -> float:
+    when: Any = image.get("createdAt")  # a datetime from botocore
+    return float(when.timestamp()) if hasattr(when, "timestamp") else 0.0
 
 
-def _undelivered_images(client, props: dict, owner: str) -> list[dict]:
+def _undelivered_images(
+    client: MicrovmsClient, props: Mapping[str, Any], owner: str
+) -> list[dict[str, Any]]:
     """Live images this resource created that never reached the engine, newest first.
 
     Owned and never delivered = the owner tag's value is ``owner`` without the ``/delivered``
@@ -161,7 +169,7 @@ def _undelivered_images(client, props: dict, owner: str) -> list[dict]:
     Generated names carry the owner's marker, so only those images are read for their tags; with
     an explicit ``name`` every live image is (a leftover may carry an earlier, edited name).
     """
-    found = []
+    found: list[dict[str, Any]] = []
     for item in images.list_images(client):
         name = item.get("name") or ""
         if item.get("state") in images.IMAGE_GOING:
@@ -181,7 +189,9 @@ def _undelivered_images(client, props: dict, owner: str) -> list[dict]:
     return found
 
 
-def _pick_adoptable(leftovers: list[dict], props: dict, owner: str) -> dict | None:
+def _pick_adoptable(
+    leftovers: list[dict[str, Any]], props: Mapping[str, Any], owner: str
+) -> dict[str, Any] | None:
     """The newest leftover whose name is what this create would make (the same explicit name, or
     a generated name with the same prefix); the others are deleted."""
     explicit = props.get("name")
@@ -204,13 +214,13 @@ def _is_name_taken(exc: ClientError) -> bool:
     )
 
 
-def _vm_listing(vms: list[dict]) -> str:
+def _vm_listing(vms: list[dict[str, Any]]) -> str:
     return ", ".join(
         f"{vm.get('microvmId')} ({vm.get('state')}, version {vm.get('imageVersion')})" for vm in vms
     )
 
 
-def _serving_pin(serving: str | None, newest: str, props: dict) -> str | None:
+def _serving_pin(serving: str | None, newest: str, props: Mapping[str, Any]) -> str | None:
     """``activeVersion`` as the service has it: the version that serves when that is not the
     newest build (a rollback, ours or a console one), else None (the newest serves).
 
@@ -218,7 +228,7 @@ def _serving_pin(serving: str | None, newest: str, props: dict) -> str | None:
     """
     if not serving:
         return None
-    pinned = props.get("activeVersion")
+    pinned: str | None = props.get("activeVersion")
     if pinned and images.normalise_version(pinned) == images.normalise_version(serving):
         return pinned
     if images.normalise_version(serving) == images.normalise_version(newest):
@@ -278,15 +288,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 f"{tag}); an image is managed by one stack at a time"
             )
         current = self.read(arn, {k: v for k, v in props.items() if k != "adoptArn"})
-        if current.id is None:
+        if current.id is None or current.outs is None:
             raise MicrovmImageError(f"adopt: image {arn} has no usable version to adopt")
         _log(f"microvm image {image.get('name')}: adopting {arn}")
-        updated = self.update(arn, dict(current.outs), props)
+        updated = self._update(arn, dict(current.outs), props)
         try:
             client.tag_resource(Resource=arn, Tags={spec.OWNER_TAG: spec.delivered(owner)})
         except ClientError as exc:
             raise _api_error("TagResource", exc, scrub) from None
-        return dyn.CreateResult(arn, dict(updated.outs))
+        return dyn.CreateResult(arn, dict(updated))
 
     # ---- diff ------------------------------------------------------------------------------
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
@@ -341,7 +351,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         )
         return dyn.CreateResult(image_arn, outs)
 
-    def _create_fresh(self, client, props, owner, scrub) -> tuple[str, str, dict]:
+    def _create_fresh(
+        self, client: MicrovmsClient, props: dict[str, Any], owner: str, scrub: _Scrubber
+    ) -> tuple[str, str, dict[str, Any]]:
         """CreateMicrovmImage under a name no image has used, wait for the build, return outputs."""
         explicit = props.get("name")
         prefix = props.get("namePrefix") or spec.sanitize_prefix(str(props.get("nameSeed") or ""))
@@ -391,10 +403,12 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             f"({', '.join(taken)}); set a different namePrefix"
         )
 
-    def _name_taken_error(self, client, name, owner, scrub) -> MicrovmImageError:
+    def _name_taken_error(
+        self, client: MicrovmsClient, name: str, owner: str, scrub: _Scrubber
+    ) -> MicrovmImageError:
         try:
             item = images.find_image(client, name)
-            image = None
+            image: GetMicrovmImageOutputTypeDef | None = None
             if item is not None and item.get("state") not in images.IMAGE_GOING:
                 image = client.get_microvm_image(imageIdentifier=item["imageArn"])
         except ClientError as exc:
@@ -416,7 +430,13 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             "import resource option"
         )
 
-    def _adopt_leftover(self, client, image, props, scrub) -> tuple[str, str, dict] | None:
+    def _adopt_leftover(
+        self,
+        client: MicrovmsClient,
+        image: dict[str, Any],
+        props: dict[str, Any],
+        scrub: _Scrubber,
+    ) -> tuple[str, str, dict[str, Any]] | None:
         """Finish what an interrupted create of this resource started, brought to the current
         inputs (tags in place, a changed build as a new version). None when it cannot be used (its
         build failed): it is deleted and the caller creates afresh."""
@@ -484,7 +504,14 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         outs = self._outputs(client, props, name, image_arn, vobj, scrub, retain=bool(changed))
         return name, image_arn, outs
 
-    def _retire_leftover(self, client, image, props, scrub, why: str) -> None:
+    def _retire_leftover(
+        self,
+        client: MicrovmsClient,
+        image: Mapping[str, Any],
+        props: Mapping[str, Any],
+        scrub: _Scrubber,
+        why: str,
+    ) -> None:
         """Delete an image an interrupted create left behind (after its build settles, since an
         image cannot be deleted during its first build, docs/service-facts.md §4.3); fail if it stays."""
         image_arn, name = image["imageArn"], image["name"]
@@ -515,7 +542,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         if outcome.startswith("could not"):
             raise MicrovmImageError(scrub(outcome))
 
-    def _discard_image(self, client, image_arn: str) -> str:
+    def _discard_image(self, client: MicrovmsClient, image_arn: str) -> str:
         """Delete an image this create made (a failed first build, a leftover); say what happened."""
         try:
             accepted = images.delete_image(client, image_arn, give_up_after=120)
@@ -532,7 +559,14 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             return f"the image {image_arn} is being deleted (still DELETING)."
         return "the failed image was deleted; nothing is left behind."
 
-    def _terminate(self, client, running: list[dict], name: str, listing: str, scrub) -> None:
+    def _terminate(
+        self,
+        client: MicrovmsClient,
+        running: list[dict[str, Any]],
+        name: str,
+        listing: str,
+        scrub: _Scrubber,
+    ) -> None:
         _log(
             f"microvm image {name}: terminating {len(running)} MicroVM(s) before delete: {listing}"
         )
@@ -553,12 +587,16 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
     # ---- update ----------------------------------------------------------------------------
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        return dyn.UpdateResult(self._update(id_, olds, news))
+
+    def _update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+        """The update itself; returns the new outputs."""
         olds = spec.plain_numbers(olds)
         news = spec.plain_numbers(news)
         scrub = _Scrubber(olds, news)
         plan = plan_diff(olds, news)
         client = _client(news)
-        name = olds.get("name") or news.get("name")
+        name: str | None = olds.get("name") or news.get("name")
         pin = news.get("activeVersion")
         if pin and (plan.active or plan.build):
             # before anything changes: a pin the image cannot honour fails the update at once
@@ -576,7 +614,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             _log(f"microvm image {name}: tags updated in place (no rebuild)")
 
         version = olds.get("imageVersion")
-        final = None
+        final: Mapping[str, Any] | None = None
         adopted = None
         if plan.build:
             adopted = self._adopt_newer_version(client, id_, version, news, name, scrub)
@@ -608,6 +646,11 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             version = new_version
 
         if final is None:
+            if version is None:
+                # the outputs always carry it (images.image_outputs); only an edited state lacks it
+                raise MicrovmImageError(
+                    f"microvm image {name}: the state records no imageVersion; run a refresh"
+                )
             try:
                 final = client.get_microvm_image_version(imageIdentifier=id_, imageVersion=version)
             except ClientError as exc:
@@ -626,9 +669,17 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             retain=retain,
             known_retained=olds.get("retainedVersions"),
         )
-        return dyn.UpdateResult(outs)
+        return outs
 
-    def _adopt_newer_version(self, client, image_arn, version, news, name, scrub) -> dict | None:
+    def _adopt_newer_version(
+        self,
+        client: MicrovmsClient,
+        image_arn: str,
+        version: str | None,
+        news: Mapping[str, Any],
+        name: str | None,
+        scrub: _Scrubber,
+    ) -> Mapping[str, Any] | None:
         """A version newer than the state's that already has the desired configuration (built
         by an interrupted run of this same update) is adopted instead of building another."""
         try:
@@ -651,7 +702,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         _log(f"microvm image {name}: version {latest} has the desired configuration; adopting it")
         return vobj
 
-    def _start_fresh_update(self, client, image_arn, version, news, name, scrub) -> str:
+    def _start_fresh_update(
+        self,
+        client: MicrovmsClient,
+        image_arn: str,
+        version: str | None,
+        news: Mapping[str, Any],
+        name: str | None,
+        scrub: _Scrubber,
+    ) -> str:
         """UpdateMicrovmImage with a stable token, never ending on a discarded version.
 
         The token is stable so a rerun after a crash replays the build already running. But when
@@ -676,7 +735,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             f"(last: {new_version}); run the deployment again"
         )
 
-    def _is_discarded(self, client, image_arn: str, version: str, scrub) -> bool:
+    def _is_discarded(
+        self, client: MicrovmsClient, image_arn: str, version: str, scrub: _Scrubber
+    ) -> bool:
         try:
             vobj = client.get_microvm_image_version(imageIdentifier=image_arn, imageVersion=version)
         except ClientError as exc:
@@ -685,7 +746,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
         return vobj.get("state") in waiters.VERSION_DONE_BAD
 
-    def _start_update(self, client, image_arn, token, news, name, scrub) -> str:
+    def _start_update(
+        self,
+        client: MicrovmsClient,
+        image_arn: str,
+        token: str,
+        news: Mapping[str, Any],
+        name: str | None,
+        scrub: _Scrubber,
+    ) -> str:
         """UpdateMicrovmImage; if a build is already running (an interrupted earlier run whose
         token the service no longer remembers), wait for it and adopt it when it carries exactly
         the desired configuration, else send the update again."""
@@ -702,10 +771,18 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     raise _api_error("UpdateMicrovmImage", exc, scrub) from None
             adopted = self._await_inflight(client, image_arn, news, name, scrub)
             if adopted:
-                return adopted["imageVersion"]
+                built: str = adopted["imageVersion"]
+                return built
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _await_inflight(self, client, image_arn, news, name, scrub) -> dict | None:
+    def _await_inflight(
+        self,
+        client: MicrovmsClient,
+        image_arn: str,
+        news: Mapping[str, Any],
+        name: str | None,
+        scrub: _Scrubber,
+    ) -> dict[str, Any] | None:
         """Wait for the newest version to finish; return it if it has the desired config."""
         try:
             versions = images.list_versions(client, image_arn)
@@ -733,7 +810,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         except ClientError as exc:
             raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
 
-    def _discard_version(self, client, image_arn: str, version: str | None) -> str:
+    def _discard_version(self, client: MicrovmsClient, image_arn: str, version: str | None) -> str:
         if not version:
             return ""
         try:
@@ -745,7 +822,9 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         return f"The failed version {version} was deleted."
 
     # ---- activeVersion ---------------------------------------------------------------------
-    def _check_pin(self, client, image_arn: str, pin: str, scrub) -> None:
+    def _check_pin(
+        self, client: MicrovmsClient, image_arn: str, pin: str, scrub: _Scrubber
+    ) -> None:
         try:
             ready = images.activatable(images.list_versions(client, image_arn))
         except ClientError as exc:
@@ -755,7 +834,14 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 _pin_advice(images.NotRetained(image_arn, images.normalise_version(pin), ready))
             )
 
-    def _apply_active(self, client, image_arn: str, pin: str | None, name, scrub) -> None:
+    def _apply_active(
+        self,
+        client: MicrovmsClient,
+        image_arn: str,
+        pin: str | None,
+        name: str | None,
+        scrub: _Scrubber,
+    ) -> None:
         """Pin ``pin`` (it serves, newer versions INACTIVE) or, with none, serve the newest."""
         try:
             if pin:
@@ -772,14 +858,19 @@ class MicrovmImageProvider(dyn.ResourceProvider):
 
     # ---- retention + outputs ---------------------------------------------------------------
     def _apply_retention(
-        self, client, image_arn: str, keep: int, active: str | None, pinned: str | None = None
+        self,
+        client: MicrovmsClient,
+        image_arn: str,
+        keep: int,
+        active: str | None,
+        pinned: str | None = None,
     ) -> list[str]:
         """Keep the newest ``keep`` versions; never the active one, the pinned one
         (``activeVersion``) or one a MicroVM uses."""
         versions = images.list_versions(client, image_arn)
         protected = {v for v in (active, pinned) if v}
-        protected |= {vm.get("imageVersion") for vm in _running_microvms(client, image_arn)}
-        protected.discard(None)
+        in_use = (vm.get("imageVersion") for vm in _running_microvms(client, image_arn))
+        protected |= {v for v in in_use if v is not None}
         for ver in retention_plan(versions, keep=keep, protected=protected):
             status = next((v.get("status") for v in versions if v.get("imageVersion") == ver), None)
             try:
@@ -798,8 +889,16 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         return images.kept_versions(client, image_arn)
 
     def _outputs(
-        self, client, props, name, image_arn, version_obj, scrub, retain=True, known_retained=None
-    ) -> dict:
+        self,
+        client: MicrovmsClient,
+        props: Mapping[str, Any],
+        name: str | None,
+        image_arn: str,
+        version_obj: Mapping[str, Any],
+        scrub: _Scrubber,
+        retain: bool = True,
+        known_retained: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
         try:
             image = client.get_microvm_image(imageIdentifier=image_arn)
             if retain:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi.output import Unknown
@@ -132,7 +133,7 @@ _IMAGE_ARN = re.compile(
 )
 
 
-def parse_image_arn(arn: str) -> dict | None:
+def parse_image_arn(arn: str) -> dict[str, str] | None:
     m = _IMAGE_ARN.match(arn or "")
     return m.groupdict() if m else None
 
@@ -143,7 +144,7 @@ def sanitize_prefix(text: str) -> str:
     return cleaned[:55]
 
 
-def owner_id(p: dict) -> str:
+def owner_id(p: Mapping[str, Any]) -> str:
     """A digest naming the resource an image belongs to: same resource and region, same id.
 
     ``nameSeed`` (``<project>/<stack>/<resource name>``, set by ``MicrovmImageResource``) is unique
@@ -197,7 +198,7 @@ def canonical_active_version(value: Any) -> Any:
     return value
 
 
-def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
+def fill_defaults(news: Mapping[str, Any], *, default_region: str | None = None) -> dict[str, Any]:
     """Return a copy of ``news`` with every default filled in explicitly (so diffs are stable).
 
     Does not validate; :func:`validation.validate` runs on the result. Values that are unknown
@@ -207,13 +208,15 @@ def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
     region = p.get("region") or default_region
     if region:
         p["region"] = region
-    region_known = isinstance(region, str) and not is_unknown(region)
+    # the region as a string when it is known (None when unset, unknown or not a string)
+    known = region if isinstance(region, str) and not is_unknown(region) else None
 
     if not p.get("baseImageArn"):
-        if region_known:
-            p["baseImageArn"] = managed_base_image_arn(region)
+        if known is not None:
+            p["baseImageArn"] = managed_base_image_arn(known)
         elif is_unknown(region):
-            p["baseImageArn"] = Unknown()  # derived from an unknown region: unknown too
+            # derived from an unknown region: unknown too
+            p["baseImageArn"] = Unknown()  # type: ignore[no-untyped-call]  # pulumi: unannotated __init__
     p.setdefault("description", "")
     if p.get("cpuConfigurations") in (None, []):
         p["cpuConfigurations"] = [{"architecture": DEFAULT_ARCHITECTURE}]
@@ -223,12 +226,12 @@ def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
         p["additionalOsCapabilities"] = []
     conns = p.get("egressNetworkConnectors")
     if conns in (None, []) and is_unknown(region):
-        p["egressNetworkConnectors"] = Unknown()
-    elif conns in (None, []) and region_known:
-        p["egressNetworkConnectors"] = [managed_connector_arn("INTERNET_EGRESS", region)]
-    elif isinstance(conns, list) and region_known:
+        p["egressNetworkConnectors"] = Unknown()  # type: ignore[no-untyped-call]  # pulumi: unannotated __init__
+    elif conns in (None, []) and known is not None:
+        p["egressNetworkConnectors"] = [managed_connector_arn("INTERNET_EGRESS", known)]
+    elif isinstance(conns, list) and known is not None:
         p["egressNetworkConnectors"] = [
-            managed_connector_arn(c, region)
+            managed_connector_arn(c, known)
             if isinstance(c, str) and re.fullmatch(r"[A-Z_]+", c)
             else c
             for c in conns
@@ -260,7 +263,7 @@ def fill_defaults(news: dict, *, default_region: str | None = None) -> dict:
     return p
 
 
-def _fill_hooks(hooks: dict) -> dict:
+def _fill_hooks(hooks: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(hooks)
     for group, names in (("microvmImageHooks", IMAGE_HOOKS), ("microvmHooks", RUNTIME_HOOKS)):
         sub = out.get(group)
@@ -278,13 +281,13 @@ def _fill_hooks(hooks: dict) -> dict:
     return out
 
 
-def merged_environment(p: dict) -> dict:
+def merged_environment(p: Mapping[str, Any]) -> dict[str, Any]:
     env = dict(p.get("environmentVariables") or {})
     env.update(p.get("secretEnvironmentVariables") or {})
     return env
 
 
-def build_request(p: dict) -> dict:
+def build_request(p: Mapping[str, Any]) -> dict[str, Any]:
     """The full CreateMicrovmImage/UpdateMicrovmImage body (minus name, tags and token).
 
     UpdateMicrovmImage is a full PUT (docs/service-facts.md §4.2): every call carries the whole configuration.
@@ -317,7 +320,7 @@ def canonical(value: Any) -> str:
     return json.dumps(plain_numbers(value), sort_keys=True, separators=(",", ":"), default=str)
 
 
-def client_token(kind: str, identity: str, p: dict, extra: str = "") -> str:
+def client_token(kind: str, identity: str, p: Mapping[str, Any], extra: str = "") -> str:
     """A stable idempotency token: same resource + same inputs → same token (≤ 128 chars).
 
     boto3 would otherwise invent a fresh UUID per call (docs/service-facts.md §8), which defeats idempotency when a
@@ -327,16 +330,19 @@ def client_token(kind: str, identity: str, p: dict, extra: str = "") -> str:
     return f"pulumi-{kind}-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
 
-def log_group_for(p: dict, name: str | None) -> str:
+def log_group_for(p: Mapping[str, Any], name: str | None) -> str:
     """Where the build logs are: the configured CloudWatch group or the service default."""
     logging = p.get("logging") or {}
     cw = logging.get("cloudWatch") if isinstance(logging, dict) else None
     if isinstance(cw, dict) and cw.get("logGroup"):
-        return cw["logGroup"]
+        group: str = cw["logGroup"]  # validated: 1-512 characters
+        return group
     return log_group_name(str(name))
 
 
-def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
+def config_from_version(
+    version: Mapping[str, Any], *, prior: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Rebuild provider properties from a GetMicrovmImageVersion answer (refresh / import).
 
     Environment variables are split back into plain and secret by the keys that were secret in
@@ -371,9 +377,10 @@ def config_from_version(version: dict, *, prior: dict | None = None) -> dict:
     secret_keys = set(prior.get("secretEnvironmentVariables") or {}) if prior else set(env)
     out["environmentVariables"] = {k: v for k, v in env.items() if k not in secret_keys}
     out["secretEnvironmentVariables"] = {k: v for k, v in env.items() if k in secret_keys}
-    return plain_numbers(out)
+    config: dict[str, Any] = plain_numbers(out)
+    return config
 
 
-def user_tags(tags: dict | None) -> dict:
+def user_tags(tags: Mapping[str, Any] | None) -> dict[str, Any]:
     """The program's tags: every tag except the provider's own (:data:`PROVIDER_TAGS`)."""
     return {k: v for k, v in (tags or {}).items() if k not in PROVIDER_TAGS}

@@ -9,7 +9,8 @@ ready-hook rule, supported regions) come from the docs/service-facts.md (§4, §
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeGuard
 
 from microvms.client import (
     ARCHITECTURES,
@@ -75,7 +76,7 @@ READY_RULE = (
 )
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -83,7 +84,7 @@ def _skip(v: Any) -> bool:
     return is_unknown(v)
 
 
-def _check_adopt(f: list[Failure], p: dict, region: str | None) -> None:
+def _check_adopt(f: list[Failure], p: Mapping[str, Any], region: str | None) -> None:
     arn = p.get("adoptArn")
     if arn is None or _skip(arn):
         return
@@ -102,7 +103,7 @@ def _check_adopt(f: list[Failure], p: dict, region: str | None) -> None:
         f.append(("adoptArn", f"adopting {parsed['name']!r} but name is {show(p.get('name'))}"))
 
 
-def validate(p: dict) -> list[Failure]:
+def validate(p: Mapping[str, Any]) -> list[Failure]:
     """Validate defaults-filled properties; return every failure (empty list = valid)."""
     f: list[Failure] = []
     for key in p:
@@ -215,11 +216,11 @@ def _related(a: str, b: str) -> bool:
     return a == b or any(a.startswith(b + sep) or b.startswith(a + sep) for sep in ".[")
 
 
-def _check_model_shapes(f: list[Failure], p: dict) -> None:
+def _check_model_shapes(f: list[Failure], p: Mapping[str, Any]) -> None:
     """Everything the botocore model refuses (unknown members anywhere, wrong types, lengths,
     patterns) that the specific rules above have not already reported for the same property."""
     members = request_members()
-    found = []
+    found: list[Failure] = []
     for key, member in MODEL_MEMBERS.items():
         if key in p and member in members:
             found += check_shape(p[key], members[member]["shape"], key)
@@ -230,7 +231,7 @@ def _check_model_shapes(f: list[Failure], p: dict) -> None:
             reported.append(path)
 
 
-def _check_name(f: list[Failure], p: dict) -> None:
+def _check_name(f: list[Failure], p: Mapping[str, Any]) -> None:
     name = p.get("name")
     if (
         name is not None
@@ -463,7 +464,7 @@ def _check_hooks(f: list[Failure], hooks: Any) -> None:
 
 def _check_env(f: list[Failure], plain: Any, secret: Any) -> None:
     total = 0
-    keys: dict[str, set] = {}
+    keys: dict[str, set[Any]] = {}
     for prop, env in (("environmentVariables", plain), ("secretEnvironmentVariables", secret)):
         if env is None or _skip(env):
             continue
@@ -538,7 +539,7 @@ def _check_tags(f: list[Failure], tags: Any) -> None:
             f.append((path, f"values are 0-256 characters of {allowed}{got}"))
 
 
-def _check_settings(f: list[Failure], p: dict) -> None:
+def _check_settings(f: list[Failure], p: Mapping[str, Any]) -> None:
     kv = p.get("keepVersions")
     if not _skip(kv) and (not _is_int(kv) or not 1 <= kv <= MAX_VERSIONS):
         f.append(
