@@ -54,9 +54,10 @@ answer); an engine crash exactly there leaves a delivered image outside state.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -141,6 +142,61 @@ def _timeout_advice(exc: Exception, props: Mapping[str, Any], log_group: str) ->
         f"\n  what to do: live builds take 2-6 minutes; read the build log (CloudWatch log group "
         f"{log_group}), or raise buildTimeoutMinutes (now {props.get('buildTimeoutMinutes')})"
     )
+
+
+def _build_timeout(props: Mapping[str, Any]) -> float:
+    """``buildTimeoutMinutes`` in seconds, the budget of every wait for a build."""
+    return float(props["buildTimeoutMinutes"]) * 60
+
+
+def _await_build(
+    client: MicrovmsClient,
+    image_arn: str,
+    version: str,
+    props: Mapping[str, Any],
+    name: str | None,
+    scrub: _Scrubber,
+    *,
+    discard: Callable[[], str],
+    then: str = "",
+) -> dict[str, Any]:
+    """Wait for a build this run started; one that fails, times out or loses its image is
+    cleaned up (``discard`` says how that went) and fails the operation, ``then`` closing the
+    message."""
+    log_group = spec.log_group_for(props, name)
+    try:
+        return waiters.wait_for_image_version(
+            client,
+            image_arn,
+            version,
+            timeout=_build_timeout(props),
+            progress=_progress(name),
+            log_group=log_group,
+        )
+    except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
+        cleanup = discard()
+        advice = _timeout_advice(exc, props, log_group)
+        raise MicrovmImageError(scrub(f"{exc}{advice}\n  {cleanup}{then}")) from None
+    except ClientError as exc:
+        raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+
+
+def _retag(
+    client: MicrovmsClient,
+    image_arn: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    scrub: _Scrubber,
+) -> None:
+    """Bring the image's tags from ``old`` to ``new`` in place (no rebuild)."""
+    to_set, to_remove = tag_delta(old, new)
+    try:
+        if to_set:
+            client.tag_resource(Resource=image_arn, Tags=to_set)
+        if to_remove:
+            client.untag_resource(Resource=image_arn, TagKeys=to_remove)
+    except ClientError as exc:
+        raise _api_error("TagResource", exc, scrub) from None
 
 
 def _progress(name: str | None) -> waiters.Progress:
@@ -377,22 +433,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 continue
             image_arn, version = resp["imageArn"], resp.get("imageVersion") or "1.0"
             _log(f"microvm image {name}: CreateMicrovmImage accepted, building version {version}")
-            log_group = spec.log_group_for(props, name)
-            try:
-                final = waiters.wait_for_image_version(
-                    client,
-                    image_arn,
-                    version,
-                    timeout=float(props["buildTimeoutMinutes"]) * 60,
-                    progress=_progress(name),
-                    log_group=log_group,
-                )
-            except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
-                cleanup = self._discard_image(client, image_arn)
-                text = f"{exc}{_timeout_advice(exc, props, log_group)}\n  {cleanup}"
-                raise MicrovmImageError(scrub(text)) from None
-            except ClientError as exc:
-                raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+            final = _await_build(
+                client,
+                image_arn,
+                version,
+                props,
+                name,
+                scrub,
+                discard=functools.partial(self._discard_image, client, image_arn),
+            )
             return (
                 name,
                 image_arn,
@@ -443,7 +492,6 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         image_arn, name = image["imageArn"], image["name"]
         _log(f"microvm image {name}: re-attaching to the build started by an interrupted run")
         log_group = spec.log_group_for(props, name)
-        timeout = float(props["buildTimeoutMinutes"]) * 60
         try:
             version = images.newest_version(client, image)
             if version is None:
@@ -453,7 +501,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 client,
                 image_arn,
                 version,
-                timeout=timeout,
+                timeout=_build_timeout(props),
                 progress=_progress(name),
                 log_group=log_group,
             )
@@ -468,14 +516,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
         except ClientError as exc:
             raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
 
-        to_set, to_remove = tag_delta(image.get("tags"), props.get("tags"))
-        try:
-            if to_set:
-                client.tag_resource(Resource=image_arn, Tags=to_set)
-            if to_remove:
-                client.untag_resource(Resource=image_arn, TagKeys=to_remove)
-        except ClientError as exc:
-            raise _api_error("TagResource", exc, scrub) from None
+        _retag(client, image_arn, image.get("tags"), props.get("tags"), scrub)
         live = {**props, **spec.config_from_version(vobj, prior=props)}
         changed = plan_diff(live, props).build
         if changed:
@@ -486,21 +527,15 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 f"microvm image {name}: the interrupted run built other inputs "
                 f"({', '.join(changed)} changed); building version {new_version}"
             )
-            try:
-                vobj = waiters.wait_for_image_version(
-                    client,
-                    image_arn,
-                    new_version,
-                    timeout=timeout,
-                    progress=_progress(name),
-                    log_group=log_group,
-                )
-            except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
-                cleanup = self._discard_version(client, image_arn, new_version)
-                advice = _timeout_advice(exc, props, log_group)
-                raise MicrovmImageError(scrub(f"{exc}{advice}\n  {cleanup}")) from None
-            except ClientError as exc:
-                raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+            vobj = _await_build(
+                client,
+                image_arn,
+                new_version,
+                props,
+                name,
+                scrub,
+                discard=functools.partial(self._discard_version, client, image_arn, new_version),
+            )
         outs = self._outputs(client, props, name, image_arn, vobj, scrub, retain=bool(changed))
         return name, image_arn, outs
 
@@ -528,7 +563,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                             client,
                             image_arn,
                             version,
-                            timeout=float(props["buildTimeoutMinutes"]) * 60,
+                            timeout=_build_timeout(props),
                             progress=_progress(name),
                         )
         except waiters.WaitTimeout as exc:
@@ -603,14 +638,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
             self._check_pin(client, id_, pin, scrub)
 
         if plan.tags:
-            to_set, to_remove = tag_delta(olds.get("tags"), news.get("tags"))
-            try:
-                if to_set:
-                    client.tag_resource(Resource=id_, Tags=to_set)
-                if to_remove:
-                    client.untag_resource(Resource=id_, TagKeys=to_remove)
-            except ClientError as exc:
-                raise _api_error("TagResource", exc, scrub) from None
+            _retag(client, id_, olds.get("tags"), news.get("tags"), scrub)
             _log(f"microvm image {name}: tags updated in place (no rebuild)")
 
         version = olds.get("imageVersion")
@@ -626,23 +654,16 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                 f"microvm image {name}: UpdateMicrovmImage accepted ({', '.join(plan.build)} "
                 f"changed), building version {new_version}"
             )
-            try:
-                final = waiters.wait_for_image_version(
-                    client,
-                    id_,
-                    new_version,
-                    timeout=float(news["buildTimeoutMinutes"]) * 60,
-                    progress=_progress(name),
-                    log_group=spec.log_group_for(news, name),
-                )
-            except (waiters.BuildFailed, waiters.WaitTimeout, waiters.ImageGone) as exc:
-                cleanup = self._discard_version(client, id_, new_version)
-                advice = _timeout_advice(exc, news, spec.log_group_for(news, name))
-                raise MicrovmImageError(
-                    scrub(f"{exc}{advice}\n  {cleanup} Version {version} stays active.")
-                ) from None
-            except ClientError as exc:
-                raise _api_error("GetMicrovmImageVersion", exc, scrub) from None
+            final = _await_build(
+                client,
+                id_,
+                new_version,
+                news,
+                name,
+                scrub,
+                discard=functools.partial(self._discard_version, client, id_, new_version),
+                then=f" Version {version} stays active.",
+            )
             version = new_version
 
         if final is None:
@@ -795,7 +816,7 @@ class MicrovmImageProvider(dyn.ResourceProvider):
                     client,
                     image_arn,
                     newest,
-                    timeout=float(news["buildTimeoutMinutes"]) * 60,
+                    timeout=_build_timeout(news),
                     progress=_progress(name),
                 )
             except (waiters.BuildFailed, waiters.ImageGone):
