@@ -306,28 +306,24 @@ def wait_for_image_deleted(
     rng: Callable[[], float] = random.random,
 ) -> None:
     """Poll ``GetMicrovmImage`` until it answers 404 (or ``DELETED``); deletes are asynchronous."""
-    start = clock()
-    last_state = None
-    for delay in backoff.delays(rng):
+
+    def look() -> tuple[str, str, str] | None:
         try:
             image = client.get_microvm_image(imageIdentifier=image_arn)
         except ClientError as exc:
             if is_not_found(exc):
-                return
+                return None
             raise
         state = image.get("state", "?")
-        elapsed = clock() - start
         if state in IMAGE_GONE:
-            return
+            return None
         if state == "DELETE_FAILED":
             raise RuntimeError(f"deleting image {image_arn} failed (state DELETE_FAILED)")
-        if state != last_state:
-            _report(progress, elapsed, state, "deleting")
-            last_state = state
-        if elapsed >= timeout - DEADLINE_SLACK:
-            raise WaitTimeout(f"image {image_arn} still {state} after {elapsed:.0f} s")
-        sleep(min(delay, max(0.0, timeout - elapsed)))
-    raise AssertionError("unreachable")  # pragma: no cover
+        return state, "deleting", f"image {image_arn} still {state}"
+
+    _poll_until_gone(
+        look, timeout=timeout, progress=progress, backoff=backoff, sleep=sleep, clock=clock, rng=rng
+    )
 
 
 def wait_for_microvms_terminated(
@@ -342,9 +338,10 @@ def wait_for_microvms_terminated(
     rng: Callable[[], float] = random.random,
 ) -> None:
     """Poll ``GetMicrovm`` for each id until all are ``TERMINATED`` (terminate is asynchronous)."""
-    start = clock()
     pending = list(microvm_ids)
-    for delay in backoff.delays(rng):
+
+    def look() -> tuple[str, str, str] | None:
+        nonlocal pending
         still = []
         for vm_id in pending:
             try:
@@ -356,13 +353,58 @@ def wait_for_microvms_terminated(
             if vm.get("state") not in MICROVM_DONE:
                 still.append(vm_id)
         pending = still
-        elapsed = clock() - start
         if not pending:
+            return None
+        return (
+            "TERMINATING",
+            f"{len(pending)} MicroVM(s) still running",
+            f"MicroVMs {', '.join(pending)} not terminated",
+        )
+
+    _poll_until_gone(
+        look,
+        timeout=timeout,
+        progress=progress,
+        every_round=True,
+        backoff=backoff,
+        sleep=sleep,
+        clock=clock,
+        rng=rng,
+    )
+
+
+def _poll_until_gone(
+    look: Callable[[], tuple[str, str, str] | None],
+    *,
+    timeout: float,
+    progress: Progress | None,
+    every_round: bool = False,
+    backoff: Backoff,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    rng: Callable[[], float],
+) -> None:
+    """The loop of the waits for something to go away (deletes and terminates are asynchronous).
+
+    ``look()`` polls once: None when it is gone, else ``(state, detail, what)`` — the state and
+    detail for ``progress`` (reported when they change, or ``every_round``) and what is still
+    there, which the :class:`WaitTimeout` names after ``timeout`` seconds.
+    """
+    start = clock()
+    last = None
+    for delay in backoff.delays(rng):
+        seen = look()
+        elapsed = clock() - start
+        if seen is None:
             return
-        _report(progress, elapsed, "TERMINATING", f"{len(pending)} MicroVM(s) still running")
+        state, detail, what = seen
+        if every_round or (state, detail) != last:
+            _report(progress, elapsed, state, detail)
+            last = (state, detail)
         if elapsed >= timeout - DEADLINE_SLACK:
-            raise WaitTimeout(f"MicroVMs {', '.join(pending)} not terminated after {elapsed:.0f} s")
+            raise WaitTimeout(f"{what} after {elapsed:.0f} s")
         sleep(min(delay, max(0.0, timeout - elapsed)))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def wait_for_microvm(
