@@ -11,7 +11,7 @@ boto3 and s3transfer (about a third of a second of start-up the CLI does not nee
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 from microvms import env
 
@@ -37,31 +37,26 @@ RetryMode = Literal["legacy", "standard", "adaptive"]
 RETRY_MODES: tuple[RetryMode, ...] = ("legacy", "standard", "adaptive")
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keyword options of :func:`make_client` (its overloads differ only in the service)."""
+
+    region: str | None
+    endpoint_url: str | None
+    profile: str | None
+    max_attempts: int
+    retry_mode: str
+    connect_timeout: float
+    read_timeout: float
+    credentials: tuple[str, str] | None
+
+
 @overload
 def make_client(
-    service: Literal["lambda-microvms"] = ...,
-    *,
-    region: str | None = ...,
-    endpoint_url: str | None = ...,
-    profile: str | None = ...,
-    max_attempts: int = ...,
-    retry_mode: str = ...,
-    connect_timeout: float = ...,
-    read_timeout: float = ...,
-    credentials: tuple[str, str] | None = ...,
+    service: Literal["lambda-microvms"] = ..., **options: Unpack[ClientOptions]
 ) -> MicrovmsClient: ...
 @overload
 def make_client(
-    service: Literal["service-quotas"],
-    *,
-    region: str | None = ...,
-    endpoint_url: str | None = ...,
-    profile: str | None = ...,
-    max_attempts: int = ...,
-    retry_mode: str = ...,
-    connect_timeout: float = ...,
-    read_timeout: float = ...,
-    credentials: tuple[str, str] | None = ...,
+    service: Literal["service-quotas"], **options: Unpack[ClientOptions]
 ) -> ServiceQuotasClient: ...
 def make_client(
     service: str = SERVICE,
