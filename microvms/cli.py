@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -625,7 +625,7 @@ def suspend(
     output_format: OutputOpt = None,
 ) -> None:  # fmt: skip
     """SuspendMicrovm; with --wait, wait until SUSPENDED."""
-    _transition(ctx, vms.suspend, "SUSPENDED", microvm_id, wait, timeout, output_format)
+    _transition(ctx, vms.suspend, microvm_id, wait, timeout, output_format)
 
 
 @app.command()
@@ -634,27 +634,12 @@ def resume(
     output_format: OutputOpt = None,
 ) -> None:  # fmt: skip
     """ResumeMicrovm; with --wait, wait until RUNNING."""
-    _transition(ctx, vms.resume, "RUNNING", microvm_id, wait, timeout, output_format)
-
-
-class _Transition(Protocol):
-    """``vms.suspend`` / ``vms.resume``: one state change, optionally waited for."""
-
-    def __call__(
-        self,
-        client: MicrovmsClient,
-        microvm_id: str,
-        *,
-        wait: bool = ...,
-        timeout: float = ...,
-        progress: waiters.WaitReporter | None = ...,
-    ) -> dict[str, Any]: ...
+    _transition(ctx, vms.resume, microvm_id, wait, timeout, output_format)
 
 
 def _transition(
     ctx: typer.Context,
-    act: _Transition,
-    target: str,
+    act: vms.Transition,
     microvm_id: str,
     wait: bool,
     timeout: float,
@@ -665,7 +650,7 @@ def _transition(
         fmt = _fmt(ctx, output_format)
         _id(microvm_id)
         client = _client(ctx)
-        with _progress(f"waiting for {microvm_id} to be {target}") as progress:
+        with _progress(f"waiting for {microvm_id} to be {act.target}") as progress:
             vm = act(client, microvm_id, wait=wait, timeout=timeout, progress=progress)
         output.emit(vms.summarize(vm), fmt)
 

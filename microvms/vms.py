@@ -321,56 +321,37 @@ def get(client: MicrovmsClient, microvm_id: str) -> dict[str, Any]:
     return without_metadata(client.get_microvm(microvmIdentifier=microvm_id))
 
 
-def _act(
-    client: MicrovmsClient,
-    operation: str,
-    microvm_id: str,
-    target: str,
-    wait: bool,
-    timeout: float,
-    progress: WaitReporter | None,
-) -> dict[str, Any]:
-    """Call ``operation`` on a MicroVM, then wait for ``target`` (``wait``) or read it once."""
-    getattr(client, operation)(microvmIdentifier=microvm_id)
-    if wait:
-        return wait_for_microvm(client, microvm_id, (target,), timeout=timeout, progress=progress)
-    return get(client, microvm_id)
+@dataclass(frozen=True)
+class Transition:
+    """One MicroVM state change: call ``operation``, then wait for ``target`` (``wait``) or read
+    the MicroVM once. :data:`terminate`, :data:`suspend` and :data:`resume` are its instances."""
+
+    operation: str
+    target: str
+
+    def __call__(
+        self,
+        client: MicrovmsClient,
+        microvm_id: str,
+        *,
+        wait: bool = False,
+        timeout: float = 120.0,
+        progress: WaitReporter | None = None,
+    ) -> dict[str, Any]:
+        getattr(client, self.operation)(microvmIdentifier=microvm_id)
+        if wait:
+            return wait_for_microvm(
+                client, microvm_id, (self.target,), timeout=timeout, progress=progress
+            )
+        return get(client, microvm_id)
 
 
-def terminate(
-    client: MicrovmsClient,
-    microvm_id: str,
-    *,
-    wait: bool = False,
-    timeout: float = 120.0,
-    progress: WaitReporter | None = None,
-) -> dict[str, Any]:
-    """TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, docs/service-facts.md §7)."""
-    return _act(client, "terminate_microvm", microvm_id, "TERMINATED", wait, timeout, progress)
-
-
-def suspend(
-    client: MicrovmsClient,
-    microvm_id: str,
-    *,
-    wait: bool = False,
-    timeout: float = 120.0,
-    progress: WaitReporter | None = None,
-) -> dict[str, Any]:
-    """SuspendMicrovm; with ``wait``, until SUSPENDED."""
-    return _act(client, "suspend_microvm", microvm_id, "SUSPENDED", wait, timeout, progress)
-
-
-def resume(
-    client: MicrovmsClient,
-    microvm_id: str,
-    *,
-    wait: bool = False,
-    timeout: float = 120.0,
-    progress: WaitReporter | None = None,
-) -> dict[str, Any]:
-    """ResumeMicrovm; with ``wait``, until RUNNING."""
-    return _act(client, "resume_microvm", microvm_id, "RUNNING", wait, timeout, progress)
+terminate = Transition("terminate_microvm", "TERMINATED")
+"""TerminateMicrovm; idempotent (a TERMINATED VM answers 200 no-op, docs/service-facts.md §7)."""
+suspend = Transition("suspend_microvm", "SUSPENDED")
+"""SuspendMicrovm; with ``wait``, until SUSPENDED."""
+resume = Transition("resume_microvm", "RUNNING")
+"""ResumeMicrovm; with ``wait``, until RUNNING."""
 
 
 def _age_seconds(item: Mapping[str, Any], now: _dt.datetime) -> float | None:
