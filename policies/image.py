@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from graph import (
@@ -184,39 +185,40 @@ def _where(args: ResourceValidationArgs) -> str:
     return f"{args.resource_type} '{args.name}'"
 
 
-@guarded("image-capabilities-all")
-def _validate_capabilities(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in IMAGE_TYPES:
-        return
-    res = Res.from_args(args)
-    for message in capabilities_findings(res.get("additionalOsCapabilities"), _where(args)):
-        report_violation(message)
+def _image_input_policy(
+    name: str, description: str, key: str, findings: Callable[[Any, str], list[str]]
+) -> ResourceValidationPolicy:
+    """An advisory policy that reports ``findings`` on one input (``key``) of every image."""
+
+    @guarded(name)
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type not in IMAGE_TYPES:
+            return
+        res = Res.from_args(args)
+        for message in findings(res.get(key), _where(args)):
+            report_violation(message)
+
+    return ResourceValidationPolicy(
+        name=name,
+        description=description,
+        enforcement_level=EnforcementLevel.ADVISORY,
+        validate=validate,
+        **meta(name),
+    )
 
 
-image_capabilities_all = ResourceValidationPolicy(
-    name="image-capabilities-all",
-    description="Flags MicroVM images that grant the guest every OS capability (additionalOsCapabilities: ['ALL']).",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=_validate_capabilities,
-    **meta("image-capabilities-all"),
+image_capabilities_all = _image_input_policy(
+    "image-capabilities-all",
+    "Flags MicroVM images that grant the guest every OS capability (additionalOsCapabilities: ['ALL']).",
+    "additionalOsCapabilities",
+    capabilities_findings,
 )
 
-
-@guarded("image-env-plaintext-secrets")
-def _validate_env(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in IMAGE_TYPES:
-        return
-    res = Res.from_args(args)
-    for message in plaintext_secret_findings(res.get("environmentVariables"), _where(args)):
-        report_violation(message)
-
-
-image_env_plaintext_secrets = ResourceValidationPolicy(
-    name="image-env-plaintext-secrets",
-    description="Flags image environment variables that look like secrets but are not Pulumi secrets.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=_validate_env,
-    **meta("image-env-plaintext-secrets"),
+image_env_plaintext_secrets = _image_input_policy(
+    "image-env-plaintext-secrets",
+    "Flags image environment variables that look like secrets but are not Pulumi secrets.",
+    "environmentVariables",
+    plaintext_secret_findings,
 )
 
 # How components.runs passes run limits to `python -m microvms` (environment, never argv).
