@@ -48,7 +48,38 @@ def _csv(values: Sequence[str] | None) -> str:
     return ",".join(values or ())
 
 
-def _run_environment(args: SmokeTestArgs | SessionRunArgs) -> dict[str, pulumi.Input[str]]:
+@dataclass
+class RunArgs:
+    """What ``SmokeTestArgs`` and ``SessionRunArgs`` share: which image runs, where, as whom."""
+
+    image_arn: pulumi.Input[str]
+    """ARN of the image to run (``arn:aws:lambda:<region>:<account>:microvm-image:<name>``)."""
+    region: pulumi.Input[str]
+    """Region of the image (also used to expand managed connector names)."""
+    image_version: pulumi.Input[str] | None = None
+    """The version to run; None runs the image's active version (what a new build makes)."""
+    rerun_on: pulumi.Input[str] | None = None
+    """A value whose change re-runs the command (default: ``image_version``). The program passes
+    the image's build fingerprint: known in a preview, so an update that builds no version (tags)
+    previews no re-run, and one that does previews exactly one."""
+    execution_role_arn: pulumi.Input[str] | None = None
+    """Execution role for the VM (optional; the API allows none)."""
+    ingress_connectors: Sequence[str] = SmokeTestSettings.ingress_connectors
+    """Managed names or connector ARNs."""
+    egress_connectors: Sequence[str] = SmokeTestSettings.egress_connectors
+    """Managed names or connector ARNs."""
+    max_duration_seconds: pulumi.Input[int] | None = None
+    """``maximumDurationInSeconds`` (1..28800; the service default is 28800); for the smoke test
+    a ceiling, see ``SmokeTestArgs``."""
+    microvms_endpoint: pulumi.Input[str] | None = None
+    """Override for the lambda-microvms API (local stack: the emulator URL)."""
+    proxy_url: pulumi.Input[str] | None = None
+    """Where endpoint traffic goes locally (the emulator URL); live traffic needs none."""
+    interpreter: str = field(default_factory=lambda: sys.executable)
+    """Python of the project environment (has ``microvms`` importable)."""
+
+
+def _run_environment(args: RunArgs) -> dict[str, pulumi.Input[str]]:
     """What both commands pass the CLI: the image, its connectors, the role, the endpoints."""
     variables: dict[str, pulumi.Input[str]] = {
         env.REGION: args.region,
@@ -86,21 +117,13 @@ def parse_result(stdout: str | None) -> dict[str, Any] | None:
 
 
 @dataclass
-class SmokeTestArgs:
-    """Inputs of ``SmokeTest``. Defaults are ``components.config.SmokeTestSettings``'s."""
+class SmokeTestArgs(RunArgs):
+    """Inputs of ``SmokeTest``. Defaults are ``components.config.SmokeTestSettings``'s.
 
-    image_arn: pulumi.Input[str]
-    """ARN of the image to test (``arn:aws:lambda:<region>:<account>:microvm-image:<name>``)."""
-    region: pulumi.Input[str]
-    """Region of the image (also used to expand managed connector names)."""
-    image_version: pulumi.Input[str] | None = None
-    """The version to run; None runs the image's active version (what a new build makes)."""
-    rerun_on: pulumi.Input[str] | None = None
-    """A value whose change re-runs the test (default: ``image_version``). The program passes the
-    image's build fingerprint: known in a preview, so an update that builds no version (tags)
-    previews no smoke re-run, and one that does previews exactly one."""
-    execution_role_arn: pulumi.Input[str] | None = None
-    """Execution role for the throwaway VM (optional; the API allows none)."""
+    ``max_duration_seconds`` is the stack's ``maximumDurationSeconds`` as a ceiling for the
+    throwaway VM: its ``maximumDurationInSeconds`` becomes ``min(this, timeout_seconds + 120)``.
+    None (the default) leaves the backstop to the CLI (``timeout_seconds + 120``)."""
+
     path: pulumi.Input[str] = SmokeTestSettings.path
     """Path probed through the VM endpoint."""
     expected_status: pulumi.Input[int] = SmokeTestSettings.expected_status
@@ -109,22 +132,8 @@ class SmokeTestArgs:
     """Budget for run + probe; the VM's ``maximumDurationInSeconds`` backstop is this + 120 s."""
     port: pulumi.Input[int] = 8080
     """Guest port probed."""
-    ingress_connectors: Sequence[str] = SmokeTestSettings.ingress_connectors
-    """Managed names or connector ARNs."""
-    egress_connectors: Sequence[str] = SmokeTestSettings.egress_connectors
-    """Managed names or connector ARNs."""
     enabled: bool = SmokeTestSettings.enabled
     """False registers the component without a command (``result`` is None)."""
-    max_duration_seconds: pulumi.Input[int] | None = None
-    """The stack's ``maximumDurationSeconds`` as a ceiling for the throwaway VM: its
-    ``maximumDurationInSeconds`` becomes ``min(this, timeout_seconds + 120)``. None (the default)
-    leaves the backstop to the CLI (``timeout_seconds + 120``)."""
-    microvms_endpoint: pulumi.Input[str] | None = None
-    """Override for the lambda-microvms API (local stack: the emulator URL)."""
-    proxy_url: pulumi.Input[str] | None = None
-    """Where endpoint traffic goes locally (the emulator URL); live traffic needs none."""
-    interpreter: str = field(default_factory=lambda: sys.executable)
-    """Python of the project environment (has ``microvms`` importable)."""
 
 
 def smoke_max_duration(max_duration_seconds: int, timeout_seconds: float) -> int:
@@ -200,28 +209,15 @@ def _max_seconds(timeout: pulumi.Input[int]) -> int:
 
 
 @dataclass
-class SessionRunArgs:
-    """Inputs of ``SessionRun``: one long-lived MicroVM for the stack."""
+class SessionRunArgs(RunArgs):
+    """Inputs of ``SessionRun``: one long-lived MicroVM for the stack; a new version (or
+    ``rerun_on``) replaces the VM (new one up, old one terminated)."""
 
-    image_arn: pulumi.Input[str]
-    """Image to run; a new version replaces the VM (new one up, old one terminated)."""
-    region: pulumi.Input[str]
-    image_version: pulumi.Input[str] | None = None
-    """The version to run; None runs the image's active version."""
-    rerun_on: pulumi.Input[str] | None = None
-    """A value whose change replaces the VM (default: ``image_version``); see ``SmokeTestArgs``."""
-    execution_role_arn: pulumi.Input[str] | None = None
     ingress_connectors: Sequence[str] = SessionRunSettings.ingress_connectors
-    egress_connectors: Sequence[str] = SmokeTestSettings.egress_connectors
     idle_policy: Mapping[str, Any] | None = None
     """``{"maxIdleDurationSeconds", "suspendedDurationSeconds", "autoResumeEnabled"}`` or None."""
-    max_duration_seconds: pulumi.Input[int] | None = None
-    """``maximumDurationInSeconds`` (1..28800; the service default is 28800)."""
     run_hook_payload: pulumi.Input[str] | None = None
     """Sent on stdin (never argv), stored as a secret."""
-    microvms_endpoint: pulumi.Input[str] | None = None
-    proxy_url: pulumi.Input[str] | None = None
-    interpreter: str = field(default_factory=lambda: sys.executable)
 
 
 def session_environment(args: SessionRunArgs) -> dict[str, pulumi.Input[str]]:
