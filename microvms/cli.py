@@ -581,10 +581,7 @@ def ls_(
         age = vms.parse_duration(older_than)
         if not 1 <= page_size <= 50:
             raise vms.InputError("--page-size", f"must be 1..50, got {page_size}")
-        if version and not image:
-            raise vms.InputError(
-                "--version", "needs --image (ListMicrovms filters versions per image)"
-            )
+        vms.check_version_filter(image, version)
         client = _client(ctx)
         items = vms.list_microvms(
             client, image_arn=_image(client, image, "--image"), image_version=version,
@@ -937,10 +934,7 @@ def gc(
             raise vms.InputError(
                 "gc", "give --image and/or --older-than (refusing to select every MicroVM)"
             )
-        if version and not image:
-            raise vms.InputError(
-                "--version", "needs --image (ListMicrovms filters versions per image)"
-            )
+        vms.check_version_filter(image, version)
         client = _client(ctx)
         result = vms.gc(
             client,

@@ -363,6 +363,12 @@ def _age_seconds(item: Mapping[str, Any], now: _dt.datetime) -> float | None:
     return max(0.0, (now - started).total_seconds())
 
 
+def check_version_filter(image: str | None, version: str | None) -> None:
+    """A version filter needs its image: ListMicrovms filters versions per image."""
+    if version and not image:
+        raise InputError("--version", "needs --image (ListMicrovms filters versions per image)")
+
+
 def list_microvms(
     client: MicrovmsClient,
     *,
@@ -374,8 +380,7 @@ def list_microvms(
     page_size: int = 50,
 ) -> list[dict[str, Any]]:
     """All MicroVMs (every page), filtered; each item gains ``ageSeconds``."""
-    if image_version and not image_arn:
-        raise InputError("--version", "needs --image (ListMicrovms filters versions per image)")
+    check_version_filter(image_arn, image_version)
     params: dict[str, Any] = {"PaginationConfig": {"PageSize": page_size}}
     if image_arn:
         params["imageIdentifier"] = image_arn
