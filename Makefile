@@ -13,6 +13,10 @@ RUN := $(UV) run --locked --no-sync
 POLICY_ENV = $(if $(filter local,$(STACK)),dev,$(STACK))
 POLICY_CONFIG ?= policies/config/$(POLICY_ENV).json
 PYTEST_ARGS ?=
+# pytest-xdist: tests mostly wait (builds, processes, sockets), so more workers than cores pays.
+# loadfile keeps each file on one worker (its module fixtures start once; engine files stay whole).
+PYTEST_WORKERS ?= 6
+XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 PREVIEW_JSON ?= preview.json
 # Where `make pulumi` puts the CLI it builds (used when no `pulumi` is on PATH).
 TOOLCHAIN_BIN = $(shell $(RUN) python -m devkit.toolchain --bin-dir 2>/dev/null)
@@ -33,7 +37,11 @@ sync: $(UV) ## Install the locked environment into .venv (uv sync --locked)
 .PHONY: test
 test: sync lint ## Run every test tier (unit, emulator, protocol, engine) after lint
 	$(RUN) python -m devkit.toolchain --if-possible
-	$(RUN) pytest tests $(PYTEST_ARGS)
+	$(RUN) pytest tests $(XDIST) $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: sync ## The edit loop: unit, emulator and protocol tiers in parallel, without slow tests
+	$(RUN) pytest tests/unit tests/emulator tests/protocol $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 .PHONY: pulumi
 pulumi: sync ## Build (or reuse) the Pulumi CLI and its Python launchers from Go modules, cached in ~/.cache

@@ -33,3 +33,13 @@ def hermetic_aws(monkeypatch):
     for key, value in _FAKE_AWS.items():
         monkeypatch.setenv(key, value)
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding ``slow`` tests run first (order within a file kept).
+
+    Under ``pytest -n N --dist loadfile`` (``make test``) each file goes to one worker in this
+    order, so the long process chains start at once instead of forming a tail at the end.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -153,6 +153,7 @@ def _on_a_terminal(*args) -> tuple[int, str]:
     return code, b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow  # four CLI processes on a pseudo-terminal
 def test_waits_show_a_live_line_on_a_terminal_and_nothing_off_it(env):
     emu, client, image = env
     code, text = _on_a_terminal("run", "--image-arn", image, "--wait")

@@ -29,6 +29,9 @@ import pytest
 
 from devkit import services
 
+# A chain of real processes per test (services, an image build, the CLI in bash).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 LIFETIME = "300"
 SERVICES = ("moto", "app", "shell", "emulator")

@@ -44,7 +44,8 @@ from devkit import local_stack, services
 from devkit.offline.evaluate import evaluate_program
 from devkit.offline.provider import DynamicProvider, ProviderError
 
-pytestmark = pytest.mark.protocol
+# The whole local chain: build, smoke test and delete through the provider and the CLI.
+pytestmark = [pytest.mark.protocol, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_TYPE = "pulumi-python:dynamic/lambda-microvms:MicrovmImage"

@@ -39,6 +39,7 @@ def slow_rig(emulator_factory):
         assert_no_secret_in_logs(r)
 
 
+@pytest.mark.slow  # waits out a real build timeout
 def test_create_that_outlives_the_build_timeout_fails_and_leaves_nothing(slow_rig):
     r = slow_rig
     checked = r.check(program_inputs())
@@ -61,6 +62,7 @@ def test_create_that_outlives_the_build_timeout_fails_and_leaves_nothing(slow_ri
     assert calls.get("DeleteMicrovmImage", 0) >= 1
 
 
+@pytest.mark.slow  # waits out a real build timeout
 def test_update_that_outlives_the_build_timeout_keeps_the_old_version(slow_rig):
     r = slow_rig
     inputs, created = r.create()

@@ -87,6 +87,7 @@ def test_a_replacement_that_keeps_an_explicit_name_is_refused_and_the_image_kept
 
 
 # ---------------------------------------------------------------- item 2: names never run out
+@pytest.mark.slow  # provider processes killed and rerun on real build clocks
 def test_destroy_and_up_cycles_never_run_out_of_names(rig):
     names = []
     for _ in range(7):  # more than the five fixed candidates the provider used to have
@@ -98,6 +99,7 @@ def test_destroy_and_up_cycles_never_run_out_of_names(rig):
     assert live_images(rig) == {}
 
 
+@pytest.mark.slow  # provider processes killed and rerun on real build clocks
 def test_failed_first_builds_never_run_out_of_names(rig):
     for _ in range(6):
         rig.faults(failNextBuilds=["INTERNAL_PLATFORM_ERROR"])
@@ -141,6 +143,7 @@ EDITS = {
 }
 
 
+@pytest.mark.slow  # provider processes killed and rerun on real build clocks
 @pytest.mark.parametrize("edit", list(EDITS.values()), ids=list(EDITS))
 def test_killed_mid_create_then_rerun_with_edited_inputs_leaves_one_image(emulator_factory, edit):
     emu = emulator_factory(build_seconds=2.0)
@@ -178,6 +181,7 @@ def test_killed_mid_create_then_rerun_with_edited_inputs_leaves_one_image(emulat
         assert "re-attaching to the build started by an interrupted run" in second.provider.stderr
 
 
+@pytest.mark.slow  # provider processes killed and rerun on real build clocks
 def test_killed_mid_replacement_then_rerun_adopts_the_replacement_not_the_live_image(
     emulator_factory,
 ):
@@ -201,6 +205,7 @@ def test_killed_mid_replacement_then_rerun_adopts_the_replacement_not_the_live_i
     assert "re-attaching to the build started by an interrupted run" in second.provider.stderr
 
 
+@pytest.mark.slow  # provider processes killed and rerun on real build clocks
 def test_killed_mid_create_whose_build_then_failed_is_rebuilt_under_a_new_name(emulator_factory):
     emu = emulator_factory(build_seconds=2.0)
     first = start_rig(emu)

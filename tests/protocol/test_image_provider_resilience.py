@@ -14,7 +14,8 @@ from tests.protocol.test_image_provider_support import (
     start_rig,
 )
 
-pytestmark = pytest.mark.protocol
+# Provider processes killed mid-operation and rerun, on real build clocks.
+pytestmark = [pytest.mark.protocol, pytest.mark.slow]
 
 
 def test_throttling_at_30_percent_is_invisible(emulator_factory):

@@ -72,6 +72,7 @@ print(json.dumps({r.urn: r.inputs for r in g.resources}))
 """
 
 
+@pytest.mark.slow  # a fresh interpreter per hash seed
 @pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
 def test_separate_processes_with_different_hash_seeds_register_identical_inputs(preview):
     """What a reviewer sees: the CI machine and a laptop evaluate in different processes (different

@@ -34,6 +34,7 @@ def policy_check(*args: str, timeout: float = 240) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+@pytest.mark.slow  # the real command: program evaluation and a pack process per run
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
 def test_every_stack_passes(stack):
     proc = policy_check("--stack", stack)
@@ -57,6 +58,7 @@ def bad_program(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow  # the real command: program evaluation and a pack process per run
 def test_bad_variant_fails_with_the_violation(bad_program):
     proc = policy_check("--stack", "dev", "--program-dir", str(bad_program))
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -68,6 +70,7 @@ def test_bad_variant_fails_with_the_violation(bad_program):
     assert "Result: FAILED (1 mandatory" in proc.stdout
 
 
+@pytest.mark.slow  # the real command: program evaluation and a pack process per run
 def test_config_override_reaches_the_program():
     # The program refuses a write statement in executionRoleExtraStatements before any resource
     # exists (the component validates it), so the gate reports that it could not run.
@@ -80,6 +83,7 @@ def test_config_override_reaches_the_program():
     assert "executionRoleExtraStatements[0].Action: s3:PutObject not read-only" in proc.stderr
 
 
+@pytest.mark.slow  # the real command: program evaluation and a pack process per run
 def test_config_override_with_an_allowed_but_broad_value_is_reported():
     proc = policy_check(
         "--stack", "dev", "--mode", "update", "--config", "attachReadOnlyAccess=true"

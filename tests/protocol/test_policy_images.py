@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# The real command per test: program evaluation and a pack process per run.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 TWO_IMAGES = {"default": {}, "worker": {"memoryMiB": 4096, "smokeTest": {"path": "/ready"}}}
 BAD_WORKER_VARIANT = """

@@ -39,6 +39,7 @@ def _verdicts(pack, graph):
     return sorted((d.policy_name, d.enforcement_level, d.urn, d.message) for d in pack.run(graph))
 
 
+@pytest.mark.slow  # every table again through unpatched pack processes
 @pytest.mark.parametrize("dry_run", MODES)
 def test_tables_give_the_same_verdicts_without_the_patches(dry_run):
     graphs = list(_graphs())
@@ -56,6 +57,7 @@ def test_tables_give_the_same_verdicts_without_the_patches(dry_run):
     assert flagged > 100  # the comparison is not vacuous: most cases produce diagnostics
 
 
+@pytest.mark.slow  # every stack again through unpatched pack processes
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
 def test_program_graphs_give_the_same_verdicts_without_the_patches(stack, preview):
