@@ -176,6 +176,7 @@ def test_an_unknown_image_name_is_one_line(image, capsys):
 
 def test_a_version_being_built_cannot_serve(image, capsys):
     emu, client, arn = image
+    emu.state.settings.build_seconds = 600  # still building when activate asks, however loaded
     client.update_microvm_image(
         imageIdentifier=arn,
         baseImageArn=BASE_IMAGE_ARN,
@@ -186,4 +187,5 @@ def test_a_version_being_built_cannot_serve(image, capsys):
     assert code == 1
     assert "version 4.0 is not a retained, successfully built version" in err
     assert "retained versions: 3.0, 2.0, 1.0" in err
+    emu.clock.advance(600)  # the emulator's clock, not a real wait
     wait_image(client, arn, "UPDATED")
