@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Before anything imports grpc: forking a plugin process while other gRPC channels are open crashes
 # the child (exit -11, "Other threads are currently calling into gRPC, skipping fork() handlers").
@@ -36,10 +37,18 @@ def hermetic_aws(monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Files holding ``slow`` tests run first (order within a file kept).
+    """Engine files run first, then files holding ``slow`` tests (order within a file kept).
 
     Under ``pytest -n N --dist loadfile`` (``make test``) each file goes to one worker in this
-    order, so the long process chains start at once instead of forming a tail at the end.
+    order, so the long chains (the real Pulumi CLI, killed-and-rerun providers) start at once
+    instead of forming a tail at the end.
     """
+    engine = Path(__file__).resolve().parent / "engine"
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+
+    def weight(item) -> int:
+        if engine in item.path.parents:
+            return 0
+        return 1 if item.path in slow_files else 2
+
+    items.sort(key=weight)
