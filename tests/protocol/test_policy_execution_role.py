@@ -667,12 +667,6 @@ CASES = [
 ]
 
 
-def test_table_is_big_enough():
-    assert len(CASES) >= 40
-    assert sum(1 for c in CASES if c[2] is None) >= 20
-    assert sum(1 for c in CASES if c[2] is not None) >= 30
-
-
 @pytest.fixture(scope="module")
 def pool():
     p = PackPool()

@@ -535,12 +535,6 @@ def _clean(doc):
     return doc
 
 
-def test_table_is_big_enough():
-    assert len(CASES) >= 40
-    assert sum(1 for c in CASES if c[2] is None) >= 15
-    assert sum(1 for c in CASES if c[2] is not None) >= 25
-
-
 @pytest.fixture(scope="module")
 def pool():
     p = PackPool()
