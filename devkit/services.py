@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -168,7 +169,8 @@ def healthy(name: str, ports: Ports, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(_health_url(name, ports), timeout=timeout) as resp:
             return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        # HTTPException: something else (e.g. a gRPC server) answers on that port — not ours
         return False
 
 

@@ -49,7 +49,6 @@ def pulumi_bin():
 def services(tmp_path_factory, pulumi_bin):
     """moto, the image app and the emulator on free loopback ports, stopped after the test."""
     state_dir = tmp_path_factory.mktemp("services")
-    ports = local_stack.free_ports()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -57,15 +56,25 @@ def services(tmp_path_factory, pulumi_bin):
     }
     env.update(FAST_SERVICE_ENV)
     try:
-        local_stack.start_services(
-            ports,
-            state_dir=state_dir,
-            lifetime=1200,
-            parent_pid=os.getpid(),
-            python=sys.executable,
-            env=env,
-            timeout=120,
-        )
+        # A free port can be taken by another process (a parallel worker's plugin) before our
+        # service binds it: then start again on fresh ports, at most three times.
+        for attempt in range(3):
+            ports = local_stack.free_ports()
+            try:
+                local_stack.start_services(
+                    ports,
+                    state_dir=state_dir,
+                    lifetime=1200,
+                    parent_pid=os.getpid(),
+                    python=sys.executable,
+                    env=env,
+                    timeout=120,
+                )
+                break
+            except local_stack.LocalStackError:
+                local_stack.stop_services(state_dir)
+                if attempt == 2:
+                    raise
         yield ports, state_dir
     finally:
         local_stack.stop_services(state_dir)
