@@ -14,22 +14,22 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-SIG = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
-ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
-UNKNOWNS = frozenset(
-    {
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
-        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
-        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
-        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
-        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
-        "030794c1-ac77-496b-92df-f27374a8bd58",
-        "e48ece36-62e2-4504-bad9-02848725956a",
-    }
+# The wire vocabulary is the offline engine's (one home); the double adds assets and comparison.
+from devkit.offline.wire import (  # noqa: F401  (re-exported for the double's modules)
+    ARCHIVE_SIG,
+    ASSET_SIG,
+    SECRET_SIG,
+    SIG,
+    UNKNOWN,
+    UNKNOWNS,
+    contains_secret,
+    contains_unknown,
+    is_secret,
+    is_unknown,
+    secret,
 )
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+from devkit.offline.wire import unwrap_secrets as unwrap  # noqa: F401
+
 #: Internal key upstream's bridge keeps in checked inputs: the properties it filled in itself.
 DEFAULTS_KEY = "__defaults"
 
@@ -46,51 +46,8 @@ def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SIG) == SECRET_SIG
-
-
 def is_asset(value: Any) -> bool:
     return isinstance(value, dict) and value.get(SIG) == ASSET_SIG
-
-
-def is_unknown(value: Any) -> bool:
-    return isinstance(value, str) and value in UNKNOWNS
-
-
-def contains_unknown(value: Any) -> bool:
-    if is_unknown(value):
-        return True
-    if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_unknown(v) for v in value)
-    return False
-
-
-def contains_secret(value: Any) -> bool:
-    if is_secret(value):
-        return True
-    if isinstance(value, dict):
-        return any(contains_secret(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_secret(v) for v in value)
-    return False
-
-
-def unwrap(value: Any) -> Any:
-    """``value`` with every secret wrapper removed (assets and unknowns stay as they are)."""
-    if is_secret(value):
-        return unwrap(value.get("value"))
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
-def secret(value: Any) -> dict[str, Any]:
-    return {SIG: SECRET_SIG, "value": value}
 
 
 def rewrap_secrets(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
