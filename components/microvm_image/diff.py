@@ -237,14 +237,18 @@ def retention_plan(
 
 
 def stable_outputs(plan: DiffPlan) -> list[str]:
-    """Outputs an update keeps, so a preview shows them known instead of ``[unknown]``.
+    """Outputs an update keeps (``DiffResponse.stables``): the provider's truthful answer.
 
-    The engine cannot preview a Python dynamic provider's update, so every output not listed here
-    is unknown in the preview, and whatever depends on it (the smoke test's triggers) previews as a
-    replacement. An update never changes the ARN; one that builds no version (tags, retention,
-    timeouts, a rollback with ``activeVersion``) keeps the name and version too: ``imageVersion``
-    is the newest build, whose configuration the inputs describe, while the version that serves
-    after a rollback is ``latestActiveImageVersion``. With an unknown input the plan cannot tell.
+    An update never changes the ARN; one that builds no version (tags, retention, timeouts, a
+    rollback with ``activeVersion``) keeps the name and version too: ``imageVersion`` is the newest
+    build, whose configuration the inputs describe, while the version that serves after a
+    rollback is ``latestActiveImageVersion``. With an unknown input the plan cannot tell.
+
+    Do not rely on it for previews: the engine (3.274) records ``stables`` but still hands the
+    program the new inputs as the state of a previewed update of a provider that cannot preview
+    (pkg/resource/plugin/provider_plugin.go), so every output is unknown there. That is why the
+    smoke test keys on the image's id and ``build_fingerprint`` (known in a preview), not on
+    these outputs — the engine tier found it.
     """
     if plan.replaces:
         return []
