@@ -28,6 +28,7 @@ from components.microvm_image.spec import (
     DEFAULT_MEMORY,
     MAX_VERSIONS,
 )
+from components.naming import partition_for_region
 from microvms.client import ARCHITECTURES, MANAGED_CONNECTOR_KINDS, MEMORY_SIZES, SUPPORTED_REGIONS
 from microvms.vms import MAX_DURATION_SECONDS, MAX_IDLE_SECONDS, MIN_IDLE_SECONDS, IdlePolicy
 
@@ -389,8 +390,7 @@ def adopt_arn(
             "known before deployment (set 'accountId' or a single 'aws:allowedAccountIds' "
             "entry), so give the image ARN instead"
         )
-    partition = "aws-cn" if region.startswith("cn-") else "aws"
-    return f"arn:{partition}:lambda:{region}:{known[0]}:microvm-image:{value}"
+    return f"arn:{partition_for_region(region)}:lambda:{region}:{known[0]}:microvm-image:{value}"
 
 
 def _idle_policy(r: _Reader) -> IdlePolicy | None:
