@@ -83,7 +83,7 @@ def read_record(path: Path = RECORD_FILE) -> Record | None:
 
 def choose_ports(env: dict[str, str], is_free=None) -> services.Ports:
     """Each service's preferred port (``LOCAL_*_PORT``, else the defaults 4566, 4567, 18080,
-    19000, 18022) when it is free, else a free ephemeral loopback port; all distinct."""
+    19000, 18022) when it is free, else a free loopback port (:func:`devkit.ports.free_port`); all distinct."""
     is_free = is_free or (lambda port: not services.port_open(port))
     chosen: dict[str, int] = {}
     for name, var in services.PORT_ENV.items():

@@ -39,6 +39,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from devkit import ports
+
 REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("LOCAL_STACK_STATE_DIR") or REPO / ".pulumi-local")
 #: ``make sandbox`` keeps its own services (and their records) here, apart from the local stack's.
@@ -113,9 +115,8 @@ def ports_from_env(env: dict[str, str] | None = None) -> Ports:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port nobody else was handed lately (see :mod:`devkit.ports`)."""
+    return ports.free_port()
 
 
 def free_ports() -> Ports:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from devkit.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = REPO / "image" / "app" / "main.py"
@@ -61,12 +62,6 @@ def read_line(stream, timeout: float) -> str:
     t.join(timeout)
     assert box and box[0], "the app did not print its listening line in time"
     return box[0].strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
@@ -145,9 +140,7 @@ def ready_app(start_app, **env: str) -> RunningApp:
 
 
 def test_honours_explicit_port_and_hook_port(start_app):
-    port, hook_port = free_port(), free_port()
-    while hook_port == port:
-        hook_port = free_port()
+    port, hook_port = free_port(), free_port()  # leased: never the same port twice
     app = start_app(PORT=str(port), HOOK_PORT=str(hook_port))
     assert app.app_url == f"http://127.0.0.1:{port}"
     assert app.hook_url == f"http://127.0.0.1:{hook_port}"
