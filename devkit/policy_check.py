@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devkit.offline.analyzer import PolicyPack
+from devkit.offline.analyzer import PackPool
 from devkit.offline.evaluate import evaluate_program
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,33 +98,34 @@ def run_check(
     config_file = config_file or default_policy_config(stack)
     merged: dict[tuple[str, str, str, str], Finding] = {}
     info: dict[str, Any] = {"stack": stack, "config_file": str(config_file), "modes": list(modes)}
-    for mode in modes:
-        graph = evaluate_program(
-            stack, preview=(mode == "preview"), overrides=overrides, program_dir=program_dir
-        )
-        types = {r.urn: r.type for r in graph.resources}
-        info[f"{mode}_resources"] = len(graph.resources)
-        with PolicyPack.for_graph(PACK_DIR, graph, policy_config=config_file) as pack:
+    with PackPool() as pool:  # one pack process for every mode
+        for mode in modes:
+            graph = evaluate_program(
+                stack, preview=(mode == "preview"), overrides=overrides, program_dir=program_dir
+            )
+            types = {r.urn: r.type for r in graph.resources}
+            info[f"{mode}_resources"] = len(graph.resources)
+            pack = pool.for_graph(PACK_DIR, graph, policy_config=config_file)
             remediation = {
                 p["name"]: p.get("remediationSteps", "") for p in pack.info.get("policies", [])
             }
             info["pack"] = pack.info.get("name", "")
             info["pack_version"] = getattr(pack, "pack_version", "") or pack.info.get("version", "")
             diagnostics = pack.run(graph)
-        for d in diagnostics:
-            key = (d.policy_name, d.enforcement_level, d.urn, d.message)
-            if key not in merged:
-                merged[key] = Finding(
-                    d.policy_name,
-                    d.enforcement_level,
-                    d.urn,
-                    types.get(d.urn, ""),
-                    d.message,
-                    severity=d.severity,
-                    remediation=remediation.get(d.policy_name, ""),
-                )
-            if mode not in merged[key].modes:
-                merged[key].modes.append(mode)
+            for d in diagnostics:
+                key = (d.policy_name, d.enforcement_level, d.urn, d.message)
+                if key not in merged:
+                    merged[key] = Finding(
+                        d.policy_name,
+                        d.enforcement_level,
+                        d.urn,
+                        types.get(d.urn, ""),
+                        d.message,
+                        severity=d.severity,
+                        remediation=remediation.get(d.policy_name, ""),
+                    )
+                if mode not in merged[key].modes:
+                    merged[key].modes.append(mode)
     findings = sorted(
         merged.values(), key=lambda f: (LEVEL_ORDER.get(f.level, 9), f.policy, f.urn, f.message)
     )

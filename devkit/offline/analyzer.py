@@ -204,6 +204,21 @@ def _struct_json(s: Any) -> dict[str, Any]:
     return wire.from_struct(s)
 
 
+#: PolicyPack's keyword arguments that a started pack can take again (``reconfigure``); the rest
+#: (the directory, the interpreter, the environment, the timeout) need a new process.
+RECONFIGURABLE = (
+    "project",
+    "stack",
+    "config",
+    "dry_run",
+    "policy_config",
+    "organization",
+    "secret_keys",
+    "tags",
+)
+_ATTR = {"policy_config": "user_config"}
+
+
 class PolicyPack:
     """Context manager around a policy pack process speaking ``Analyzer`` gRPC."""
 
@@ -277,7 +292,6 @@ class PolicyPack:
 
     def start(self) -> None:
         import grpc
-        from google.protobuf import empty_pb2
         from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
         env = dict(os.environ)
@@ -314,43 +328,70 @@ class PolicyPack:
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
                     raise AnalyzerError(exc.code(), exc.details(), "Handshake") from None
-            self._call(
-                "ConfigureStack",
-                analyzer_pb2.AnalyzerStackConfigureRequest(
-                    stack=self.stack,
-                    project=self.project,
-                    organization=self.organization,
-                    dry_run=self.dry_run,
-                    config=self.config,
-                    config_secret_keys=self.secret_keys,
-                    tags=self.tags,
-                ),
-            )
-            info = self._call("GetAnalyzerInfo", empty_pb2.Empty())
-            self.info = _info_to_dict(info)
-            self.plugin_info = {"version": self._call("GetPluginInfo", empty_pb2.Empty()).version}
-            self.pack_version = _yaml_version(self.pack_dir) or self.info.get("version", "")
-            self.policy_config = reconcile_policy_config(
-                self.info["policies"], self.info.get("initialConfig"), self.user_config
-            )
-            if self.info.get("supportsConfig"):
-                self._call(
-                    "Configure",
-                    analyzer_pb2.ConfigureAnalyzerRequest(
-                        policyConfig={
-                            name: analyzer_pb2.PolicyConfig(
-                                enforcementLevel=_LEVEL_TO_PROTO.get(
-                                    cfg["enforcementLevel"] or "advisory", 0
-                                ),
-                                properties=wire.to_struct(cfg.get("properties") or {}),
-                            )
-                            for name, cfg in self.policy_config.items()
-                        }
-                    ),
-                )
+            self._configure_run()
         except BaseException:
             self.stop()
             raise
+
+    def _configure_run(self) -> None:
+        """What the engine sends a started pack before each run: the stack, then the policy config."""
+        from google.protobuf import empty_pb2
+        from pulumi.runtime.proto import analyzer_pb2
+
+        self.remediations = []
+        self.not_applicable = []
+        self._call(
+            "ConfigureStack",
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=self.stack,
+                project=self.project,
+                organization=self.organization,
+                dry_run=self.dry_run,
+                config=self.config,
+                config_secret_keys=self.secret_keys,
+                tags=self.tags,
+            ),
+        )
+        if not self.info:
+            self.info = _info_to_dict(self._call("GetAnalyzerInfo", empty_pb2.Empty()))
+            self.plugin_info = {"version": self._call("GetPluginInfo", empty_pb2.Empty()).version}
+        self.pack_version = _yaml_version(self.pack_dir) or self.info.get("version", "")
+        self.policy_config = reconcile_policy_config(
+            self.info["policies"], self.info.get("initialConfig"), self.user_config
+        )
+        if self.info.get("supportsConfig"):
+            self._call(
+                "Configure",
+                analyzer_pb2.ConfigureAnalyzerRequest(
+                    policyConfig={
+                        name: analyzer_pb2.PolicyConfig(
+                            enforcementLevel=_LEVEL_TO_PROTO.get(
+                                cfg["enforcementLevel"] or "advisory", 0
+                            ),
+                            properties=wire.to_struct(cfg.get("properties") or {}),
+                        )
+                        for name, cfg in self.policy_config.items()
+                    }
+                ),
+            )
+
+    def reconfigure(self, **settings: Any) -> PolicyPack:
+        """Point a started pack at another stack, mode or policy config, as the engine's next run
+        would (``ConfigureStack`` then ``Configure``), without starting a new process.
+
+        ``settings`` are :class:`PolicyPack`'s keyword arguments that do not change the process:
+        ``project``, ``stack``, ``config``, ``dry_run``, ``policy_config``, ``organization``,
+        ``secret_keys``, ``tags``. A policy config the pack refuses raises
+        :class:`PolicyConfigError` as :meth:`start` does.
+        """
+        unknown = set(settings) - set(RECONFIGURABLE)
+        if unknown:
+            raise TypeError(f"reconfigure: not a per-run setting: {sorted(unknown)}")
+        fresh = PolicyPack(self.pack_dir, **settings)
+        for name in RECONFIGURABLE:
+            setattr(self, _ATTR.get(name, name), getattr(fresh, _ATTR.get(name, name)))
+        self._configure_run()
+        return self
 
     def stop(self) -> None:
         if self._channel is not None:
@@ -542,6 +583,64 @@ class PolicyPack:
             diagnostics.extend(self.analyze(rec, graph))
         diagnostics.extend(self.analyze_stack(records, graph))
         return diagnostics
+
+
+class PackPool:
+    """Started packs reused across analyses: one process per (directory, interpreter, extra
+    environment, timeout), pointed at each caller's stack, mode and policy config by
+    :meth:`PolicyPack.reconfigure` (what the engine itself sends a pack before a run).
+
+    Starting a pack costs about half a second of CPU (a Python process importing the SDK and the
+    pack); a policy gate that judges several modes or stacks, and the policy tables of the test
+    suite, start one per process key instead of one per question.
+    """
+
+    def __init__(self) -> None:
+        self._packs: dict[str, PolicyPack] = {}
+
+    def get(self, pack_dir: Path | str, **settings: Any) -> PolicyPack:
+        """A started pack for ``settings`` (:class:`PolicyPack`'s keyword arguments)."""
+        per_run = {k: v for k, v in settings.items() if k in RECONFIGURABLE}
+        per_process = {k: v for k, v in settings.items() if k not in RECONFIGURABLE}
+        wanted = PolicyPack(pack_dir, **per_process)
+        key = json.dumps(
+            [str(wanted.pack_dir), wanted.python, wanted.extra_env, wanted.rpc_timeout],
+            sort_keys=True,
+        )
+        pack = self._packs.get(key)
+        if pack is None:
+            pack = PolicyPack(pack_dir, **settings)
+            pack.start()
+            self._packs[key] = pack
+            return pack
+        return pack.reconfigure(**per_run)
+
+    def for_graph(
+        self, pack_dir: Path | str, graph: ProgramGraph, *, policy_config=None, **settings: Any
+    ) -> PolicyPack:
+        """:meth:`get` configured like the engine would for ``graph``'s stack and preview mode."""
+        return self.get(
+            pack_dir,
+            project=graph.project,
+            stack=graph.stack,
+            config=graph.config,
+            secret_keys=graph.secret_keys,
+            dry_run=graph.preview,
+            organization=graph.organization,
+            policy_config=policy_config,
+            **settings,
+        )
+
+    def close(self) -> None:
+        for pack in self._packs.values():
+            pack.stop()
+        self._packs.clear()
+
+    def __enter__(self) -> PackPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def _seconds(value: Any) -> float:

@@ -208,3 +208,27 @@ def test_synthetic_records_carry_their_provider():
     ]
     assert "(region ap-northeast-1)" in diags[0].message
     assert stack == []  # no toy file: nothing for the stack policy to check
+
+
+def test_pack_pool_reuses_one_process_and_refuses_per_process_settings_in_reconfigure():
+    from devkit.offline.analyzer import PackPool
+    from devkit.offline.config import REPO_ROOT
+
+    policies = REPO_ROOT / "policies"  # the real pack: its config schemas
+
+    with PackPool() as pool:
+        first = pool.get(policies, stack="dev", dry_run=True)
+        pid = first._plugin.proc.pid
+        again = pool.get(
+            policies, stack="prod", dry_run=False, policy_config={"microvm-regions": "disabled"}
+        )
+        assert again is first and again._plugin.proc.pid == pid
+        assert (again.stack, again.dry_run) == ("prod", False)
+        assert again.policy_config["microvm-regions"]["enforcementLevel"] == "disabled"
+        other = pool.get(policies, env={"MICROVMS_POLICY_SDK_PATCHES": "0"})  # another process
+        assert other is not first
+        with pytest.raises(TypeError, match="not a per-run setting"):
+            first.reconfigure(env={"X": "1"})
+        with pytest.raises(PolicyConfigError):
+            pool.get(policies, policy_config={"lambda-trust-source-account": {"accountIds": ["1"]}})
+    assert first._plugin.proc.poll() is not None and other._plugin.proc.poll() is not None

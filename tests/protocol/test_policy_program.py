@@ -1,7 +1,7 @@
 """The program's own dev/prod/local graphs pass the pack with the shipped per-environment configs.
 
 The graphs come from the real ``__main__.py`` under the offline harness; each (stack, mode)
-graph is evaluated once per module and fed to one pack process per config.
+graph is evaluated once per module and fed to one pack process, configured per test.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from devkit.offline.analyzer import PolicyPack
+from devkit.offline.analyzer import PackPool
 from devkit.offline.evaluate import ProgramError, evaluate_program
 from tests.protocol.test_policy_support import CORE, PACK_DIR, only
 
@@ -19,6 +19,13 @@ pytestmark = pytest.mark.protocol
 
 STACK_CONFIG = {"dev": "dev.json", "prod": "prod.json", "local": "dev.json"}
 _GRAPHS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def packs():
+    """One pack process for the module, re-pointed per test (see test_policy_support)."""
+    with PackPool() as pool:
+        yield pool
 
 
 def graph_for(stack: str, preview: bool, overrides=None):
@@ -35,12 +42,11 @@ def _describe(diags) -> str:
 @pytest.mark.parametrize("config_file", ["shipped", "defaults"])
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
-def test_program_graph_has_no_mandatory_violations(stack, preview, config_file):
+def test_program_graph_has_no_mandatory_violations(packs, stack, preview, config_file):
     """With the stack's shipped config file, and with no --policy-pack-config at all."""
     graph = graph_for(stack, preview)
     config = PACK_DIR / "config" / STACK_CONFIG[stack] if config_file == "shipped" else None
-    with PolicyPack.for_graph(PACK_DIR, graph, policy_config=config) as pack:
-        diags = pack.run(graph)
+    diags = packs.for_graph(PACK_DIR, graph, policy_config=config).run(graph)
     mandatory = [d for d in diags if d.enforcement_level == "mandatory"]
     assert not mandatory, _describe(mandatory)
     cant_run = [d for d in diags if "can't run policy" in d.message]
@@ -75,7 +81,7 @@ def test_program_itself_refuses_a_write_extra_statement():
 
 
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
-def test_program_graph_with_a_tampered_execution_policy_fails_mandatory(preview):
+def test_program_graph_with_a_tampered_execution_policy_fails_mandatory(packs, preview):
     """The program's graph with a Write action slipped into the execution role is blocked."""
     graph = copy.deepcopy(graph_for("dev", preview))
     role = next(
@@ -91,10 +97,8 @@ def test_program_graph_with_a_tampered_execution_policy_fails_mandatory(preview)
     document = json.loads(policy.inputs["policy"])
     document["Statement"].append({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"})
     policy.inputs["policy"] = policy.outputs["policy"] = json.dumps(document)
-    with PolicyPack.for_graph(
-        PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json"
-    ) as pack:
-        diags = only(pack.run(graph), CORE[1])
+    pack = packs.for_graph(PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json")
+    diags = only(pack.run(graph), CORE[1])
     assert len(diags) == 1 and diags[0].enforcement_level == "mandatory", _describe(diags)
     index = len(document["Statement"]) - 1
     assert f"statement {index}: allows non-read actions sqs:SendMessage (Write)" in diags[0].message
@@ -110,17 +114,15 @@ def _tamper(graph, type_token, mutate):
 
 
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
-def test_program_graph_in_an_unsupported_region_fails(preview):
+def test_program_graph_in_an_unsupported_region_fails(packs, preview):
     def move(props):
         props["region"] = "eu-central-1"
 
     graph = _tamper(
         graph_for("dev", preview), "pulumi-python:dynamic/lambda-microvms:MicrovmImage", move
     )
-    with PolicyPack.for_graph(
-        PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json"
-    ) as pack:
-        diags = only(pack.run(graph), CORE[2])
+    pack = packs.for_graph(PACK_DIR, graph, policy_config=PACK_DIR / "config" / "dev.json")
+    diags = only(pack.run(graph), CORE[2])
     text = _describe(diags)
     assert diags and all(d.enforcement_level == "mandatory" for d in diags), text
     assert (
@@ -130,7 +132,7 @@ def test_program_graph_in_an_unsupported_region_fails(preview):
 
 
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
-def test_program_graph_without_source_account_fails(preview):
+def test_program_graph_without_source_account_fails(packs, preview):
     def unguard(props):
         document = json.loads(props["assumeRolePolicy"])
         for statement in document["Statement"]:
@@ -138,10 +140,8 @@ def test_program_graph_without_source_account_fails(preview):
         props["assumeRolePolicy"] = json.dumps(document)
 
     graph = _tamper(graph_for("prod", preview), "aws:iam/role:Role", unguard)
-    with PolicyPack.for_graph(
-        PACK_DIR, graph, policy_config=PACK_DIR / "config" / "prod.json"
-    ) as pack:
-        diags = only(pack.run(graph), CORE[0])
+    pack = packs.for_graph(PACK_DIR, graph, policy_config=PACK_DIR / "config" / "prod.json")
+    diags = only(pack.run(graph), CORE[0])
     assert len(diags) == 2, _describe(diags)  # the build role and the execution role
     assert all(
         "without an effective source condition: it has no Condition" in d.message for d in diags

@@ -1,7 +1,10 @@
 """Shared helpers for the policy-pack protocol tests, plus the pack's own metadata tests.
 
-The helpers start each (mode, policy-config) combination of the pack ONCE per test module
-(:class:`PackPool`), because a pack process costs ~0.3 s to start while an Analyze call costs ~1 ms.
+The helpers start ONE pack process per test module (:class:`PackPool`) and point it at each
+test's mode, stack and policy config the way the engine does before a run (``ConfigureStack``,
+then ``Configure``), because a pack process costs ~0.5 s of CPU to start while an Analyze call
+costs ~1 ms. ``test_pool_handles_keep_their_own_settings`` below shows a handle's verdicts are those
+of a pack started fresh with the same settings.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import pytest  # noqa: E402
 
+from devkit.offline import analyzer  # noqa: E402
 from devkit.offline.analyzer import Diagnostic, PolicyConfigError, PolicyPack  # noqa: E402
 from devkit.offline.config import REPO_ROOT  # noqa: E402
 from devkit.offline.synthetic import make_resource  # noqa: E402
@@ -58,32 +62,55 @@ def policy_config(policy: str, scope: str, props: dict[str, Any] | None = None) 
 
 
 class PackPool:
-    """Packs keyed by (dry_run, stack, policy config, stack config); started on first use."""
+    """Handles on one shared pack process, each with its own (dry_run, stack, policy config, stack
+    config); a handle re-points the process at its settings whenever another handle used it last.
+    """
 
     def __init__(self) -> None:
-        self._packs: dict[str, PolicyPack] = {}
+        self._pool = analyzer.PackPool()
+        self._current: str | None = None
+        self._pack: PolicyPack | None = None
 
     def get(
         self,
         *,
         dry_run: bool,
-        config: dict[str, Any],
+        config: dict[str, Any] | str,
         stack: str = "dev",
         stack_config: dict[str, str] | None = None,
     ) -> PolicyPack:
-        key = json.dumps([dry_run, stack, config, stack_config], sort_keys=True)
-        if key not in self._packs:
-            pack = PolicyPack(
-                PACK_DIR, stack=stack, dry_run=dry_run, policy_config=config, config=stack_config
-            )
-            pack.start()
-            self._packs[key] = pack
-        return self._packs[key]
+        handle = _PackHandle(
+            self,
+            {"dry_run": dry_run, "stack": stack, "policy_config": config, "config": stack_config},
+        )
+        handle._ensure()  # a policy config the pack refuses fails here, as a fresh start would
+        return handle  # type: ignore[return-value]  # a PolicyPack by delegation
+
+    def _use(self, settings: dict[str, Any]) -> PolicyPack:
+        key = json.dumps(settings, sort_keys=True, default=str)
+        if key != self._current or self._pack is None:
+            self._current = None
+            self._pack = self._pool.get(PACK_DIR, **settings)
+            self._current = key
+        return self._pack
 
     def close(self) -> None:
-        for pack in self._packs.values():
-            pack.stop()
-        self._packs.clear()
+        self._pool.close()
+        self._pack = self._current = None
+
+
+class _PackHandle:
+    """A :class:`PolicyPack` as seen with one set of settings (every attribute is the pack's)."""
+
+    def __init__(self, pool: PackPool, settings: dict[str, Any]) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    def _ensure(self) -> PolicyPack:
+        return self._pool._use(self._settings)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ensure(), name)
 
 
 def only(diags: Iterable[Diagnostic], policy: str) -> list[Diagnostic]:
@@ -217,3 +244,42 @@ def test_invalid_regions_config_is_rejected_before_analyze():
             },
         ).start()
     assert "microvm-regions" in str(err.value)
+
+
+def _verdict(diags: list[Diagnostic]) -> list[tuple[str, str, str]]:
+    return sorted((d.policy_name, d.enforcement_level, d.message) for d in diags)
+
+
+def test_pool_handles_keep_their_own_settings(pool):
+    """Handles used in turn on one process judge exactly as packs started fresh with their settings."""
+    trust = lambda_statement()  # no aws:SourceAccount: a violation where the policy is on
+    resources = [role("r", trust_doc(trust))]
+    settings = [
+        {"dry_run": False, "config": policy_config("lambda-trust-source-account", "alone")},
+        {"dry_run": True, "config": {"lambda-trust-source-account": "disabled"}},
+        {"dry_run": False, "config": {"lambda-trust-source-account": "advisory"}, "stack": "prod"},
+        {
+            "dry_run": True,
+            "config": policy_config(
+                "lambda-trust-source-account", "all", {"accountIds": ["222222222222"]}
+            ),
+            "stack_config": {"aws:region": "us-west-2"},
+        },
+    ]
+    fresh = []
+    for s in settings:
+        with PolicyPack(
+            PACK_DIR,
+            stack=s.get("stack", "dev"),
+            dry_run=s["dry_run"],
+            policy_config=s["config"],
+            config=s.get("stack_config"),
+        ) as pack:
+            fresh.append(_verdict(pack.run(resources)))
+    assert fresh[0] and not any(v[0] == "lambda-trust-source-account" for v in fresh[1])
+    assert len({json.dumps(v) for v in fresh}) == len(fresh), fresh  # the settings matter
+
+    handles = [pool.get(**s) for s in settings]
+    for _ in range(2):  # each handle after every other one, twice
+        for handle, expected in zip(handles, fresh, strict=True):
+            assert _verdict(handle.run(resources)) == expected
