@@ -17,6 +17,14 @@ PYTEST_ARGS ?=
 # loadfile keeps each file on one worker (its module fixtures start once; engine files stay whole).
 PYTEST_WORKERS ?= 6
 XDIST = -n $(PYTEST_WORKERS) --dist loadfile
+# test-fast has no engine tier (whose processes are CPU-heavy), so more workers pay there.
+FAST_WORKERS ?= 8
+# This project's own bytecode (and pytest's rewritten test modules) is written under ~/.cache, not
+# the repo, even when the shell sets PYTHONDONTWRITEBYTECODE: otherwise every test worker, pack,
+# provider and service process compiles the same sources again. (Installed packages are compiled
+# at sync: pyproject's [tool.uv] compile-bytecode.)
+export PYTHONDONTWRITEBYTECODE :=
+export PYTHONPYCACHEPREFIX ?= $(HOME)/.cache/lambda-microvms/pycache
 PREVIEW_JSON ?= preview.json
 # Where `make pulumi` puts the CLI it builds (used when no `pulumi` is on PATH).
 TOOLCHAIN_BIN = $(shell $(RUN) python -m devkit.toolchain --bin-dir 2>/dev/null)
@@ -41,7 +49,7 @@ test: sync lint ## Run every test tier (unit, emulator, protocol, engine) after 
 
 .PHONY: test-fast
 test-fast: sync ## The edit loop: unit, emulator and protocol tiers in parallel, without slow tests
-	$(RUN) pytest tests/unit tests/emulator tests/protocol $(XDIST) -m "not slow" $(PYTEST_ARGS)
+	$(RUN) pytest tests/unit tests/emulator tests/protocol -n $(FAST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 .PHONY: pulumi
 pulumi: sync ## Build (or reuse) the Pulumi CLI and its Python launchers from Go modules, cached in ~/.cache

@@ -24,7 +24,7 @@ from websockets.sync.server import serve
 
 from microvms.client import make_client
 from tests.fixtures.cli import CliResult, run_cli
-from tests.fixtures.emulator import built_image
+from tests.fixtures.emulator import create_image, wait_image
 
 pytestmark = pytest.mark.emulator
 
@@ -128,8 +128,11 @@ def env(emulator_factory):
     shell_url = f"http://127.0.0.1:{shell_server.socket.getsockname()[1]}"
     emu = emulator_factory(upstreams={8080: app_url, 9000: app_url, 8022: shell_url})
     client = make_client(region="us-east-1", max_attempts=1)
-    image = built_image(client, "cli-plain")
-    hooked = built_image(client, "cli-hooked", hooks=HOOKS)
+    # Both builds run at once (the emulator builds images in parallel, as the service does).
+    image = create_image(client, "cli-plain")["imageArn"]
+    hooked = create_image(client, "cli-hooked", hooks=HOOKS)["imageArn"]
+    for arn in (image, hooked):
+        wait_image(client, arn, "CREATED")
     yield Env(emu, client, image, hooked)
     app.shutdown()
     shell_server.shutdown()

@@ -82,6 +82,7 @@ def _main(capsys, *argv):
 # ------------------------------------------------------------------ exit codes, real processes
 
 
+@pytest.mark.slow  # one real CLI process per exit code; make test runs it
 def test_exit_codes_of_the_real_entry_point(image):
     emu, client, arn = image
     _reset_calls(emu)

@@ -48,6 +48,7 @@ def _body(message: str, where: str) -> str:
 # ---- every AWS-managed policy: verdict by ARN == verdict inlined ------------------------------
 
 
+@pytest.mark.slow  # the whole managed-policy corpus (1,582 documents); make test runs it
 def test_every_managed_policy_gets_the_same_verdict_by_arn_and_inlined(capsys):
     ctx = execution_role.Context()
     data = managed_policies.dataset()
