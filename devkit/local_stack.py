@@ -48,6 +48,9 @@ PULUMI_CLI_VERSION = "3.272.0"
 LOCAL_PASSPHRASE = "local-only-not-secret"
 EXIT_NO_CLI = 3
 EXIT_SETUP = 4
+EXIT_NO_PLUGINS = 6
+#: The Python packages whose resource plugins the program needs (each ships pulumi-plugin.json).
+PLUGIN_PACKAGES = ("pulumi_aws", "pulumi_command")
 INSTALL_DOCS = "https://www.pulumi.com/docs/iac/download-install/"
 # pulumi-aws endpoint keys the local stack must override (CloudWatch Logs accepts either name).
 AWS_ENDPOINT_KEYS = ("s3", "iam", "sts", ("cloudwatchlogs", "logs"))
@@ -73,6 +76,102 @@ def missing_cli_message() -> str:
         "Without the CLI you still get the offline picture: `make test` and "
         "`make policy-check STACK=local`."
     )
+
+
+# --------------------------------------------------------------------------- resource plugins
+
+
+def required_plugins(packages: tuple[str, ...] = PLUGIN_PACKAGES) -> list[tuple[str, str]]:
+    """(name, version) of the resource plugin each installed SDK package is built for, read from
+    its ``pulumi-plugin.json`` (the file the engine reads; the package itself is not imported)."""
+    import importlib.util
+
+    found = []
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        meta = Path(next(iter(spec.submodule_search_locations))) / "pulumi-plugin.json"
+        if meta.is_file():
+            data = json.loads(meta.read_text())
+            if data.get("resource", True) and data.get("name") and data.get("version"):
+                found.append((str(data["name"]), str(data["version"]).removeprefix("v")))
+    return found
+
+
+def missing_plugins(required: list[tuple[str, str]], listed: list[dict]) -> list[tuple[str, str]]:
+    """The ``required`` resource plugins absent from ``pulumi plugin ls --json``'s answer."""
+    have = {
+        (str(p.get("name")), str(p.get("version", "")).removeprefix("v"))
+        for p in listed
+        if p.get("kind", "resource") == "resource"
+    }
+    return [plugin for plugin in required if plugin not in have]
+
+
+def missing_plugins_message(failures: list[tuple[str, str, str]]) -> str:
+    lines = [
+        "The Pulumi resource plugins this program needs are not installed"
+        + (", and could not be downloaded:" if any(why for *_, why in failures) else ":")
+    ]
+    for name, version, why in failures:
+        lines.append(f"  - pulumi-resource-{name} v{version}" + (f": {why}" if why else ""))
+    lines.append(
+        "`make up STACK=local` runs the real Pulumi engine, which loads them from "
+        "$PULUMI_HOME/plugins (default ~/.pulumi/plugins). Install them where get.pulumi.com "
+        "is reachable:"
+    )
+    lines += [f"    pulumi plugin install resource {n} v{v}" for n, v, _ in failures]
+    lines.append("or from a release archive you copied to this machine:")
+    lines += [
+        f"    pulumi plugin install resource {n} v{v} --file pulumi-resource-{n}-v{v}-<os>-<arch>.tar.gz"
+        for n, v, _ in failures
+    ]
+    lines.append(
+        "Nothing was started. Without them: `make sandbox` runs a MicroVM locally, and "
+        "`make policy-check STACK=local` and `make test` give the offline picture."
+    )
+    return "\n".join(lines)
+
+
+def ensure_plugins(pulumi: str, env: dict[str, str]) -> None:
+    """Install the missing resource plugins (``pulumi plugin install``, with progress), or exit
+    :data:`EXIT_NO_PLUGINS` with :func:`missing_plugins_message` before any service starts.
+
+    Without this the engine discovers a missing plugin halfway through the preview and prints a
+    page of tracebacks. ``PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true`` means: never download.
+    """
+    listed = _run([pulumi, "plugin", "ls", "--json"], env, check=False, capture=True)
+    try:
+        plugins = json.loads(listed.stdout or "[]") if listed.returncode == 0 else []
+    except json.JSONDecodeError:
+        plugins = []
+    missing = missing_plugins(required_plugins(), plugins or [])
+    if not missing:
+        return
+    no_download = env.get("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "").lower() in (
+        "1",
+        "true",
+    )
+    failures = []
+    for name, version in missing:
+        if no_download:
+            failures.append((name, version, ""))
+            continue
+        print(f"Installing the Pulumi plugin pulumi-resource-{name} v{version} (first run only)...")
+        sys.stdout.flush()
+        proc = _run(
+            [pulumi, "plugin", "install", "resource", name, f"v{version}"],
+            env,
+            check=False,
+            capture=True,
+        )
+        if proc.returncode != 0:
+            text = (proc.stderr or proc.stdout or "").strip().splitlines()
+            failures.append((name, version, text[-1] if text else f"exit {proc.returncode}"))
+    if failures:
+        print(missing_plugins_message(failures), file=sys.stderr)
+        raise SystemExit(EXIT_NO_PLUGINS)
 
 
 # --------------------------------------------------------------------------- pulumi environment
@@ -111,9 +210,19 @@ def _load_yaml(path: Path) -> dict:
 
 
 def local_config_path() -> Path:
-    """``Pulumi.local.yaml`` (``LOCAL_STACK_PULUMI_CONFIG`` points the preflight check elsewhere;
-    the tests use it to pair a copy of the file with free ports)."""
+    """``Pulumi.local.yaml``, or the stack file ``LOCAL_STACK_PULUMI_CONFIG`` names (a copy with
+    other ports, say): the preflight checks it and every pulumi command gets it as
+    ``--config-file``."""
     return Path(os.environ.get("LOCAL_STACK_PULUMI_CONFIG") or REPO / "Pulumi.local.yaml")
+
+
+def config_file_args() -> list[str]:
+    """``--config-file <file>`` when ``LOCAL_STACK_PULUMI_CONFIG`` names another stack file."""
+    return (
+        ["--config-file", str(local_config_path())]
+        if os.environ.get("LOCAL_STACK_PULUMI_CONFIG")
+        else []
+    )
 
 
 def config_endpoint_problems(ports: Ports, config_path: Path | None = None) -> list[str]:
@@ -217,6 +326,7 @@ def up_command(pulumi: str, *, refresh: bool) -> list[str]:
     cmd = [
         pulumi, "up", "--yes", "--stack", STACK, NON_INTERACTIVE,
         "--policy-pack", "policies", "--policy-pack-config", _policy_config(),
+        *config_file_args(),
     ]  # fmt: skip
     if refresh:
         # Fresh emulators have no resources: let the engine notice before it plans.
@@ -228,11 +338,13 @@ def preview_command(pulumi: str) -> list[str]:
     return [
         pulumi, "preview", "--diff", "--stack", STACK, NON_INTERACTIVE,
         "--policy-pack", "policies", "--policy-pack-config", _policy_config(),
+        *config_file_args(),
     ]  # fmt: skip
 
 
 def destroy_command(pulumi: str, *, refresh: bool) -> list[str]:
     cmd = [pulumi, "destroy", "--yes", "--skip-preview", "--stack", STACK, NON_INTERACTIVE]
+    cmd += config_file_args()
     if refresh:
         cmd.append("--refresh")
     return cmd
@@ -322,6 +434,7 @@ def _preflight(ports: Ports) -> str:
             file=sys.stderr,
         )
         raise SystemExit(EXIT_SETUP)
+    ensure_plugins(pulumi, pulumi_env(ports))
     return pulumi
 
 
