@@ -381,8 +381,8 @@ class PolicyPack:
 
         ``settings`` are :class:`PolicyPack`'s keyword arguments that do not change the process:
         ``project``, ``stack``, ``config``, ``dry_run``, ``policy_config``, ``organization``,
-        ``secret_keys``, ``tags``. A policy config the pack refuses raises
-        :class:`PolicyConfigError` as :meth:`start` does.
+        ``secret_keys``, ``tags``; those not given take their defaults, as for a new pack. A
+        policy config the pack refuses raises :class:`PolicyConfigError` as :meth:`start` does.
         """
         unknown = set(settings) - set(RECONFIGURABLE)
         if unknown:
