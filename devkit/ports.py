@@ -98,10 +98,13 @@ def free_port() -> int:
     candidates = candidate_range()
     if len(candidates) < 100:
         return _kernel_port()
-    with _locked_leases() as leases:
-        for port in random.sample(candidates, min(len(candidates), 500)):
-            if str(port) in leases or not _bindable(port):
-                continue
-            leases[str(port)] = time.time()
-            return port
+    try:
+        with _locked_leases() as leases:
+            for port in random.sample(candidates, min(len(candidates), 500)):
+                if str(port) in leases or not _bindable(port):
+                    continue
+                leases[str(port)] = time.time()
+                return port
+    except OSError:
+        pass  # no writable temporary directory: no leases, the kernel's pick
     return _kernel_port()

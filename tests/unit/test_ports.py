@@ -89,3 +89,12 @@ def test_processes_picking_at_once_never_get_the_same_port(tmp_path):
         picked += [int(p) for p in out.split()]
     assert len(picked) == 240
     assert len(set(picked)) == 240
+
+
+def test_without_a_writable_lease_file_the_kernel_picks(tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")  # a file where the temporary directory should be
+    monkeypatch.setattr(ports, "_lease_file", lambda: blocked / "leases.json")
+    port = ports.free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
