@@ -361,8 +361,25 @@ def config_of(args: ResourceValidationArgs | StackValidationArgs) -> dict[str, A
         return {}
 
 
-def resolve_environment(configured: Any) -> tuple[str | None, str]:
-    """(environment, where it came from): policy config, stack config, else the stack name."""
+def stack_from_urns(urns: Iterable[str]) -> str | None:
+    """The stack every URN names (``urn:pulumi:<stack>::<project>::…``); None when none parses or
+    they name different stacks."""
+    stacks = set()
+    for urn in urns:
+        if isinstance(urn, str) and urn.startswith("urn:pulumi:"):
+            stack = urn[len("urn:pulumi:") :].split("::", 1)[0]
+            if stack:
+                stacks.add(stack)
+    return stacks.pop() if len(stacks) == 1 else None
+
+
+def resolve_environment(configured: Any, urns: Iterable[str] = ()) -> tuple[str | None, str]:
+    """(environment, where it came from): policy config, stack config, the stack name the engine
+    sent, else the stack name in the judged resources' URNs.
+
+    The last one matters for ``pulumi policy analyze`` over a stack's state (the drift workflow):
+    the engine then sends the pack neither the stack's config nor its name, only the resources.
+    """
     if isinstance(configured, str) and configured:
         return configured, "policy config 'environment'"
     value = stack_config().get(f"{PROJECT_NAMESPACE}:environment")
@@ -371,6 +388,9 @@ def resolve_environment(configured: Any) -> tuple[str | None, str]:
     stack = stack_name()
     if stack:
         return stack, "the stack name"
+    stack = stack_from_urns(urns)
+    if stack:
+        return stack, "the stack name in the resources' URNs"
     return None, "nowhere"
 
 

@@ -61,14 +61,17 @@ def evaluate(graph: Graph, config: dict[str, Any]) -> list[tuple[str, str | None
     by_env = config.get("allowedRegionsByEnvironment")
     if by_env is None:
         by_env = DEFAULT_ALLOWED_BY_ENVIRONMENT
-    environment, source = resolve_environment(config.get("environment"))
+    environment, source = resolve_environment(
+        config.get("environment"), (res.urn for res in graph.resources)
+    )
     allowed: list[str] | None = None
     if environment is None:
         out.append(
             (
                 "The stack's environment cannot be determined (no policy config 'environment', no "
-                "stack config 'lambda-microvms:environment', no stack name), so regions cannot be "
-                "checked; it fails closed. Fix: set 'environment' in the policy config.",
+                "stack config 'lambda-microvms:environment', no stack name, no single stack in the "
+                "resources' URNs), so regions cannot be checked; it fails closed. Fix: set "
+                "'environment' in the policy config.",
                 None,
             )
         )
