@@ -5,7 +5,7 @@ The only stand-ins are the pulumi-aws and pulumi-command test doubles in this te
 ``PULUMI_HOME`` (automatic plugin downloads off). Everything else is the user's path: the module
 starts moto, the emulator and the image app itself, selects or creates the stack in a file backend,
 runs ``pulumi up --policy-pack``, prints the outputs and the smoke verdict; a second ``up`` reuses
-the services and changes nothing; after the emulators were stopped ``up`` refreshes and rebuilds;
+the services and changes nothing, and so does ``preview``; after the emulators were stopped ``up`` refreshes and rebuilds;
 ``down`` destroys the stack and stops every service. And when the plugins are missing, ``up`` says
 which and how to install them before it starts anything.
 """
@@ -93,7 +93,7 @@ def _nothing_running(state: Path, ports: services.Ports) -> list[str]:
     return left
 
 
-def test_make_up_twice_after_a_restart_and_down_under_the_real_cli(tmp_path, pulumi_bin):
+def test_make_up_twice_preview_restart_and_down_under_the_real_cli(tmp_path, pulumi_bin):
     ports = services.free_ports()
     env = _user_env(tmp_path, ports)
     state = tmp_path / "local"
@@ -122,6 +122,12 @@ def test_make_up_twice_after_a_restart_and_down_under_the_real_cli(tmp_path, pul
         assert "stack init" not in second.stdout and "--refresh" not in second.stdout
         assert re.search(r"^\s+\d+ unchanged$", second.stdout, re.M), second.stdout[-3000:]
         assert not re.search(r"^\s+\+ \d+ created", second.stdout, re.M)
+
+        # ---- make preview: the same services, the pack, and nothing to change
+        preview = _local_stack("preview", env)
+        assert preview.returncode == 0, preview.stdout[-4000:] + preview.stderr[-4000:]
+        assert "--diff" in preview.stdout and "--policy-pack policies" in preview.stdout
+        assert re.search(r"^\s+\d+ unchanged$", preview.stdout, re.M), preview.stdout[-3000:]
 
         # ---- the emulators stopped (their state is in memory): up refreshes, then rebuilds
         stop = _local_stack("stop-emulators", env)
