@@ -361,12 +361,13 @@ def test_environment_sources(pool, dry_run):
 
 def test_environment_cannot_be_determined(pool):
     from devkit.offline.analyzer import PolicyPack
-    from tests.protocol.test_policy_support import PACK_DIR
+    from tests.protocol.test_policy_support import PACK_DIR, in_stacks
 
+    # No stack name from the engine or the environment, and URNs of two stacks.
     with PolicyPack(
         PACK_DIR, policy_config=policy_config(POLICY, "alone"), stack="", env={"PULUMI_STACK": ""}
     ) as pack:
-        diags = only(pack.run(pair("us-east-1")), POLICY)
+        diags = only(pack.run(in_stacks(pair("us-east-1"), "dev", "prod")), POLICY)
     assert len(diags) == 1
     assert diags[0].enforcement_level == "mandatory"
     assert "The stack's environment cannot be determined" in diags[0].message

@@ -8,28 +8,15 @@ determined"). Here the environment is emptied, so only ConfigureStack can tell t
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from devkit.offline.analyzer import PolicyPack
 from tests.protocol.test_policy_regions import POLICY, RESTRICTED, pair
-from tests.protocol.test_policy_support import PACK_DIR, only, policy_config
+from tests.protocol.test_policy_support import PACK_DIR, in_stacks, only, policy_config
 
 pytestmark = pytest.mark.protocol
 
 NO_ENV = {"PULUMI_CONFIG": "{}", "PULUMI_STACK": "", "PULUMI_PROJECT": ""}
-
-
-def in_stacks(records, *stacks: str):
-    """``records`` with their URNs (and dependencies on them) moved to ``stacks``, one per record
-    (the last one repeats)."""
-    out = []
-    for i, rec in enumerate(records):
-        stack = stacks[min(i, len(stacks) - 1)]
-        moved = rec.urn.replace("urn:pulumi:dev::", f"urn:pulumi:{stack}::", 1)
-        out.append(dataclasses.replace(rec, urn=moved))
-    return out
 
 
 def run(stack: str, config: dict[str, str], region: str, records=None, props=None):

@@ -9,6 +9,7 @@ of a pack started fresh with the same settings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable
@@ -111,6 +112,17 @@ class _PackHandle:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ensure(), name)
+
+
+def in_stacks(records, *stacks: str):
+    """``records`` with their URNs (and dependencies on them) moved to ``stacks``, one per record
+    (the last one repeats)."""
+    out = []
+    for i, rec in enumerate(records):
+        stack = stacks[min(i, len(stacks) - 1)]
+        moved = rec.urn.replace("urn:pulumi:dev::", f"urn:pulumi:{stack}::", 1)
+        out.append(dataclasses.replace(rec, urn=moved))
+    return out
 
 
 def only(diags: Iterable[Diagnostic], policy: str) -> list[Diagnostic]:
