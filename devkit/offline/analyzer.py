@@ -219,6 +219,18 @@ RECONFIGURABLE = (
 _ATTR = {"policy_config": "user_config"}
 
 
+def graph_settings(graph: ProgramGraph) -> dict[str, Any]:
+    """The per-run settings the engine gives a pack for ``graph``'s stack and preview mode."""
+    return {
+        "project": graph.project,
+        "stack": graph.stack,
+        "config": graph.config,
+        "secret_keys": graph.secret_keys,
+        "dry_run": graph.preview,
+        "organization": graph.organization,
+    }
+
+
 class PolicyPack:
     """Context manager around a policy pack process speaking ``Analyzer`` gRPC."""
 
@@ -270,17 +282,7 @@ class PolicyPack:
         cls, pack_dir: Path | str, graph: ProgramGraph, *, policy_config=None, **kwargs
     ) -> PolicyPack:
         """A pack configured like the engine would for ``graph``'s stack and preview mode."""
-        return cls(
-            pack_dir,
-            project=graph.project,
-            stack=graph.stack,
-            config=graph.config,
-            secret_keys=graph.secret_keys,
-            dry_run=graph.preview,
-            organization=graph.organization,
-            policy_config=policy_config,
-            **kwargs,
-        )
+        return cls(pack_dir, **graph_settings(graph), policy_config=policy_config, **kwargs)
 
     # Lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> PolicyPack:
@@ -619,17 +621,7 @@ class PackPool:
         self, pack_dir: Path | str, graph: ProgramGraph, *, policy_config=None, **settings: Any
     ) -> PolicyPack:
         """:meth:`get` configured like the engine would for ``graph``'s stack and preview mode."""
-        return self.get(
-            pack_dir,
-            project=graph.project,
-            stack=graph.stack,
-            config=graph.config,
-            secret_keys=graph.secret_keys,
-            dry_run=graph.preview,
-            organization=graph.organization,
-            policy_config=policy_config,
-            **settings,
-        )
+        return self.get(pack_dir, **graph_settings(graph), policy_config=policy_config, **settings)
 
     def close(self) -> None:
         for pack in self._packs.values():

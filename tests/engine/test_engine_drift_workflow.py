@@ -11,10 +11,8 @@ import os
 
 import pytest
 
-from microvms import waiters
 from tests.engine.stack import EngineStack
-from tests.engine.test_engine_local_stack import client
-from tests.engine.test_engine_platform import image_state
+from tests.engine.test_engine_platform import console_change, image_state
 from tests.engine.workflow import linked_project, run_step
 
 pytestmark = pytest.mark.timeout(900)
@@ -43,16 +41,9 @@ def test_drift_workflow_scripts_report_no_drift_then_a_console_change(
 
     # ---- a console change to the image's memory: the drift step fails and says what to do
     res = image_state(engine, "image-image")
-    mv = client(engine, "lambda-microvms")
-    current = mv.get_microvm_image(imageIdentifier=res["id"])["latestActiveImageVersion"]
-    live = mv.get_microvm_image_version(imageIdentifier=res["id"], imageVersion=current)
-    members = mv.meta.service_model.operation_model("UpdateMicrovmImage").input_shape.members
-    body = {
-        k: live[k] for k in members if k in live and k not in ("imageIdentifier", "clientToken")
-    }
-    body["resources"] = [{"minimumMemoryInMiB": 4096}]
-    version = mv.update_microvm_image(imageIdentifier=res["id"], **body)["imageVersion"]
-    waiters.wait_for_image_version(mv, res["id"], version, timeout=60)
+    console_change(
+        engine, res["id"], lambda body: body.update(resources=[{"minimumMemoryInMiB": 4096}])
+    )
 
     refresh, text = run_step("drift.yml", "pulumi refresh", project, engine, summary)
     assert refresh.returncode != 0

@@ -20,6 +20,21 @@ def image_state(engine: EngineStack, name: str) -> dict:
     raise AssertionError(f"no {name} in state")
 
 
+def console_change(engine: EngineStack, image_id: str, edit) -> None:
+    """The console's full PUT: the live version's configuration with ``edit`` applied to it, then
+    the wait until the new version is built."""
+    mv = client(engine, "lambda-microvms")
+    current = mv.get_microvm_image(imageIdentifier=image_id)["latestActiveImageVersion"]
+    live = mv.get_microvm_image_version(imageIdentifier=image_id, imageVersion=current)
+    members = mv.meta.service_model.operation_model("UpdateMicrovmImage").input_shape.members
+    body = {
+        k: live[k] for k in members if k in live and k not in ("imageIdentifier", "clientToken")
+    }
+    edit(body)
+    version = mv.update_microvm_image(imageIdentifier=image_id, **body)["imageVersion"]
+    waiters.wait_for_image_version(mv, image_id, version, timeout=60)
+
+
 def test_two_images_rollback_and_protected_destroy(engine: EngineStack):
     engine.write_config(
         **{
@@ -116,18 +131,7 @@ def test_refresh_finds_a_console_change(engine: EngineStack, edit, changed):
     engine.write_config(**{"lambda-microvms:smokeTest": {"enabled": False}})
     assert engine.up().returncode == 0
     engine.ok("refresh", "--preview-only", "--expect-no-changes")
-    res = image_state(engine, "image-image")
-    mv = client(engine, "lambda-microvms")
-    # The console's full PUT: the live version's configuration with one setting changed.
-    current = mv.get_microvm_image(imageIdentifier=res["id"])["latestActiveImageVersion"]
-    live = mv.get_microvm_image_version(imageIdentifier=res["id"], imageVersion=current)
-    members = mv.meta.service_model.operation_model("UpdateMicrovmImage").input_shape.members
-    body = {
-        k: live[k] for k in members if k in live and k not in ("imageIdentifier", "clientToken")
-    }
-    edit(body)
-    version = mv.update_microvm_image(imageIdentifier=res["id"], **body)["imageVersion"]
-    waiters.wait_for_image_version(mv, res["id"], version, timeout=60)
+    console_change(engine, image_state(engine, "image-image")["id"], edit)
 
     drift = engine.pulumi("refresh", "--preview-only", "--expect-no-changes", "--diff")
     assert drift.returncode != 0
