@@ -14,8 +14,11 @@ import shlex
 import stat
 from pathlib import Path
 
+from devkit.local_stack import required_plugins
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-AWS_PLUGIN_VERSION = "7.51.1"
+#: The release the aws double stands in for: what the installed pulumi_aws SDK asks the engine for.
+AWS_PLUGIN_VERSION = dict(required_plugins())["aws"]
 
 
 def install_aws_double(pulumi_home: Path, python: str) -> Path:

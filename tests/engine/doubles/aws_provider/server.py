@@ -36,8 +36,9 @@ from tests.engine.doubles.aws_provider.config import (
     parse_config,
 )
 from tests.engine.doubles.aws_provider.resources import invoke, resource_type
+from tests.engine.doubles.plugins import AWS_PLUGIN_VERSION
 
-VERSION = "7.51.1"
+VERSION = AWS_PLUGIN_VERSION  # the pulumi_aws SDK's own pulumi-plugin.json
 SCHEMA = json.dumps({"name": "aws", "version": VERSION})
 LOG = logging.getLogger("aws-test-double")
 

@@ -35,7 +35,10 @@ What it refuses: any other resource type (``command:remote:*``), any invoke (``c
 
 from __future__ import annotations
 
-#: The upstream release this double stands in for (pulumi-command's Python SDK pin).
-VERSION = "1.2.1"
+from devkit.local_stack import required_plugins
+
+#: The upstream release this double stands in for: what the installed pulumi_command SDK asks the
+#: engine for (its pulumi-plugin.json).
+VERSION = dict(required_plugins())["command"]
 #: The one resource type implemented.
 LOCAL_COMMAND = "command:local:Command"
