@@ -17,13 +17,7 @@ import yaml
 from devkit import services as local_stack
 from devkit import toolchain
 from tests.engine.stack import REPO, STACK, EngineStack, rewrite_endpoints
-
-FAST_SERVICE_ENV = {
-    "LOCAL_EMULATOR_BUILD_SECONDS": "0.5",
-    "LOCAL_EMULATOR_RUN_SECONDS": "0.2",
-    "APP_INIT_SECONDS": "0.3",
-    "APP_SUSPEND_DRAIN_SECONDS": "1",
-}
+from tests.fixtures.local_services import service_env
 
 
 def pytest_collection_modifyitems(items):
@@ -49,32 +43,17 @@ def pulumi_bin():
 def services(tmp_path_factory, pulumi_bin):
     """moto, the image app and the emulator on free loopback ports, stopped after the test."""
     state_dir = tmp_path_factory.mktemp("services")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and k not in ("MICROVMS_PROXY_URL", "LOG_LEVEL")
-    }
-    env.update(FAST_SERVICE_ENV)
+    ports = local_stack.free_ports()  # leased: no other process gets them (devkit.ports)
     try:
-        # A free port can be taken by another process (a parallel worker's plugin) before our
-        # service binds it: then start again on fresh ports, at most three times.
-        for attempt in range(3):
-            ports = local_stack.free_ports()
-            try:
-                local_stack.start_services(
-                    ports,
-                    state_dir=state_dir,
-                    lifetime=1200,
-                    parent_pid=os.getpid(),
-                    python=sys.executable,
-                    env=env,
-                    timeout=120,
-                )
-                break
-            except local_stack.LocalStackError:
-                local_stack.stop_services(state_dir)
-                if attempt == 2:
-                    raise
+        local_stack.start_services(
+            ports,
+            state_dir=state_dir,
+            lifetime=1200,
+            parent_pid=os.getpid(),
+            python=sys.executable,
+            env=service_env(),
+            timeout=120,
+        )
         yield ports, state_dir
     finally:
         local_stack.stop_services(state_dir)

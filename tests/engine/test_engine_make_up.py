@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from devkit import local_stack, services, toolchain
-from tests.engine.conftest import FAST_SERVICE_ENV
 from tests.engine.stack import REPO, rewrite_endpoints
+from tests.fixtures.local_services import FAST_SERVICE_ENV
 
 pytestmark = pytest.mark.slow
 

@@ -43,6 +43,7 @@ from components.roles import lambda_trust_policy, to_json
 from devkit import local_stack, services
 from devkit.offline.evaluate import evaluate_program
 from devkit.offline.provider import DynamicProvider, ProviderError
+from tests.fixtures.local_services import service_env
 
 # The whole local chain: build, smoke test and delete through the provider and the CLI.
 pytestmark = [pytest.mark.protocol, pytest.mark.slow]
@@ -56,13 +57,6 @@ REGION = services.REGION
 FIXED_EMULATOR_URL = "http://127.0.0.1:4567"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 LIVE_VM_STATES = ("PENDING", "RUNNING")
-#: Short emulator durations and a short app boot (the build's /ready still sees 503 first).
-FAST_SERVICE_ENV = {
-    "LOCAL_EMULATOR_BUILD_SECONDS": "0.3",
-    "LOCAL_EMULATOR_RUN_SECONDS": "0.1",
-    "APP_INIT_SECONDS": "0.3",
-    "APP_SUSPEND_DRAIN_SECONDS": "1",
-}
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -119,12 +113,7 @@ def stack(tmp_path_factory):
     """moto, the image app and the emulator, started as ``make up STACK=local`` starts them."""
     state_dir = tmp_path_factory.mktemp("local-stack")
     ports = services.free_ports()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and k not in ("MICROVMS_PROXY_URL", "LOG_LEVEL")
-    }
-    env.update(FAST_SERVICE_ENV)
+    env = service_env()
     try:
         started = services.start_services(
             ports,
